@@ -1,0 +1,14 @@
+//! OmniStream domain: identifiers, value types, the permission catalogue and pure policies.
+//!
+//! Nothing in this crate performs I/O; it is shared by the write side, the read side and the
+//! HTTP gateway so that every layer speaks the same validated types.
+
+pub mod email;
+pub mod ids;
+pub mod permissions;
+pub mod stream;
+
+pub use email::{EmailAddress, InvalidEmail};
+pub use ids::{AgentId, ApiKeyId, DivisionId, RoleId, SessionId, TenantId};
+pub use permissions::{AgentRole, Permission};
+pub use stream::{StreamId, StreamIdError};

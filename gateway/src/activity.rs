@@ -1,0 +1,220 @@
+//! The activity log: one row per change made through the API, written in the same transaction
+//! as the change, and the endpoint that lists them.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use omnistream_domain::{Permission, TenantId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{Caller, RequestOrigin};
+use crate::error::{ErrorResponse, Result, Violations};
+use crate::extract::{PageRequest, Paginated, Validate, ValidQuery};
+
+/// One change to record.
+#[derive(Debug, Clone)]
+pub struct Activity<'a> {
+    /// `<entity>.<verb>`, e.g. `agent.created`.
+    pub action: &'a str,
+    /// e.g. `agent`.
+    pub entity_type: &'a str,
+    /// The changed entity.
+    pub entity_id: Option<String>,
+    /// Changed fields and other context (never secrets).
+    pub details: Value,
+}
+
+/// Who made a change.
+#[derive(Debug, Clone)]
+pub struct Actor<'a> {
+    /// Tenant the change belongs to.
+    pub tenant_id: TenantId,
+    /// Acting agent, if any.
+    pub agent_id: Option<Uuid>,
+    /// Its name at the time.
+    pub agent_name: Option<&'a str>,
+    /// Request origin.
+    pub origin: &'a RequestOrigin,
+}
+
+impl<'a> From<&'a Caller> for Actor<'a> {
+    fn from(caller: &'a Caller) -> Self {
+        Self {
+            tenant_id: caller.tenant_id,
+            agent_id: Some(caller.agent_id.as_uuid()),
+            agent_name: Some(&caller.agent_name),
+            origin: &caller.origin,
+        }
+    }
+}
+
+/// Writes one activity-log row on `conn` (pass the change's transaction).
+pub async fn record(conn: &mut PgConnection, actor: impl Into<Actor<'_>>, activity: Activity<'_>) -> Result<()> {
+    let actor = actor.into();
+    sqlx::query(
+        r#"INSERT INTO activity_logs (id, tenant_id, agent_id, agent_name, action, entity_type, entity_id, details, ip_address, user_agent)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
+    )
+    .bind(Uuid::new_v4())
+    .bind(actor.tenant_id.as_uuid())
+    .bind(actor.agent_id)
+    .bind(actor.agent_name)
+    .bind(activity.action)
+    .bind(activity.entity_type)
+    .bind(activity.entity_id)
+    .bind(activity.details)
+    .bind(actor.origin.ip.as_deref())
+    .bind(actor.origin.user_agent.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One audit row.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ActivityLog {
+    id: Uuid,
+    agent_id: Option<Uuid>,
+    agent_name: Option<String>,
+    action: String,
+    entity_type: String,
+    entity_id: Option<String>,
+    #[schema(value_type = Object)]
+    details: Value,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// Filters of `GET /api/activity-logs`. `from`/`to` take RFC 3339 or `YYYY-MM-DD` (tenant
+/// timezone; a `to` date is inclusive). Unknown query parameters are ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActivityLogQuery {
+    page: Option<i64>,
+    per_page: Option<i64>,
+    agent_id: Option<Uuid>,
+    action: Option<String>,
+    entity_type: Option<String>,
+    entity_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(skip)]
+    #[param(ignore)]
+    parsed: Option<(PageRequest, Option<TimeBound>, Option<TimeBound>)>,
+}
+
+/// A `from`/`to` filter value.
+#[derive(Debug, Clone)]
+enum TimeBound {
+    Instant(DateTime<Utc>),
+    Date(NaiveDate),
+}
+
+fn parse_time_bound(violations: &mut Violations, field: &str, raw: &Option<String>) -> Option<TimeBound> {
+    let raw = raw.as_deref()?.trim();
+    if let Ok(instant) = DateTime::parse_from_rfc3339(raw) {
+        return Some(TimeBound::Instant(instant.with_timezone(&Utc)));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return Some(TimeBound::Date(date));
+    }
+    violations.add(field, "must be an RFC 3339 timestamp or a YYYY-MM-DD date");
+    None
+}
+
+impl Validate for ActivityLogQuery {
+    fn validate(&mut self, violations: &mut Violations) {
+        let page = PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+        let from = parse_time_bound(violations, "from", &self.from);
+        let to = parse_time_bound(violations, "to", &self.to);
+        self.parsed = Some((page, from, to));
+    }
+}
+
+/// Adds the time filter; dates are read in the tenant's timezone.
+fn push_time_bound(query: &mut QueryBuilder<'_, Postgres>, bound: &TimeBound, is_upper: bool, tenant: TenantId) {
+    match (bound, is_upper) {
+        (TimeBound::Instant(at), false) => {
+            query.push(" AND l.created_at >= ").push_bind(*at);
+        }
+        (TimeBound::Instant(at), true) => {
+            query.push(" AND l.created_at <= ").push_bind(*at);
+        }
+        (TimeBound::Date(date), upper) => {
+            let day = if upper { *date + chrono::Days::new(1) } else { *date };
+            query
+                .push(if upper { " AND l.created_at < " } else { " AND l.created_at >= " })
+                .push("(")
+                .push_bind(day)
+                .push("::timestamp AT TIME ZONE (SELECT timezone FROM tenants WHERE id = ")
+                .push_bind(tenant.as_uuid())
+                .push("))");
+        }
+    }
+}
+
+/// List activity logs
+#[utoipa::path(
+    get, path = "/api/activity-logs", tag = "Activity Logs",
+    params(ActivityLogQuery),
+    responses(
+        (status = 200, description = "Newest first", body = Paginated<ActivityLog>),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+    ),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn list_activity_logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidQuery(query): ValidQuery<ActivityLogQuery>,
+) -> Result<Json<Paginated<ActivityLog>>> {
+    caller.require(Permission::ActivityLogsView)?;
+    let Some((page, from, to)) = query.parsed.clone() else {
+        return Err(anyhow::anyhow!("query was not validated").into());
+    };
+    let filtered = |select: &str| {
+        let mut builder = QueryBuilder::<Postgres>::new(select);
+        builder.push(" FROM activity_logs l WHERE l.tenant_id = ").push_bind(caller.tenant_id.as_uuid());
+        if let Some(agent_id) = query.agent_id {
+            builder.push(" AND l.agent_id = ").push_bind(agent_id);
+        }
+        if let Some(action) = &query.action {
+            builder.push(" AND l.action = ").push_bind(action.trim().to_owned());
+        }
+        if let Some(entity_type) = &query.entity_type {
+            builder.push(" AND l.entity_type = ").push_bind(entity_type.trim().to_owned());
+        }
+        if let Some(entity_id) = &query.entity_id {
+            builder.push(" AND l.entity_id = ").push_bind(entity_id.trim().to_owned());
+        }
+        if let Some(bound) = &from {
+            push_time_bound(&mut builder, bound, false, caller.tenant_id);
+        }
+        if let Some(bound) = &to {
+            push_time_bound(&mut builder, bound, true, caller.tenant_id);
+        }
+        builder
+    };
+    let total: i64 = filtered("SELECT count(*)").build_query_scalar().fetch_one(&state.pool).await?;
+    let mut rows = filtered(
+        "SELECT l.id, l.agent_id, l.agent_name, l.action, l.entity_type, l.entity_id, l.details, l.ip_address, l.user_agent, l.created_at",
+    );
+    rows.push(" ORDER BY l.created_at DESC, l.id DESC LIMIT ")
+        .push_bind(page.limit())
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let data = rows.build_query_as::<ActivityLog>().fetch_all(&state.pool).await?;
+    Ok(Json(Paginated::new(data, total, page)))
+}
+
+/// Routes of the Activity Logs tag.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_activity_logs))
+}

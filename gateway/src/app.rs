@@ -1,0 +1,205 @@
+//! The application: shared state, the router with its layers, and the background workers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use omnistream_projections::{all_projectors, run_projector, ProjectorSettings};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::jwt::TokenKeys;
+use crate::config::{Config, Secret};
+use crate::error::ApiError;
+use crate::openapi::ApiDoc;
+use crate::{activity, agents, api_keys, auth, divisions, health, roles};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// PostgreSQL.
+    pub pool: PgPool,
+    /// Configuration read at start.
+    pub config: Arc<Config>,
+    /// JWT signing and verification.
+    pub tokens: Arc<TokenKeys>,
+    /// NATS (reconnects by itself; health reports its state).
+    pub nats: async_nats::Client,
+    /// Prometheus exposition.
+    pub metrics: PrometheusHandle,
+}
+
+/// Which parts of the platform this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The REST API under `/api`, and the docs.
+    pub api: bool,
+    /// Inbound webhooks under `/webhooks`.
+    pub ingest: bool,
+    /// Projectors and other background workers.
+    pub worker: bool,
+}
+
+impl Roles {
+    /// Everything in one process (`omnistream serve`).
+    pub const ALL: Roles = Roles { api: true, ingest: true, worker: true };
+}
+
+/// Resolved connection settings for one process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub database_url: String,
+    pub nats_url: String,
+    pub jwt_secret: Secret,
+    pub roles: Roles,
+}
+
+/// A built application, bound to its port, ready to run.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    state: AppState,
+    roles: Roles,
+    shutdown: CancellationToken,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+impl Application {
+    /// Connects to PostgreSQL (applying migrations) and NATS, and binds `config.bind_addr`
+    /// (port 0 picks a free port, as tests do).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = crate::db::connect(&settings.database_url, 20, Duration::from_secs(30)).await?;
+        crate::db::migrate(&pool).await?;
+        let nats = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .connect(&settings.nats_url)
+            .await
+            .context("connecting to NATS (NATS_URL)")?;
+        let state = AppState {
+            pool,
+            tokens: Arc::new(TokenKeys::new(settings.jwt_secret.expose().as_bytes(), settings.config.jwt_ttl)),
+            config: Arc::new(settings.config.clone()),
+            nats,
+            metrics: health::metrics_handle(),
+        };
+        let listener = tokio::net::TcpListener::bind(settings.config.bind_addr)
+            .await
+            .with_context(|| format!("binding {} (BIND_ADDR)", settings.config.bind_addr))?;
+        let router = build_router(state.clone(), settings.roles);
+        Ok(Self { listener, router, state, roles: settings.roles, shutdown: CancellationToken::new() })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The shared state (tests use its pool).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling this token stops the server and its workers gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves requests and runs the workers until the shutdown token is cancelled.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        if self.roles.worker {
+            for projector in all_projectors() {
+                workers.push(tokio::spawn(run_projector(
+                    self.state.pool.clone(),
+                    projector,
+                    ProjectorSettings::default(),
+                    self.shutdown.clone(),
+                )));
+            }
+        }
+        let metrics = self.state.metrics.clone();
+        let upkeep_stop = self.shutdown.clone();
+        workers.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = upkeep_stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => metrics.run_upkeep(),
+                }
+            }
+        }));
+        let stop = self.shutdown.clone();
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?;
+        self.shutdown.cancel();
+        for worker in workers {
+            let _ = worker.await;
+        }
+        Ok(())
+    }
+}
+
+/// The full router for `roles`: routes, OpenAPI, docs, fallbacks and layers.
+pub fn build_router(state: AppState, roles: Roles) -> Router {
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(health::router());
+    if roles.api {
+        api = api
+            .merge(auth::routes::router())
+            .merge(agents::router())
+            .merge(divisions::router())
+            .merge(roles::router())
+            .merge(api_keys::router())
+            .merge(activity::router());
+    }
+    let (mut router, openapi) = api.split_for_parts();
+    if roles.ingest {
+        router = router.merge(omnistream_ingest::router());
+    }
+    if roles.api {
+        router = router.merge(SwaggerUi::new("/docs").url("/api/openapi.json", openapi));
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
+        .layer(axum::middleware::from_fn(health::track_requests))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::Status {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: "this method is not allowed on this path".into(),
+    }
+    .into_response()
+}

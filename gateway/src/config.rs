@@ -1,0 +1,126 @@
+//! Configuration: one typed struct read once from the environment at start.
+//!
+//! The variable names are part of the contract (ARCHITECTURE.md, "Configuration"); README.md
+//! lists each with its default.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// A secret value that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything the platform reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`; unset: the embedded dev stack decides.
+    pub database_url: Option<String>,
+    /// `NATS_URL`; unset: the embedded dev stack decides.
+    pub nats_url: Option<String>,
+    /// `BIND_ADDR`, default `127.0.0.1:8080`.
+    pub bind_addr: SocketAddr,
+    /// `PUBLIC_BASE_URL`, default `http://<BIND_ADDR>`; an `https` URL makes cookies `Secure`.
+    pub public_base_url: String,
+    /// `JWT_SECRET`; unset: a random secret kept in the data directory (dev only).
+    pub jwt_secret: Option<Secret>,
+    /// `NATS_PREFIX`, default `omnistream`.
+    pub nats_prefix: String,
+    /// `METRICS_TOKEN`; unset: `/metrics` is open.
+    pub metrics_token: Option<Secret>,
+    /// `OMNISTREAM_DATA_DIR`, default `./.data`: the dev stack and local media live here.
+    pub data_dir: PathBuf,
+    /// `JWT_TTL_SECONDS`, default 24 h.
+    pub jwt_ttl: Duration,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (tests pass their own values).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let bind_addr: SocketAddr = get("BIND_ADDR")
+            .unwrap_or_else(|| "127.0.0.1:8080".into())
+            .parse()
+            .context("BIND_ADDR must be host:port, e.g. 127.0.0.1:8080")?;
+        let public_base_url = get("PUBLIC_BASE_URL")
+            .unwrap_or_else(|| format!("http://{bind_addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let jwt_ttl = match get("JWT_TTL_SECONDS") {
+            Some(raw) => Duration::from_secs(raw.parse().context("JWT_TTL_SECONDS must be a number of seconds")?),
+            None => Duration::from_secs(24 * 3600),
+        };
+        Ok(Self {
+            database_url: get("DATABASE_URL"),
+            nats_url: get("NATS_URL"),
+            bind_addr,
+            public_base_url,
+            jwt_secret: get("JWT_SECRET").map(Secret::new),
+            nats_prefix: get("NATS_PREFIX").unwrap_or_else(|| "omnistream".into()),
+            metrics_token: get("METRICS_TOKEN").map(Secret::new),
+            data_dir: get("OMNISTREAM_DATA_DIR").map_or_else(|| PathBuf::from(".data"), PathBuf::from),
+            jwt_ttl,
+        })
+    }
+
+    /// Whether the API is served over HTTPS, so cookies carry `Secure`.
+    pub fn cookies_secure(&self) -> bool {
+        self.public_base_url.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.public_base_url, "http://127.0.0.1:8080");
+        assert_eq!(config.nats_prefix, "omnistream");
+        assert!(!config.cookies_secure());
+        assert!(config.database_url.is_none());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = Config::from_lookup(|name| (name == "JWT_SECRET").then(|| "hunter2".to_owned())).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn https_base_url_makes_cookies_secure() {
+        let config =
+            Config::from_lookup(|name| (name == "PUBLIC_BASE_URL").then(|| "https://chat.example.com/".to_owned()))
+                .unwrap();
+        assert!(config.cookies_secure());
+        assert_eq!(config.public_base_url, "https://chat.example.com");
+    }
+}

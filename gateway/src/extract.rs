@@ -1,0 +1,274 @@
+//! Request extractors that turn every kind of bad input into the contract's 400/413/415 errors:
+//! JSON bodies with unknown-field rejection and per-field validation, query strings, UUID paths,
+//! and pagination.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::{ApiError, Result, Violations};
+
+/// Checks and normalises a deserialised request (trims strings, checks lengths and ranges).
+pub trait Validate {
+    /// Records every problem in `violations`; may normalise `self` (e.g. trim strings).
+    fn validate(&mut self, violations: &mut Violations);
+}
+
+/// A JSON body: `application/json`, an object with only known fields, each of the right type,
+/// passing [`Validate`].
+pub struct ValidJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ValidJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Validate,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        if !is_json_content_type(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::Status {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code: "unsupported_media_type",
+                message: "expected a body with Content-Type: application/json".into(),
+            });
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::Status {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    code: "payload_too_large",
+                    message: "the request body is too large".into(),
+                }
+            } else {
+                ApiError::InvalidJson(rejection.body_text())
+            }
+        })?;
+        parse_body(&bytes).map(ValidJson)
+    }
+}
+
+fn is_json_content_type(value: Option<&header::HeaderValue>) -> bool {
+    let Some(mime) = value.and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<mime::Mime>().ok()) else {
+        return false;
+    };
+    mime.type_() == mime::APPLICATION && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+}
+
+/// Parses and validates a JSON object body into `T`.
+pub fn parse_body<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|error| ApiError::InvalidJson(error.to_string()))?;
+    let serde_json::Value::Object(fields) = &value else {
+        return Err(ApiError::invalid_field("body", "must be a JSON object"));
+    };
+    let known = serde_aux::serde_introspection::serde_introspect::<T>();
+    let mut violations = Violations::default();
+    for name in fields.keys() {
+        if !known.contains(&name.as_str()) {
+            violations.add(name.clone(), "unknown field");
+        }
+    }
+    violations.into_result()?;
+    let mut parsed: T = serde_path_to_error::deserialize(value).map_err(|error| {
+        let (field, problem) = describe_serde_error(&error.path().to_string(), &error.inner().to_string());
+        ApiError::invalid_field(field, problem)
+    })?;
+    let mut violations = Violations::default();
+    parsed.validate(&mut violations);
+    violations.into_result()?;
+    Ok(parsed)
+}
+
+fn describe_serde_error(path: &str, message: &str) -> (String, String) {
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        let field = if path == "." { name.to_owned() } else { format!("{path}.{name}") };
+        return (field, "is required".into());
+    }
+    let field = if path == "." { "body".to_owned() } else { path.to_owned() };
+    (field, message.to_owned())
+}
+
+/// A query string deserialised into `T` and validated.
+pub struct ValidQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ValidQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Validate,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let mut parsed: T = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let (field, problem) = describe_serde_error(&error.path().to_string(), &error.inner().to_string());
+            ApiError::invalid_field(if field == "body" { "query".to_owned() } else { field }, problem)
+        })?;
+        let mut violations = Violations::default();
+        parsed.validate(&mut violations);
+        violations.into_result()?;
+        Ok(ValidQuery(parsed))
+    }
+}
+
+/// The `{id}` path parameter as a UUID (400 `validation_error` when malformed).
+pub struct IdPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::invalid_field("id", "must be a UUID"))?;
+        Uuid::parse_str(&raw).map(IdPath).map_err(|_| ApiError::invalid_field("id", "must be a UUID"))
+    }
+}
+
+/// `page` and `per_page` after validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// 1-based page number.
+    pub page: u32,
+    /// Items per page.
+    pub per_page: u32,
+}
+
+impl PageRequest {
+    /// Validates raw `page`/`per_page` (defaults 1 and `default_per_page`, `per_page` ≤ `max`).
+    pub fn checked(
+        page: Option<i64>,
+        per_page: Option<i64>,
+        default_per_page: u32,
+        max_per_page: u32,
+        violations: &mut Violations,
+    ) -> Self {
+        let page = match page {
+            None => 1,
+            Some(p) if (1..=1_000_000).contains(&p) => p as u32,
+            Some(_) => {
+                violations.add("page", "must be an integer ≥ 1");
+                1
+            }
+        };
+        let per_page = match per_page {
+            None => default_per_page,
+            Some(n) if n >= 1 && n <= i64::from(max_per_page) => n as u32,
+            Some(_) => {
+                violations.add("per_page", format!("must be between 1 and {max_per_page}"));
+                default_per_page
+            }
+        };
+        Self { page, per_page }
+    }
+
+    /// SQL `LIMIT`.
+    pub fn limit(&self) -> i64 {
+        i64::from(self.per_page)
+    }
+
+    /// SQL `OFFSET`.
+    pub fn offset(&self) -> i64 {
+        i64::from(self.page - 1) * i64::from(self.per_page)
+    }
+}
+
+/// `PaginatedResponse<T>` of the contract (§0.5).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Paginated<T> {
+    /// This page's items.
+    pub data: Vec<T>,
+    /// All matching items.
+    pub total: i64,
+    /// The page returned.
+    pub page: u32,
+    /// Page size.
+    pub per_page: u32,
+    /// `ceil(total / per_page)`; 0 when `total` is 0.
+    pub total_pages: i64,
+}
+
+impl<T> Paginated<T> {
+    /// Wraps one page of results.
+    pub fn new(data: Vec<T>, total: i64, request: PageRequest) -> Self {
+        let per_page = i64::from(request.per_page);
+        Self { data, total, page: request.page, per_page: request.per_page, total_pages: (total + per_page - 1) / per_page }
+    }
+}
+
+/// `DeleteResponse` of the contract.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeleteResponse {
+    /// What happened.
+    pub message: String,
+    /// The deleted resource.
+    pub id: Uuid,
+}
+
+/// `{message}` replies.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageResponse {
+    /// What happened.
+    pub message: String,
+}
+
+/// For PATCH bodies: distinguishes an absent field (`None`) from an explicit `null`
+/// (`Some(None)`), which clears a nullable field.
+pub fn nullable<'de, D, T>(deserializer: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Trims `value` and checks that it has `min..=max` characters.
+pub fn check_text(violations: &mut Violations, field: &str, value: &mut String, min: usize, max: usize) {
+    let trimmed = value.trim();
+    if trimmed.len() != value.len() {
+        *value = trimmed.to_owned();
+    }
+    let length = value.chars().count();
+    if length < min {
+        violations.add(field, if min == 1 { "must not be empty".to_owned() } else { format!("must have at least {min} characters") });
+    } else if length > max {
+        violations.add(field, format!("must have at most {max} characters"));
+    }
+}
+
+/// Like [`check_text`] for an optional field; an empty optional string becomes `None`.
+pub fn check_optional_text(violations: &mut Violations, field: &str, value: &mut Option<String>, max: usize) {
+    if let Some(text) = value {
+        check_text(violations, field, text, 0, max);
+        if text.is_empty() {
+            *value = None;
+        }
+    }
+}
+
+/// Checks a new password: 8 to 128 characters (not trimmed: spaces are part of a password).
+pub fn check_password(violations: &mut Violations, field: &str, value: &str) {
+    let length = value.chars().count();
+    if length < 8 {
+        violations.add(field, "must have at least 8 characters");
+    } else if length > 128 {
+        violations.add(field, "must have at most 128 characters");
+    }
+}
+
+/// For PATCH bodies: a field that may be omitted but, when present, must not be `null`.
+pub fn present<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}

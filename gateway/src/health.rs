@@ -1,0 +1,123 @@
+//! Health and Prometheus metrics.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{SecondsFormat, Utc};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorResponse};
+
+/// State of one dependency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthChecks {
+    /// `ok` or `error`.
+    pub postgres: &'static str,
+    /// `ok` or `error`.
+    pub nats: &'static str,
+}
+
+/// `HealthResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `ok`, or `degraded` when a dependency is down.
+    pub status: &'static str,
+    pub service: &'static str,
+    pub version: &'static str,
+    pub timestamp: String,
+    pub checks: HealthChecks,
+}
+
+/// API Gateway health check
+#[utoipa::path(
+    get, path = "/api/health", tag = "Health",
+    responses((status = 200, body = HealthResponse),
+              (status = 503, description = "A dependency is down: status `degraded`, the failing check `error`", body = HealthResponse))
+)]
+async fn health(State(state): State<AppState>) -> Response {
+    let postgres = tokio::time::timeout(Duration::from_secs(2), sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
+    let healthy = postgres && nats;
+    let body = HealthResponse {
+        status: if healthy { "ok" } else { "degraded" },
+        service: "api-gateway",
+        version: env!("CARGO_PKG_VERSION"),
+        timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        checks: HealthChecks { postgres: if postgres { "ok" } else { "error" }, nats: if nats { "ok" } else { "error" } },
+    };
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus metrics
+#[utoipa::path(
+    get, path = "/metrics", tag = "Health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+              (status = 401, description = "METRICS_TOKEN is set and the bearer token does not match", body = ErrorResponse)),
+    security((), ("metrics_token" = []))
+)]
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.config.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let matches = presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.expose().as_bytes()));
+        if !matches {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every app in the process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Records request count and latency per method, route template and status.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("omnistream_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("omnistream_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Health and metrics routes (served by every process role).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(metrics))
+}

@@ -1,0 +1,22 @@
+//! OmniStream gateway: the REST API (axum), authentication and RBAC, the OpenAPI document, and
+//! the process wiring behind the `omnistream` binary.
+
+pub mod activity;
+pub mod agents;
+pub mod api_keys;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod devstack;
+pub mod divisions;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod roles;
+pub mod startup;
+pub mod tenants;
+
+pub use app::{AppState, Application, Roles, Settings};
+pub use config::Config;

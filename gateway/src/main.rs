@@ -1,0 +1,119 @@
+//! The `omnistream` binary: every role of the platform, selected by subcommand.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use omnistream_gateway::app::{Application, Roles, Settings};
+use omnistream_gateway::config::Config;
+use omnistream_gateway::{db, startup, tenants};
+
+#[derive(Debug, Parser)]
+#[command(name = "omnistream", version, about = "OmniStream omnichannel conversation platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Everything in one process (the default).
+    Serve,
+    /// Only the REST API.
+    Gateway,
+    /// Only the inbound webhook receivers.
+    Ingest,
+    /// Only the background workers (projectors).
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Rebuild a projection (or `all`) from the event log, then exit.
+    Replay {
+        /// Projection name, or `all`.
+        projection: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    startup::init_tracing();
+    if let Err(error) = run(Cli::parse()).await {
+        tracing::error!("{error:#}");
+        eprintln!("omnistream: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    let (database_url, nats_url, dev_stack) = startup::resolve_infrastructure(&config).await?;
+    let outcome = match command {
+        Command::Serve => serve(config, database_url, nats_url, Roles::ALL).await,
+        Command::Gateway => serve(config, database_url, nats_url, Roles { api: true, ingest: false, worker: false }).await,
+        Command::Ingest => serve(config, database_url, nats_url, Roles { api: false, ingest: true, worker: false }).await,
+        Command::Worker => serve(config, database_url, nats_url, Roles { api: false, ingest: false, worker: true }).await,
+        Command::Migrate => migrate(&database_url).await,
+        Command::Replay { projection } => replay(&database_url, &projection).await,
+    };
+    if let Some(stack) = dev_stack {
+        stack.stop().await;
+    }
+    outcome
+}
+
+async fn serve(config: Config, database_url: String, nats_url: String, roles: Roles) -> anyhow::Result<()> {
+    let jwt_secret = startup::resolve_jwt_secret(&config)?;
+    let base_url = config.public_base_url.clone();
+    let app = Application::build(Settings { config, database_url, nats_url, jwt_secret, roles }).await?;
+    let demo = if roles.api { tenants::seed_demo_tenant(&app.state().pool).await.map_err(|e| anyhow::anyhow!("{e}"))? } else { None };
+    tracing::info!(address = %app.local_addr()?, ?roles, "omnistream started");
+    startup::print_banner(&base_url, demo.as_ref());
+    let stop = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    let pool = db::connect(database_url, 2, std::time::Duration::from_secs(30)).await?;
+    db::migrate(&pool).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn replay(database_url: &str, name: &str) -> anyhow::Result<()> {
+    let pool = db::connect(database_url, 2, std::time::Duration::from_secs(30)).await?;
+    db::migrate(&pool).await?;
+    let projectors = if name == "all" {
+        omnistream_projections::all_projectors()
+    } else {
+        vec![omnistream_projections::projector_by_name(name).with_context(|| format!("unknown projection `{name}`"))?]
+    };
+    for projector in projectors {
+        let applied = omnistream_projections::replay::replay(&pool, projector.as_ref()).await?;
+        tracing::info!(projection = projector.name(), applied, "projection rebuilt");
+    }
+    Ok(())
+}

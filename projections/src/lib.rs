@@ -1,0 +1,29 @@
+//! OmniStream read side.
+//!
+//! Every read model is built by a [`Projector`] fed by the [`reader`], which walks the event log
+//! in commit-safe order; the projector's checkpoint is written in the same transaction as its
+//! rows, so each event takes effect exactly once, across crashes and restarts. Live tailing,
+//! catch-up and [`replay`] all use that same code.
+
+pub mod projector;
+pub mod reader;
+pub mod replay;
+pub mod runner;
+pub mod usage;
+
+pub use projector::Projector;
+pub use reader::{LogCursor, RecordedEvent};
+pub use runner::{catch_up_once, run_projector, ProjectorSettings};
+pub use usage::TenantUsageProjector;
+
+use std::sync::Arc;
+
+/// Every projector of the platform, in the order the worker starts them.
+pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
+    vec![Arc::new(TenantUsageProjector)]
+}
+
+/// Finds a projector by its name (as used by `omnistream replay <name>`).
+pub fn projector_by_name(name: &str) -> Option<Arc<dyn Projector>> {
+    all_projectors().into_iter().find(|p| p.name() == name)
+}
