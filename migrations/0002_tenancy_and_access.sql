@@ -9,6 +9,9 @@ CREATE TABLE tenants
     slug       TEXT        NOT NULL,
     timezone   TEXT        NOT NULL DEFAULT 'Asia/Jakarta',
     status     TEXT        NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+    -- The billing plan; its foreign key arrives with the billing tables.
+    plan_id      UUID,
+    suspended_at TIMESTAMPTZ,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT tenants_slug_key UNIQUE (slug)
@@ -79,8 +82,8 @@ CREATE TABLE agent_divisions
     division_id UUID        NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (agent_id, division_id),
-    FOREIGN KEY (tenant_id, agent_id) REFERENCES agents (tenant_id, id) ON DELETE CASCADE,
-    FOREIGN KEY (tenant_id, division_id) REFERENCES divisions (tenant_id, id) ON DELETE CASCADE
+    CONSTRAINT agent_divisions_agent_fkey FOREIGN KEY (tenant_id, agent_id) REFERENCES agents (tenant_id, id) ON DELETE CASCADE,
+    CONSTRAINT agent_divisions_division_fkey FOREIGN KEY (tenant_id, division_id) REFERENCES divisions (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX agent_divisions_division_idx ON agent_divisions (division_id);
 

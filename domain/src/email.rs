@@ -19,7 +19,11 @@ impl EmailAddress {
     /// no whitespace, at most 254 characters.
     pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
         let candidate = raw.trim().to_lowercase();
-        if candidate.len() > 254 || candidate.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if candidate.len() > 254
+            || candidate
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(InvalidEmail);
         }
         let (local, domain) = candidate.split_once('@').ok_or(InvalidEmail)?;
@@ -51,6 +55,19 @@ impl fmt::Display for EmailAddress {
     }
 }
 
+impl serde::Serialize for EmailAddress {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EmailAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,21 +80,22 @@ mod tests {
 
     #[test]
     fn rejects_malformed_addresses() {
-        for bad in ["", "alice", "alice@", "@example.com", "a@b", "a b@example.com", "a@@b.com", "a@-b.com", "a@b..com"] {
-            assert_eq!(EmailAddress::parse(bad), Err(InvalidEmail), "{bad:?} was accepted");
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "a@b",
+            "a b@example.com",
+            "a@@b.com",
+            "a@-b.com",
+            "a@b..com",
+        ] {
+            assert_eq!(
+                EmailAddress::parse(bad),
+                Err(InvalidEmail),
+                "{bad:?} was accepted"
+            );
         }
-    }
-}
-
-impl serde::Serialize for EmailAddress {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for EmailAddress {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
     }
 }

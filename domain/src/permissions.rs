@@ -85,7 +85,9 @@ permissions! {
 impl Permission {
     /// The group a code belongs to: the part before the dot (`agents` for `agents.manage`).
     pub fn group(self) -> &'static str {
-        self.code().split_once('.').map_or(self.code(), |(group, _)| group)
+        self.code()
+            .split_once('.')
+            .map_or(self.code(), |(group, _)| group)
     }
 }
 
@@ -140,12 +142,18 @@ impl AgentRole {
 
     /// The fixed permission set of this system role, in catalogue order.
     pub fn permissions(self) -> Vec<Permission> {
-        Permission::ALL.iter().copied().filter(|p| p.granted_to(self)).collect()
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(|p| p.granted_to(self))
+            .collect()
     }
 
     /// Whether `name` is reserved for a system role (compared case-insensitively).
     pub fn is_reserved_name(name: &str) -> bool {
-        Self::ALL.iter().any(|role| role.as_str().eq_ignore_ascii_case(name.trim()))
+        Self::ALL
+            .iter()
+            .any(|role| role.as_str().eq_ignore_ascii_case(name.trim()))
     }
 }
 
@@ -194,7 +202,11 @@ mod tests {
         assert!(supervisor.contains(&Permission::DeveloperAccess));
         assert!(!supervisor.contains(&Permission::AgentsManage));
         assert!(!supervisor.contains(&Permission::RolesManage));
-        let agent: Vec<&str> = AgentRole::Agent.permissions().iter().map(|p| p.code()).collect();
+        let agent: Vec<&str> = AgentRole::Agent
+            .permissions()
+            .iter()
+            .map(|p| p.code())
+            .collect();
         assert_eq!(
             agent,
             [

@@ -57,7 +57,10 @@ mod tests {
 
     #[test]
     fn rejects_ids_without_a_tenant() {
-        assert_eq!(Uuid::new_v4().to_string().parse::<StreamId>(), Err(StreamIdError));
+        assert_eq!(
+            Uuid::new_v4().to_string().parse::<StreamId>(),
+            Err(StreamIdError)
+        );
         assert_eq!("x:y".parse::<StreamId>(), Err(StreamIdError));
     }
 }

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
-use omnistream_domain::{Permission, TenantId};
+use omnistream_domain::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
@@ -13,9 +13,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::{Caller, RequestOrigin};
+use crate::auth::{perm, Authorized, Caller, RequestOrigin};
 use crate::error::{ErrorResponse, Result, Violations};
-use crate::extract::{PageRequest, Paginated, Validate, ValidQuery};
+use crate::extract::{check_text, PageRequest, Paginated, ValidQuery, Validate};
 
 /// One change to record.
 #[derive(Debug, Clone)]
@@ -55,7 +55,11 @@ impl<'a> From<&'a Caller> for Actor<'a> {
 }
 
 /// Writes one activity-log row on `conn` (pass the change's transaction).
-pub async fn record(conn: &mut PgConnection, actor: impl Into<Actor<'_>>, activity: Activity<'_>) -> Result<()> {
+pub async fn record(
+    conn: &mut PgConnection,
+    actor: impl Into<Actor<'_>>,
+    activity: Activity<'_>,
+) -> Result<()> {
     let actor = actor.into();
     sqlx::query(
         r#"INSERT INTO activity_logs (id, tenant_id, agent_id, agent_name, action, entity_type, entity_id, details, ip_address, user_agent)
@@ -93,7 +97,7 @@ pub struct ActivityLog {
 }
 
 /// Filters of `GET /api/activity-logs`. `from`/`to` take RFC 3339 or `YYYY-MM-DD` (tenant
-/// timezone; a `to` date is inclusive). Unknown query parameters are ignored.
+/// timezone; a `to` date is inclusive).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ActivityLogQuery {
@@ -117,7 +121,11 @@ enum TimeBound {
     Date(NaiveDate),
 }
 
-fn parse_time_bound(violations: &mut Violations, field: &str, raw: &Option<String>) -> Option<TimeBound> {
+fn parse_time_bound(
+    violations: &mut Violations,
+    field: &str,
+    raw: &Option<String>,
+) -> Option<TimeBound> {
     let raw = raw.as_deref()?.trim();
     if let Ok(instant) = DateTime::parse_from_rfc3339(raw) {
         return Some(TimeBound::Instant(instant.with_timezone(&Utc)));
@@ -132,6 +140,15 @@ fn parse_time_bound(violations: &mut Violations, field: &str, raw: &Option<Strin
 impl Validate for ActivityLogQuery {
     fn validate(&mut self, violations: &mut Violations) {
         let page = PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+        for (field, value) in [
+            ("action", &mut self.action),
+            ("entity_type", &mut self.entity_type),
+            ("entity_id", &mut self.entity_id),
+        ] {
+            if let Some(text) = value {
+                check_text(violations, field, text, 0, 200);
+            }
+        }
         let from = parse_time_bound(violations, "from", &self.from);
         let to = parse_time_bound(violations, "to", &self.to);
         self.parsed = Some((page, from, to));
@@ -139,7 +156,12 @@ impl Validate for ActivityLogQuery {
 }
 
 /// Adds the time filter; dates are read in the tenant's timezone.
-fn push_time_bound(query: &mut QueryBuilder<'_, Postgres>, bound: &TimeBound, is_upper: bool, tenant: TenantId) {
+fn push_time_bound(
+    query: &mut QueryBuilder<'_, Postgres>,
+    bound: &TimeBound,
+    is_upper: bool,
+    tenant: TenantId,
+) {
     match (bound, is_upper) {
         (TimeBound::Instant(at), false) => {
             query.push(" AND l.created_at >= ").push_bind(*at);
@@ -148,9 +170,17 @@ fn push_time_bound(query: &mut QueryBuilder<'_, Postgres>, bound: &TimeBound, is
             query.push(" AND l.created_at <= ").push_bind(*at);
         }
         (TimeBound::Date(date), upper) => {
-            let day = if upper { *date + chrono::Days::new(1) } else { *date };
+            let day = if upper {
+                *date + chrono::Days::new(1)
+            } else {
+                *date
+            };
             query
-                .push(if upper { " AND l.created_at < " } else { " AND l.created_at >= " })
+                .push(if upper {
+                    " AND l.created_at < "
+                } else {
+                    " AND l.created_at >= "
+                })
                 .push("(")
                 .push_bind(day)
                 .push("::timestamp AT TIME ZONE (SELECT timezone FROM tenants WHERE id = ")
@@ -172,27 +202,34 @@ fn push_time_bound(query: &mut QueryBuilder<'_, Postgres>, bound: &TimeBound, is
 )]
 async fn list_activity_logs(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::ActivityLogsView>,
     ValidQuery(query): ValidQuery<ActivityLogQuery>,
 ) -> Result<Json<Paginated<ActivityLog>>> {
-    caller.require(Permission::ActivityLogsView)?;
     let Some((page, from, to)) = query.parsed.clone() else {
         return Err(anyhow::anyhow!("query was not validated").into());
     };
     let filtered = |select: &str| {
         let mut builder = QueryBuilder::<Postgres>::new(select);
-        builder.push(" FROM activity_logs l WHERE l.tenant_id = ").push_bind(caller.tenant_id.as_uuid());
+        builder
+            .push(" FROM activity_logs l WHERE l.tenant_id = ")
+            .push_bind(caller.tenant_id.as_uuid());
         if let Some(agent_id) = query.agent_id {
             builder.push(" AND l.agent_id = ").push_bind(agent_id);
         }
         if let Some(action) = &query.action {
-            builder.push(" AND l.action = ").push_bind(action.trim().to_owned());
+            builder
+                .push(" AND l.action = ")
+                .push_bind(action.trim().to_owned());
         }
         if let Some(entity_type) = &query.entity_type {
-            builder.push(" AND l.entity_type = ").push_bind(entity_type.trim().to_owned());
+            builder
+                .push(" AND l.entity_type = ")
+                .push_bind(entity_type.trim().to_owned());
         }
         if let Some(entity_id) = &query.entity_id {
-            builder.push(" AND l.entity_id = ").push_bind(entity_id.trim().to_owned());
+            builder
+                .push(" AND l.entity_id = ")
+                .push_bind(entity_id.trim().to_owned());
         }
         if let Some(bound) = &from {
             push_time_bound(&mut builder, bound, false, caller.tenant_id);
@@ -202,7 +239,10 @@ async fn list_activity_logs(
         }
         builder
     };
-    let total: i64 = filtered("SELECT count(*)").build_query_scalar().fetch_one(&state.pool).await?;
+    let total: i64 = filtered("SELECT count(*)")
+        .build_query_scalar()
+        .fetch_one(&state.pool)
+        .await?;
     let mut rows = filtered(
         "SELECT l.id, l.agent_id, l.agent_name, l.action, l.entity_type, l.entity_id, l.details, l.ip_address, l.user_agent, l.created_at",
     );
@@ -210,7 +250,10 @@ async fn list_activity_logs(
         .push_bind(page.limit())
         .push(" OFFSET ")
         .push_bind(page.offset());
-    let data = rows.build_query_as::<ActivityLog>().fetch_all(&state.pool).await?;
+    let data = rows
+        .build_query_as::<ActivityLog>()
+        .fetch_all(&state.pool)
+        .await?;
     Ok(Json(Paginated::new(data, total, page)))
 }
 

@@ -14,9 +14,12 @@ use uuid::Uuid;
 
 use crate::activity::{self, Activity};
 use crate::app::AppState;
-use crate::auth::{password, Caller};
+use crate::auth::{password, perm, Authorized, Caller};
 use crate::error::{ApiError, ErrorResponse, Result, ResultExt, Violations};
-use crate::extract::{check_password, check_text, nullable, present, DeleteResponse, IdPath, Validate, ValidJson, ValidQuery};
+use crate::extract::{
+    check_password, check_text, nullable, present, DeleteResponse, IdPath, ValidJson, ValidQuery,
+    Validate,
+};
 use crate::roles;
 
 /// System role names, for the OpenAPI document.
@@ -62,13 +65,19 @@ pub const AGENT_PUBLIC_SELECT: &str = r#"
 "#;
 
 /// One live agent of `tenant`, or 404.
-pub async fn load_agent(conn: &mut PgConnection, tenant: TenantId, id: Uuid) -> Result<AgentPublic> {
-    sqlx::query_as::<_, AgentPublic>(&format!("{AGENT_PUBLIC_SELECT} AND a.tenant_id = $1 AND a.id = $2"))
-        .bind(tenant.as_uuid())
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(ApiError::NotFound)
+pub async fn load_agent(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<AgentPublic> {
+    sqlx::query_as::<_, AgentPublic>(&format!(
+        "{AGENT_PUBLIC_SELECT} AND a.tenant_id = $1 AND a.id = $2"
+    ))
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(ApiError::NotFound)
 }
 
 /// Body of `POST /api/agents`.
@@ -161,7 +170,7 @@ impl Validate for UpdateAgentStatusRequest {
     fn validate(&mut self, _violations: &mut Violations) {}
 }
 
-/// Filters of `GET /api/agents`. Unknown query parameters are ignored.
+/// Filters of `GET /api/agents`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AgentListQuery {
@@ -194,27 +203,37 @@ async fn granted_permissions(
         None => Ok(role.permissions()),
         Some(id) => roles::custom_role_permissions(conn, tenant, id)
             .await?
-            .ok_or_else(|| ApiError::unprocessable("invalid_role", "custom_role_id is not a custom role of this organization")),
+            .ok_or_else(invalid_role),
     }
 }
 
 /// 422 `invalid_division` unless every id is a division of the tenant.
-async fn ensure_divisions_exist(conn: &mut PgConnection, tenant: TenantId, ids: &[Uuid]) -> Result<()> {
+async fn ensure_divisions_exist(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    ids: &[Uuid],
+) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let found: i64 = sqlx::query_scalar("SELECT count(*) FROM divisions WHERE tenant_id = $1 AND id = ANY($2)")
-        .bind(tenant.as_uuid())
-        .bind(ids)
-        .fetch_one(conn)
-        .await?;
+    let found: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM divisions WHERE tenant_id = $1 AND id = ANY($2)")
+            .bind(tenant.as_uuid())
+            .bind(ids)
+            .fetch_one(conn)
+            .await?;
     if found != ids.len() as i64 {
-        return Err(ApiError::unprocessable("invalid_division", "division_ids names a division that does not exist"));
+        return Err(invalid_division());
     }
     Ok(())
 }
 
-async fn replace_divisions(conn: &mut PgConnection, tenant: TenantId, agent: Uuid, ids: &[Uuid]) -> Result<()> {
+async fn replace_divisions(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    agent: Uuid,
+    ids: &[Uuid],
+) -> Result<()> {
     sqlx::query("DELETE FROM agent_divisions WHERE tenant_id = $1 AND agent_id = $2")
         .bind(tenant.as_uuid())
         .bind(agent)
@@ -227,13 +246,50 @@ async fn replace_divisions(conn: &mut PgConnection, tenant: TenantId, agent: Uui
     .bind(agent)
     .bind(ids)
     .execute(conn)
-    .await?;
+    .await
+    .on_constraint("agent_divisions_division_fkey", invalid_division)?;
     Ok(())
+}
+
+fn invalid_division() -> ApiError {
+    ApiError::unprocessable(
+        "invalid_division",
+        "division_ids names a division that does not exist",
+    )
+}
+
+fn invalid_role() -> ApiError {
+    ApiError::unprocessable(
+        "invalid_role",
+        "custom_role_id is not a custom role of this organization",
+    )
+}
+
+/// 403 unless the caller holds every permission `target` holds: nobody manages an agent more
+/// powerful than themselves (changing their password or email would hand over those rights).
+async fn ensure_not_more_powerful(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    target: &AgentPublic,
+) -> Result<()> {
+    if target.id == caller.agent_id.as_uuid() {
+        return Ok(());
+    }
+    let role: AgentRole = target.role.parse().map_err(anyhow::Error::from)?;
+    let held = granted_permissions(conn, caller.tenant_id, role, target.custom_role_id).await?;
+    caller.require_all(&held).map_err(|_| ApiError::Forbidden {
+        code: "forbidden",
+        message: "you cannot manage an agent who holds permissions you do not hold".into(),
+    })
 }
 
 /// 409 `last_admin` unless the tenant keeps another active admin besides `agent`.
 /// Locks the tenant row so two concurrent demotions cannot both pass.
-async fn ensure_another_admin(conn: &mut PgConnection, tenant: TenantId, agent: Uuid) -> Result<()> {
+async fn ensure_another_admin(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    agent: Uuid,
+) -> Result<()> {
     sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
         .bind(tenant.as_uuid())
         .execute(&mut *conn)
@@ -247,7 +303,10 @@ async fn ensure_another_admin(conn: &mut PgConnection, tenant: TenantId, agent: 
     .fetch_one(conn)
     .await?;
     if others == 0 {
-        return Err(ApiError::conflict("last_admin", "the organization must keep at least one active admin"));
+        return Err(ApiError::conflict(
+            "last_admin",
+            "the organization must keep at least one active admin",
+        ));
     }
     Ok(())
 }
@@ -259,10 +318,12 @@ fn is_active_admin(agent: &AgentPublic) -> bool {
 
 /// Revokes every session of `agent` (after a password change, deactivation or deletion).
 pub async fn revoke_sessions(conn: &mut PgConnection, agent: Uuid) -> Result<()> {
-    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE agent_id = $1 AND revoked_at IS NULL")
-        .bind(agent)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now() WHERE agent_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(agent)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -279,12 +340,13 @@ fn email_taken() -> ApiError {
 )]
 async fn list_agents(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::AgentsView>,
     ValidQuery(query): ValidQuery<AgentListQuery>,
 ) -> Result<Json<Vec<AgentPublic>>> {
-    caller.require(Permission::AgentsView)?;
     let mut builder = QueryBuilder::<Postgres>::new(AGENT_PUBLIC_SELECT);
-    builder.push(" AND a.tenant_id = ").push_bind(caller.tenant_id.as_uuid());
+    builder
+        .push(" AND a.tenant_id = ")
+        .push_bind(caller.tenant_id.as_uuid());
     if let Some(division) = query.division_id {
         builder
             .push(" AND EXISTS (SELECT 1 FROM agent_divisions ad WHERE ad.agent_id = a.id AND ad.division_id = ")
@@ -301,7 +363,12 @@ async fn list_agents(
         builder.push(" AND a.is_active = ").push_bind(active);
     }
     if let Some(q) = query.q.filter(|q| !q.is_empty()) {
-        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         builder
             .push(" AND (a.name ILIKE ")
             .push_bind(pattern.clone())
@@ -310,7 +377,10 @@ async fn list_agents(
             .push(")");
     }
     builder.push(" ORDER BY lower(a.name), a.id");
-    let agents = builder.build_query_as::<AgentPublic>().fetch_all(&state.pool).await?;
+    let agents = builder
+        .build_query_as::<AgentPublic>()
+        .fetch_all(&state.pool)
+        .await?;
     Ok(Json(agents))
 }
 
@@ -326,10 +396,9 @@ async fn list_agents(
 )]
 async fn create_agent(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::AgentsManage>,
     ValidJson(body): ValidJson<CreateAgent>,
 ) -> Result<(StatusCode, Json<AgentPublic>)> {
-    caller.require(Permission::AgentsManage)?;
     let role = body.role.unwrap_or(AgentRole::Agent);
     let password_hash = password::hash(body.password).await?;
     let mut tx = state.pool.begin().await?;
@@ -351,7 +420,8 @@ async fn create_agent(
     .bind(body.can_broadcast)
     .execute(&mut *tx)
     .await
-    .on_constraint("agents_email_key", email_taken)?;
+    .on_constraint("agents_email_key", email_taken)
+    .on_constraint("agents_custom_role_fkey", invalid_role)?;
     replace_divisions(&mut tx, caller.tenant_id, id, &body.division_ids).await?;
     let agent = load_agent(&mut tx, caller.tenant_id, id).await?;
     let details = json!({
@@ -361,7 +431,12 @@ async fn create_agent(
     activity::record(
         &mut tx,
         &caller,
-        Activity { action: "agent.created", entity_type: "agent", entity_id: Some(id.to_string()), details },
+        Activity {
+            action: "agent.created",
+            entity_type: "agent",
+            entity_id: Some(id.to_string()),
+            details,
+        },
     )
     .await?;
     tx.commit().await?;
@@ -375,8 +450,11 @@ async fn create_agent(
               (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn get_agent(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<Json<AgentPublic>> {
-    caller.require(Permission::AgentsView)?;
+async fn get_agent(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::AgentsView>,
+    IdPath(id): IdPath,
+) -> Result<Json<AgentPublic>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(load_agent(&mut conn, caller.tenant_id, id).await?))
 }
@@ -392,11 +470,10 @@ async fn get_agent(State(state): State<AppState>, caller: Caller, IdPath(id): Id
 )]
 async fn update_agent(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::AgentsManage>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<UpdateAgent>,
 ) -> Result<Json<AgentPublic>> {
-    caller.require(Permission::AgentsManage)?;
     let password_hash = match &body.password {
         Some(password) => Some(password::hash(password.clone()).await?),
         None => None,
@@ -404,6 +481,7 @@ async fn update_agent(
     let tenant = caller.tenant_id;
     let mut tx = state.pool.begin().await?;
     let current = load_agent(&mut tx, tenant, id).await?;
+    ensure_not_more_powerful(&mut tx, &caller, &current).await?;
     let current_role: AgentRole = current.role.parse().map_err(anyhow::Error::from)?;
     let role = body.role.unwrap_or(current_role);
     let custom_role_id = body.custom_role_id.unwrap_or(current.custom_role_id);
@@ -444,7 +522,8 @@ async fn update_agent(
     .bind(is_active)
     .execute(&mut *tx)
     .await
-    .on_constraint("agents_email_key", email_taken)?;
+    .on_constraint("agents_email_key", email_taken)
+    .on_constraint("agents_custom_role_fkey", invalid_role)?;
     if password_hash.is_some() || !is_active {
         revoke_sessions(&mut tx, id).await?;
     }
@@ -458,10 +537,26 @@ async fn update_agent(
     note("name", json!(current.name), json!(updated.name));
     note("email", json!(current.email), json!(updated.email));
     note("role", json!(current.role), json!(updated.role));
-    note("custom_role_id", json!(current.custom_role_id), json!(updated.custom_role_id));
-    note("division_ids", json!(current.division_ids), json!(updated.division_ids));
-    note("can_broadcast", json!(current.can_broadcast), json!(updated.can_broadcast));
-    note("is_active", json!(current.is_active), json!(updated.is_active));
+    note(
+        "custom_role_id",
+        json!(current.custom_role_id),
+        json!(updated.custom_role_id),
+    );
+    note(
+        "division_ids",
+        json!(current.division_ids),
+        json!(updated.division_ids),
+    );
+    note(
+        "can_broadcast",
+        json!(current.can_broadcast),
+        json!(updated.can_broadcast),
+    );
+    note(
+        "is_active",
+        json!(current.is_active),
+        json!(updated.is_active),
+    );
     if body.password.is_some() {
         changes.insert("password".into(), json!("changed"));
     }
@@ -488,14 +583,21 @@ async fn update_agent(
               (status = 404, body = ErrorResponse), (status = 409, description = "cannot_delete_self or last_admin", body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn delete_agent(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<Json<DeleteResponse>> {
-    caller.require(Permission::AgentsManage)?;
+async fn delete_agent(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::AgentsManage>,
+    IdPath(id): IdPath,
+) -> Result<Json<DeleteResponse>> {
     let tenant = caller.tenant_id;
     let mut tx = state.pool.begin().await?;
     let agent = load_agent(&mut tx, tenant, id).await?;
     if id == caller.agent_id.as_uuid() {
-        return Err(ApiError::conflict("cannot_delete_self", "you cannot delete your own account"));
+        return Err(ApiError::conflict(
+            "cannot_delete_self",
+            "you cannot delete your own account",
+        ));
     }
+    ensure_not_more_powerful(&mut tx, &caller, &agent).await?;
     if is_active_admin(&agent) {
         ensure_another_admin(&mut tx, tenant, id).await?;
     }
@@ -527,7 +629,10 @@ async fn delete_agent(State(state): State<AppState>, caller: Caller, IdPath(id):
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(DeleteResponse { message: "agent deleted".into(), id }))
+    Ok(Json(DeleteResponse {
+        message: "agent deleted".into(),
+        id,
+    }))
 }
 
 /// Toggle agent online/offline status

@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use crate::activity::{self, Activity};
 use crate::app::AppState;
-use crate::auth::{hash_api_key, Caller};
+use crate::auth::{hash_api_key, perm, Authorized};
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
-use crate::extract::{check_text, DeleteResponse, IdPath, Validate, ValidJson};
+use crate::extract::{check_text, DeleteResponse, IdPath, ValidJson, Validate};
 
 /// `ApiKey` (never the key itself).
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -65,10 +65,15 @@ impl Validate for CreateApiKeyRequest {
     }
 }
 
-const API_KEY_COLUMNS: &str = "id, name, prefix, agent_id, last_used_at, expires_at, revoked_at, created_at";
+const API_KEY_COLUMNS: &str =
+    "id, name, prefix, agent_id, last_used_at, expires_at, revoked_at, created_at";
 
 fn generate_key() -> String {
-    let random: String = rand::thread_rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
+    let random: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
     format!("osk_{random}")
 }
 
@@ -79,8 +84,10 @@ fn generate_key() -> String {
               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn list_api_keys(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ApiKey>>> {
-    caller.require(Permission::DeveloperAccess)?;
+async fn list_api_keys(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::DeveloperAccess>,
+) -> Result<Json<Vec<ApiKey>>> {
     let keys = sqlx::query_as(&format!(
         "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND agent_id = $2 ORDER BY created_at DESC, id DESC"
     ))
@@ -100,10 +107,9 @@ async fn list_api_keys(State(state): State<AppState>, caller: Caller) -> Result<
 )]
 async fn create_api_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::DeveloperAccess>,
     ValidJson(body): ValidJson<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyCreateResponse>)> {
-    caller.require(Permission::DeveloperAccess)?;
     caller.session()?;
     let key = generate_key();
     let mut tx = state.pool.begin().await?;
@@ -132,7 +138,10 @@ async fn create_api_key(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(ApiKeyCreateResponse { api_key, key })))
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiKeyCreateResponse { api_key, key }),
+    ))
 }
 
 /// Revoke an API key
@@ -144,8 +153,11 @@ async fn create_api_key(
               (status = 404, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn revoke_api_key(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<Json<DeleteResponse>> {
-    caller.require(Permission::DeveloperAccess)?;
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::DeveloperAccess>,
+    IdPath(id): IdPath,
+) -> Result<Json<DeleteResponse>> {
     let any_key = caller.holds(Permission::AgentsManage);
     let mut tx = state.pool.begin().await?;
     let key: ApiKey = sqlx::query_as(&format!(
@@ -159,7 +171,10 @@ async fn revoke_api_key(State(state): State<AppState>, caller: Caller, IdPath(id
     .await?
     .ok_or(ApiError::NotFound)?;
     if key.revoked_at.is_none() {
-        sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         activity::record(
             &mut tx,
             &caller,
@@ -173,12 +188,17 @@ async fn revoke_api_key(State(state): State<AppState>, caller: Caller, IdPath(id
         .await?;
     }
     tx.commit().await?;
-    Ok(Json(DeleteResponse { message: "API key revoked".into(), id }))
+    Ok(Json(DeleteResponse {
+        message: "API key revoked".into(),
+        id,
+    }))
 }
 
 /// Routes of the API Keys tag.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_api_keys, create_api_key)).routes(routes!(revoke_api_key))
+    OpenApiRouter::new()
+        .routes(routes!(list_api_keys, create_api_key))
+        .routes(routes!(revoke_api_key))
 }
 
 #[cfg(test)]

@@ -55,7 +55,11 @@ pub struct Roles {
 
 impl Roles {
     /// Everything in one process (`omnistream serve`).
-    pub const ALL: Roles = Roles { api: true, ingest: true, worker: true };
+    pub const ALL: Roles = Roles {
+        api: true,
+        ingest: true,
+        worker: true,
+    };
 }
 
 /// Resolved connection settings for one process.
@@ -83,7 +87,12 @@ impl Application {
     /// Connects to PostgreSQL (applying migrations) and NATS, and binds `config.bind_addr`
     /// (port 0 picks a free port, as tests do).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = crate::db::connect(&settings.database_url, 20, Duration::from_secs(30)).await?;
+        let pool = crate::db::connect(
+            &settings.database_url,
+            settings.config.database_max_connections,
+            Duration::from_secs(30),
+        )
+        .await?;
         crate::db::migrate(&pool).await?;
         let nats = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
@@ -93,7 +102,10 @@ impl Application {
             .context("connecting to NATS (NATS_URL)")?;
         let state = AppState {
             pool,
-            tokens: Arc::new(TokenKeys::new(settings.jwt_secret.expose().as_bytes(), settings.config.jwt_ttl)),
+            tokens: Arc::new(TokenKeys::new(
+                settings.jwt_secret.expose().as_bytes(),
+                settings.config.jwt_ttl,
+            )),
             config: Arc::new(settings.config.clone()),
             nats,
             metrics: health::metrics_handle(),
@@ -102,7 +114,13 @@ impl Application {
             .await
             .with_context(|| format!("binding {} (BIND_ADDR)", settings.config.bind_addr))?;
         let router = build_router(state.clone(), settings.roles);
-        Ok(Self { listener, router, state, roles: settings.roles, shutdown: CancellationToken::new() })
+        Ok(Self {
+            listener,
+            router,
+            state,
+            roles: settings.roles,
+            shutdown: CancellationToken::new(),
+        })
     }
 
     /// The bound address.
@@ -144,9 +162,13 @@ impl Application {
             }
         }));
         let stop = self.shutdown.clone();
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await?;
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
         self.shutdown.cancel();
         for worker in workers {
             let _ = worker.await;

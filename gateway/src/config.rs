@@ -53,6 +53,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `JWT_TTL_SECONDS`, default 24 h.
     pub jwt_ttl: Duration,
+    /// `DATABASE_MAX_CONNECTIONS`, default 20: the pool size of this process.
+    pub database_max_connections: u32,
 }
 
 impl Config {
@@ -63,7 +65,11 @@ impl Config {
 
     /// Reads the configuration through `lookup` (tests pass their own values).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let bind_addr: SocketAddr = get("BIND_ADDR")
             .unwrap_or_else(|| "127.0.0.1:8080".into())
             .parse()
@@ -73,10 +79,20 @@ impl Config {
             .trim_end_matches('/')
             .to_owned();
         let jwt_ttl = match get("JWT_TTL_SECONDS") {
-            Some(raw) => Duration::from_secs(raw.parse().context("JWT_TTL_SECONDS must be a number of seconds")?),
+            Some(raw) => Duration::from_secs(
+                raw.parse()
+                    .context("JWT_TTL_SECONDS must be a number of seconds")?,
+            ),
             None => Duration::from_secs(24 * 3600),
         };
+        let database_max_connections = match get("DATABASE_MAX_CONNECTIONS") {
+            Some(raw) => raw
+                .parse()
+                .context("DATABASE_MAX_CONNECTIONS must be a positive number")?,
+            None => 20,
+        };
         Ok(Self {
+            database_max_connections,
             database_url: get("DATABASE_URL"),
             nats_url: get("NATS_URL"),
             bind_addr,
@@ -84,7 +100,8 @@ impl Config {
             jwt_secret: get("JWT_SECRET").map(Secret::new),
             nats_prefix: get("NATS_PREFIX").unwrap_or_else(|| "omnistream".into()),
             metrics_token: get("METRICS_TOKEN").map(Secret::new),
-            data_dir: get("OMNISTREAM_DATA_DIR").map_or_else(|| PathBuf::from(".data"), PathBuf::from),
+            data_dir: get("OMNISTREAM_DATA_DIR")
+                .map_or_else(|| PathBuf::from(".data"), PathBuf::from),
             jwt_ttl,
         })
     }
@@ -111,15 +128,18 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let config = Config::from_lookup(|name| (name == "JWT_SECRET").then(|| "hunter2".to_owned())).unwrap();
+        let config =
+            Config::from_lookup(|name| (name == "JWT_SECRET").then(|| "hunter2".to_owned()))
+                .unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 
     #[test]
     fn https_base_url_makes_cookies_secure() {
-        let config =
-            Config::from_lookup(|name| (name == "PUBLIC_BASE_URL").then(|| "https://chat.example.com/".to_owned()))
-                .unwrap();
+        let config = Config::from_lookup(|name| {
+            (name == "PUBLIC_BASE_URL").then(|| "https://chat.example.com/".to_owned())
+        })
+        .unwrap();
         assert!(config.cookies_secure());
         assert_eq!(config.public_base_url, "https://chat.example.com");
     }

@@ -11,7 +11,11 @@ use sqlx::PgPool;
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 /// Opens a pool, retrying for up to `patience` while the server is starting.
-pub async fn connect(url: &str, max_connections: u32, patience: Duration) -> anyhow::Result<PgPool> {
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    patience: Duration,
+) -> anyhow::Result<PgPool> {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         let attempt = PgPoolOptions::new()
@@ -32,5 +36,8 @@ pub async fn connect(url: &str, max_connections: u32, patience: Duration) -> any
 
 /// Applies every pending migration.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(pool).await.context("applying database migrations")
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("applying database migrations")
 }

@@ -26,7 +26,29 @@ pub struct Probe {
 
 impl Default for Probe {
     fn default() -> Self {
-        Self { postgres: SocketAddr::from(([127, 0, 0, 1], 5432)), nats: SocketAddr::from(([127, 0, 0, 1], 4222)) }
+        Self {
+            postgres: SocketAddr::from(([127, 0, 0, 1], 5432)),
+            nats: SocketAddr::from(([127, 0, 0, 1], 4222)),
+        }
+    }
+}
+
+impl Probe {
+    /// The defaults, overridden by `OMNISTREAM_DEV_POSTGRES_ADDR` / `OMNISTREAM_DEV_NATS_ADDR`
+    /// (host:port), which tests use to exercise the fallback.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut probe = Self::default();
+        if let Ok(raw) = std::env::var("OMNISTREAM_DEV_POSTGRES_ADDR") {
+            probe.postgres = raw
+                .parse()
+                .context("OMNISTREAM_DEV_POSTGRES_ADDR must be host:port")?;
+        }
+        if let Ok(raw) = std::env::var("OMNISTREAM_DEV_NATS_ADDR") {
+            probe.nats = raw
+                .parse()
+                .context("OMNISTREAM_DEV_NATS_ADDR must be host:port")?;
+        }
+        Ok(probe)
     }
 }
 
@@ -51,8 +73,13 @@ impl DevStack {
     /// Finds or starts PostgreSQL and NATS. `data_dir` holds the private instances' files.
     pub async fn ensure(data_dir: &Path, probe: Probe) -> anyhow::Result<Self> {
         let data_dir = absolute(data_dir)?;
-        let mut stack =
-            DevStack { database_url: String::new(), nats_url: String::new(), started_postgres: false, started_nats: false, children: Vec::new() };
+        let mut stack = DevStack {
+            database_url: String::new(),
+            nats_url: String::new(),
+            started_postgres: false,
+            started_nats: false,
+            children: Vec::new(),
+        };
         let postgres_binaries = find_postgres_binaries();
         let nats_binary = find_binary("nats-server", &["/usr/sbin", "/usr/bin", "/usr/local/bin"]);
         let postgres_up = answers(probe.postgres).await;
@@ -67,10 +94,14 @@ impl DevStack {
         } else {
             let (initdb, postgres) = postgres_binaries.context(INSTALL_HINT)?;
             let port = free_port()?;
-            let child = start_postgres(&initdb, &postgres, &data_dir.join("postgres"), port).await?;
+            let child =
+                start_postgres(&initdb, &postgres, &data_dir.join("postgres"), port).await?;
             stack.children.push(child);
             stack.started_postgres = true;
-            tracing::info!(port, "started a private PostgreSQL under the data directory");
+            tracing::info!(
+                port,
+                "started a private PostgreSQL under the data directory"
+            );
             port
         };
         stack.database_url = ensure_database(postgres_port).await?;
@@ -92,9 +123,16 @@ impl DevStack {
                 .spawn()
                 .context("starting nats-server")?;
             stack.children.push(child);
-            wait_until_answers(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20)).await?;
+            wait_until_answers(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(20),
+            )
+            .await?;
             stack.started_nats = true;
-            tracing::info!(port, "started a private NATS server under the data directory");
+            tracing::info!(
+                port,
+                "started a private NATS server under the data directory"
+            );
             format!("nats://127.0.0.1:{port}")
         };
         Ok(stack)
@@ -104,9 +142,15 @@ impl DevStack {
     pub async fn stop(mut self) {
         for child in &mut self.children {
             if let Some(pid) = child.id() {
-                let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status().await;
+                let _ = Command::new("kill")
+                    .args(["-INT", &pid.to_string()])
+                    .status()
+                    .await;
             }
-            if tokio::time::timeout(Duration::from_secs(15), child.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(15), child.wait())
+                .await
+                .is_err()
+            {
                 let _ = child.kill().await;
             }
         }
@@ -119,7 +163,10 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 async fn answers(address: SocketAddr) -> bool {
-    matches!(tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(address)).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(address)).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn wait_until_answers(address: SocketAddr, patience: Duration) -> anyhow::Result<()> {
@@ -134,11 +181,15 @@ async fn wait_until_answers(address: SocketAddr, patience: Duration) -> anyhow::
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn find_binary(name: &str, extra_dirs: &[&str]) -> Option<PathBuf> {
-    let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
     path_dirs
         .into_iter()
         .chain(extra_dirs.iter().map(PathBuf::from))
@@ -149,14 +200,26 @@ fn find_binary(name: &str, extra_dirs: &[&str]) -> Option<PathBuf> {
 /// `initdb` and `postgres`, from `PATH` or the newest `/usr/lib/postgresql/*/bin`.
 fn find_postgres_binaries() -> Option<(PathBuf, PathBuf)> {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     versions.sort_by_key(|dir| {
-        dir.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0)
+        dir.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
     });
     versions.reverse();
     let dirs: Vec<&str> = versions.iter().filter_map(|d| d.to_str()).collect();
-    Some((find_binary("initdb", &dirs)?, find_binary("postgres", &dirs)?))
+    Some((
+        find_binary("initdb", &dirs)?,
+        find_binary("postgres", &dirs)?,
+    ))
 }
 
 /// PostgreSQL refuses to run as root: when we are root, the server runs as this user.
@@ -180,7 +243,10 @@ fn unprivileged_user() -> anyhow::Result<Option<Unprivileged>> {
     for name in ["postgres", "nobody"] {
         if let Some(line) = passwd.lines().find(|l| l.split(':').next() == Some(name)) {
             let fields: Vec<&str> = line.split(':').collect();
-            if let (Some(Ok(uid)), Some(Ok(gid))) = (fields.get(2).map(|v| v.parse()), fields.get(3).map(|v| v.parse())) {
+            if let (Some(Ok(uid)), Some(Ok(gid))) = (
+                fields.get(2).map(|v| v.parse()),
+                fields.get(3).map(|v| v.parse()),
+            ) {
                 return Ok(Some(Unprivileged { uid, gid }));
             }
         }
@@ -204,7 +270,12 @@ fn as_user(command: &mut Command, user: Option<Unprivileged>) {
     }
 }
 
-async fn start_postgres(initdb: &Path, postgres: &Path, dir: &Path, port: u16) -> anyhow::Result<Child> {
+async fn start_postgres(
+    initdb: &Path,
+    postgres: &Path,
+    dir: &Path,
+    port: u16,
+) -> anyhow::Result<Child> {
     use std::os::unix::fs::PermissionsExt;
     let user = unprivileged_user()?;
     std::fs::create_dir_all(dir)?;
@@ -226,26 +297,47 @@ async fn start_postgres(initdb: &Path, postgres: &Path, dir: &Path, port: u16) -
         command
             .arg("-D")
             .arg(dir)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         as_user(&mut command, user);
         let output = command.output().await.context("running initdb")?;
         if !output.status.success() {
-            bail!("initdb failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+            bail!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
         }
     }
     let mut command = Command::new(postgres);
     command
         .arg("-D")
         .arg(dir)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
     as_user(&mut command, user);
     let child = command.spawn().context("starting postgres")?;
-    wait_until_answers(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(30)).await?;
+    wait_until_answers(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(30),
+    )
+    .await?;
     Ok(child)
 }
 
@@ -261,15 +353,22 @@ async fn ensure_database(port: u16) -> anyhow::Result<String> {
                 tracing::debug!(%error, "PostgreSQL not ready yet");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(error) => return Err(error).context("connecting to PostgreSQL as postgres (set DATABASE_URL if it needs a password)"),
+            Err(error) => return Err(error).context(
+                "connecting to PostgreSQL as postgres (set DATABASE_URL if it needs a password)",
+            ),
         }
     };
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(DATABASE)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(DATABASE)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
-        sqlx::query(&format!("CREATE DATABASE {DATABASE}")).execute(&mut admin).await?;
+        sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
+            .execute(&mut admin)
+            .await?;
     }
-    Ok(format!("postgres://postgres:postgres@127.0.0.1:{port}/{DATABASE}"))
+    Ok(format!(
+        "postgres://postgres:postgres@127.0.0.1:{port}/{DATABASE}"
+    ))
 }

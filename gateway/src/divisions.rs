@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use omnistream_domain::{Permission, TenantId};
+use omnistream_domain::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgConnection;
@@ -15,9 +15,11 @@ use uuid::Uuid;
 use crate::activity::{self, Activity};
 use crate::agents::{AgentPublic, AGENT_PUBLIC_SELECT};
 use crate::app::AppState;
-use crate::auth::Caller;
+use crate::auth::{perm, Authorized};
 use crate::error::{ApiError, ErrorResponse, Result, ResultExt, Violations};
-use crate::extract::{check_optional_text, check_text, nullable, present, DeleteResponse, IdPath, Validate, ValidJson};
+use crate::extract::{
+    check_optional_text, check_text, nullable, present, DeleteResponse, IdPath, ValidJson, Validate,
+};
 
 /// `Division`.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -122,7 +124,10 @@ pub struct AgentsRemoved {
 }
 
 fn name_taken() -> ApiError {
-    ApiError::conflict("division_name_taken", "a division with this name already exists")
+    ApiError::conflict(
+        "division_name_taken",
+        "a division with this name already exists",
+    )
 }
 
 async fn load_division(conn: &mut PgConnection, tenant: TenantId, id: Uuid) -> Result<Division> {
@@ -134,7 +139,11 @@ async fn load_division(conn: &mut PgConnection, tenant: TenantId, id: Uuid) -> R
         .ok_or(ApiError::NotFound)
 }
 
-async fn division_agents(conn: &mut PgConnection, tenant: TenantId, id: Uuid) -> Result<Vec<AgentPublic>> {
+async fn division_agents(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Vec<AgentPublic>> {
     Ok(sqlx::query_as(&format!(
         "{AGENT_PUBLIC_SELECT} AND a.tenant_id = $1
            AND EXISTS (SELECT 1 FROM agent_divisions ad WHERE ad.agent_id = a.id AND ad.division_id = $2)
@@ -153,8 +162,10 @@ async fn division_agents(conn: &mut PgConnection, tenant: TenantId, id: Uuid) ->
               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn list_divisions(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<DivisionWithCount>>> {
-    caller.require(Permission::DivisionsManage)?;
+async fn list_divisions(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::DivisionsManage>,
+) -> Result<Json<Vec<DivisionWithCount>>> {
     let rows = sqlx::query_as(
         r#"SELECT d.id, d.name, d.description, d.created_at, d.updated_at,
                   (SELECT count(*) FROM agent_divisions ad JOIN agents a ON a.id = ad.agent_id
@@ -176,10 +187,9 @@ async fn list_divisions(State(state): State<AppState>, caller: Caller) -> Result
 )]
 async fn create_division(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::DivisionsManage>,
     ValidJson(body): ValidJson<CreateDivision>,
 ) -> Result<(StatusCode, Json<Division>)> {
-    caller.require(Permission::DivisionsManage)?;
     let mut tx = state.pool.begin().await?;
     let division: Division = sqlx::query_as(
         "INSERT INTO divisions (id, tenant_id, name, description) VALUES ($1, $2, $3, $4)
@@ -214,12 +224,19 @@ async fn create_division(
               (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn get_division(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<Json<DivisionWithAgents>> {
-    caller.require(Permission::DivisionsManage)?;
+async fn get_division(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::DivisionsManage>,
+    IdPath(id): IdPath,
+) -> Result<Json<DivisionWithAgents>> {
     let mut conn = state.pool.acquire().await?;
     let division = load_division(&mut conn, caller.tenant_id, id).await?;
     let agents = division_agents(&mut conn, caller.tenant_id, id).await?;
-    Ok(Json(DivisionWithAgents { division, agent_count: agents.len() as i64, agents }))
+    Ok(Json(DivisionWithAgents {
+        division,
+        agent_count: agents.len() as i64,
+        agents,
+    }))
 }
 
 /// Update a division
@@ -232,11 +249,10 @@ async fn get_division(State(state): State<AppState>, caller: Caller, IdPath(id):
 )]
 async fn update_division(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::DivisionsManage>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<UpdateDivision>,
 ) -> Result<Json<Division>> {
-    caller.require(Permission::DivisionsManage)?;
     let mut tx = state.pool.begin().await?;
     let before = load_division(&mut tx, caller.tenant_id, id).await?;
     let division: Division = sqlx::query_as(
@@ -276,8 +292,11 @@ async fn update_division(
               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn delete_division(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<Json<DeleteResponse>> {
-    caller.require(Permission::DivisionsManage)?;
+async fn delete_division(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::DivisionsManage>,
+    IdPath(id): IdPath,
+) -> Result<Json<DeleteResponse>> {
     let mut tx = state.pool.begin().await?;
     let division = load_division(&mut tx, caller.tenant_id, id).await?;
     sqlx::query("DELETE FROM divisions WHERE tenant_id = $1 AND id = $2")
@@ -297,7 +316,10 @@ async fn delete_division(State(state): State<AppState>, caller: Caller, IdPath(i
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(DeleteResponse { message: "division deleted".into(), id }))
+    Ok(Json(DeleteResponse {
+        message: "division deleted".into(),
+        id,
+    }))
 }
 
 /// List agents in a division
@@ -309,13 +331,14 @@ async fn delete_division(State(state): State<AppState>, caller: Caller, IdPath(i
 )]
 async fn list_division_agents(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::DivisionsManage>,
     IdPath(id): IdPath,
 ) -> Result<Json<Vec<AgentPublic>>> {
-    caller.require(Permission::DivisionsManage)?;
     let mut conn = state.pool.acquire().await?;
     load_division(&mut conn, caller.tenant_id, id).await?;
-    Ok(Json(division_agents(&mut conn, caller.tenant_id, id).await?))
+    Ok(Json(
+        division_agents(&mut conn, caller.tenant_id, id).await?,
+    ))
 }
 
 /// Assign agents to a division
@@ -329,11 +352,10 @@ async fn list_division_agents(
 )]
 async fn add_division_agents(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::DivisionsManage>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<AgentIdsRequest>,
 ) -> Result<Json<AgentsAdded>> {
-    caller.require(Permission::DivisionsManage)?;
     let tenant = caller.tenant_id.as_uuid();
     let mut tx = state.pool.begin().await?;
     load_division(&mut tx, caller.tenant_id, id).await?;
@@ -345,7 +367,10 @@ async fn add_division_agents(
     .fetch_one(&mut *tx)
     .await?;
     if usable != body.agent_ids.len() as i64 {
-        return Err(ApiError::unprocessable("invalid_agent", "agent_ids names an unknown or inactive agent"));
+        return Err(ApiError::unprocessable(
+            "invalid_agent",
+            "agent_ids names an unknown or inactive agent",
+        ));
     }
     let added = sqlx::query(
         "INSERT INTO agent_divisions (tenant_id, agent_id, division_id) SELECT $1, unnest($2::uuid[]), $3 ON CONFLICT DO NOTHING",
@@ -354,7 +379,11 @@ async fn add_division_agents(
     .bind(&body.agent_ids)
     .bind(id)
     .execute(&mut *tx)
-    .await?
+    .await
+    .on_constraint("agent_divisions_agent_fkey", || {
+        ApiError::unprocessable("invalid_agent", "agent_ids names an unknown or inactive agent")
+    })
+    .on_constraint("agent_divisions_division_fkey", || ApiError::NotFound)?
     .rows_affected() as i64;
     activity::record(
         &mut tx,
@@ -368,7 +397,10 @@ async fn add_division_agents(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(AgentsAdded { message: "agents assigned".into(), added }))
+    Ok(Json(AgentsAdded {
+        message: "agents assigned".into(),
+        added,
+    }))
 }
 
 /// Remove agents from a division
@@ -381,11 +413,10 @@ async fn add_division_agents(
 )]
 async fn remove_division_agents(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::DivisionsManage>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<AgentIdsRequest>,
 ) -> Result<Json<AgentsRemoved>> {
-    caller.require(Permission::DivisionsManage)?;
     let mut tx = state.pool.begin().await?;
     load_division(&mut tx, caller.tenant_id, id).await?;
     let removed = sqlx::query("DELETE FROM agent_divisions WHERE tenant_id = $1 AND division_id = $2 AND agent_id = ANY($3)")
@@ -407,7 +438,10 @@ async fn remove_division_agents(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(AgentsRemoved { message: "agents removed".into(), removed }))
+    Ok(Json(AgentsRemoved {
+        message: "agents removed".into(),
+        removed,
+    }))
 }
 
 /// Routes of the Divisions tag.
@@ -415,5 +449,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_divisions, create_division))
         .routes(routes!(get_division, update_division, delete_division))
-        .routes(routes!(list_division_agents, add_division_agents, remove_division_agents))
+        .routes(routes!(
+            list_division_agents,
+            add_division_agents,
+            remove_division_agents
+        ))
 }

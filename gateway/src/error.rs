@@ -58,22 +58,35 @@ pub enum ApiError {
     Unauthorized,
     /// 403 with a specific code (`forbidden`, `session_required`, …).
     #[error("{message}")]
-    Forbidden { code: &'static str, message: Cow<'static, str> },
+    Forbidden {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
     /// 404 `not_found`.
     #[error("resource not found")]
     NotFound,
     /// 409 with a specific code.
     #[error("{message}")]
-    Conflict { code: &'static str, message: Cow<'static, str> },
+    Conflict {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
     /// 422: a referenced resource is unusable.
     #[error("{message}")]
-    Unprocessable { code: &'static str, message: Cow<'static, str> },
+    Unprocessable {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
     /// 429 `rate_limited` with `Retry-After`.
     #[error("too many attempts; retry later")]
     RateLimited { retry_after_secs: u64 },
     /// Any other status with its code (401 `invalid_credentials`, 413, 415, 503…).
     #[error("{message}")]
-    Status { status: StatusCode, code: &'static str, message: Cow<'static, str> },
+    Status {
+        status: StatusCode,
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
     /// 500 `internal_error`; the cause is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -82,17 +95,26 @@ pub enum ApiError {
 impl ApiError {
     /// 403 `forbidden`.
     pub fn forbidden() -> Self {
-        Self::Forbidden { code: "forbidden", message: "you do not have permission to do this".into() }
+        Self::Forbidden {
+            code: "forbidden",
+            message: "you do not have permission to do this".into(),
+        }
     }
 
     /// 409 with `code`.
     pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::Conflict { code, message: message.into() }
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 
     /// 422 with `code`.
     pub fn unprocessable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::Unprocessable { code, message: message.into() }
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 `validation_error` about one field.
@@ -165,7 +187,13 @@ impl IntoResponse for ApiError {
             Self::Validation(violations) => serde_json::to_value(violations).ok(),
             _ => None,
         };
-        let body = ErrorResponse { error: ErrorBody { code: code.to_owned(), message, details } };
+        let body = ErrorResponse {
+            error: ErrorBody {
+                code: code.to_owned(),
+                message,
+                details,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if let Self::RateLimited { retry_after_secs } = self {
             if let Ok(value) = HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {

@@ -54,48 +54,66 @@ where
 }
 
 fn is_json_content_type(value: Option<&header::HeaderValue>) -> bool {
-    let Some(mime) = value.and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<mime::Mime>().ok()) else {
+    let Some(mime) = value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+    else {
         return false;
     };
-    mime.type_() == mime::APPLICATION && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+    mime.type_() == mime::APPLICATION
+        && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
 }
 
 /// Parses and validates a JSON object body into `T`.
 pub fn parse_body<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|error| ApiError::InvalidJson(error.to_string()))?;
-    let serde_json::Value::Object(fields) = &value else {
+    let serde_json::Value::Object(mut fields) = value else {
         return Err(ApiError::invalid_field("body", "must be a JSON object"));
     };
+    // Unknown fields are reported together with every other problem of the body.
     let known = serde_aux::serde_introspection::serde_introspect::<T>();
     let mut violations = Violations::default();
-    for name in fields.keys() {
-        if !known.contains(&name.as_str()) {
+    fields.retain(|name, _| {
+        let is_known = known.contains(&name.as_str());
+        if !is_known {
             violations.add(name.clone(), "unknown field");
         }
+        is_known
+    });
+    match serde_path_to_error::deserialize::<_, T>(serde_json::Value::Object(fields)) {
+        Ok(mut parsed) => {
+            parsed.validate(&mut violations);
+            violations.into_result().map(|()| parsed)
+        }
+        Err(error) => {
+            let (field, problem) =
+                describe_serde_error(&error.path().to_string(), &error.inner().to_string());
+            violations.add(field, problem);
+            Err(ApiError::Validation(violations))
+        }
     }
-    violations.into_result()?;
-    let mut parsed: T = serde_path_to_error::deserialize(value).map_err(|error| {
-        let (field, problem) = describe_serde_error(&error.path().to_string(), &error.inner().to_string());
-        ApiError::invalid_field(field, problem)
-    })?;
-    let mut violations = Violations::default();
-    parsed.validate(&mut violations);
-    violations.into_result()?;
-    Ok(parsed)
 }
 
 fn describe_serde_error(path: &str, message: &str) -> (String, String) {
     if let Some(rest) = message.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or_default();
-        let field = if path == "." { name.to_owned() } else { format!("{path}.{name}") };
+        let field = if path == "." {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        };
         return (field, "is required".into());
     }
-    let field = if path == "." { "body".to_owned() } else { path.to_owned() };
+    let field = if path == "." {
+        "body".to_owned()
+    } else {
+        path.to_owned()
+    };
     (field, message.to_owned())
 }
 
-/// A query string deserialised into `T` and validated.
+/// A query string deserialised into `T` and validated; unknown parameters are rejected.
 pub struct ValidQuery<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for ValidQuery<T>
@@ -107,10 +125,27 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
         let query = parts.uri.query().unwrap_or_default();
-        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let known = serde_aux::serde_introspection::serde_introspect::<T>();
+        let mut unknown = Violations::default();
+        for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+            if !known.contains(&name.as_ref()) {
+                unknown.add(name.into_owned(), "unknown query parameter");
+            }
+        }
+        unknown.into_result()?;
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         let mut parsed: T = serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            let (field, problem) = describe_serde_error(&error.path().to_string(), &error.inner().to_string());
-            ApiError::invalid_field(if field == "body" { "query".to_owned() } else { field }, problem)
+            let (field, problem) =
+                describe_serde_error(&error.path().to_string(), &error.inner().to_string());
+            ApiError::invalid_field(
+                if field == "body" {
+                    "query".to_owned()
+                } else {
+                    field
+                },
+                problem,
+            )
         })?;
         let mut violations = Violations::default();
         parsed.validate(&mut violations);
@@ -129,7 +164,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::invalid_field("id", "must be a UUID"))?;
-        Uuid::parse_str(&raw).map(IdPath).map_err(|_| ApiError::invalid_field("id", "must be a UUID"))
+        Uuid::parse_str(&raw)
+            .map(IdPath)
+            .map_err(|_| ApiError::invalid_field("id", "must be a UUID"))
     }
 }
 
@@ -200,7 +237,13 @@ impl<T> Paginated<T> {
     /// Wraps one page of results.
     pub fn new(data: Vec<T>, total: i64, request: PageRequest) -> Self {
         let per_page = i64::from(request.per_page);
-        Self { data, total, page: request.page, per_page: request.per_page, total_pages: (total + per_page - 1) / per_page }
+        Self {
+            data,
+            total,
+            page: request.page,
+            per_page: request.per_page,
+            total_pages: (total + per_page - 1) / per_page,
+        }
     }
 }
 
@@ -231,21 +274,41 @@ where
 }
 
 /// Trims `value` and checks that it has `min..=max` characters.
-pub fn check_text(violations: &mut Violations, field: &str, value: &mut String, min: usize, max: usize) {
+pub fn check_text(
+    violations: &mut Violations,
+    field: &str,
+    value: &mut String,
+    min: usize,
+    max: usize,
+) {
     let trimmed = value.trim();
     if trimmed.len() != value.len() {
         *value = trimmed.to_owned();
     }
     let length = value.chars().count();
-    if length < min {
-        violations.add(field, if min == 1 { "must not be empty".to_owned() } else { format!("must have at least {min} characters") });
+    if value.contains('\0') {
+        violations.add(field, "must not contain NUL characters");
+    } else if length < min {
+        violations.add(
+            field,
+            if min == 1 {
+                "must not be empty".to_owned()
+            } else {
+                format!("must have at least {min} characters")
+            },
+        );
     } else if length > max {
         violations.add(field, format!("must have at most {max} characters"));
     }
 }
 
 /// Like [`check_text`] for an optional field; an empty optional string becomes `None`.
-pub fn check_optional_text(violations: &mut Violations, field: &str, value: &mut Option<String>, max: usize) {
+pub fn check_optional_text(
+    violations: &mut Violations,
+    field: &str,
+    value: &mut Option<String>,
+    max: usize,
+) {
     if let Some(text) = value {
         check_text(violations, field, text, 0, max);
         if text.is_empty() {

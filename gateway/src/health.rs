@@ -44,9 +44,12 @@ pub struct HealthResponse {
               (status = 503, description = "A dependency is down: status `degraded`, the failing check `error`", body = HealthResponse))
 )]
 async fn health(State(state): State<AppState>) -> Response {
-    let postgres = tokio::time::timeout(Duration::from_secs(2), sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool))
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let postgres = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
     let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
     let healthy = postgres && nats;
     let body = HealthResponse {
@@ -54,9 +57,16 @@ async fn health(State(state): State<AppState>) -> Response {
         service: "api-gateway",
         version: env!("CARGO_PKG_VERSION"),
         timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-        checks: HealthChecks { postgres: if postgres { "ok" } else { "error" }, nats: if nats { "ok" } else { "error" } },
+        checks: HealthChecks {
+            postgres: if postgres { "ok" } else { "error" },
+            nats: if nats { "ok" } else { "error" },
+        },
     };
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
@@ -73,12 +83,17 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        let matches = presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.expose().as_bytes()));
+        let matches =
+            presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.expose().as_bytes()));
         if !matches {
             return ApiError::Unauthorized.into_response();
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -119,5 +134,7 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
 
 /// Health and metrics routes (served by every process role).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(metrics))
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(metrics))
 }

@@ -7,7 +7,11 @@ use omnistream_gateway::config::Config;
 use omnistream_gateway::{db, startup, tenants};
 
 #[derive(Debug, Parser)]
-#[command(name = "omnistream", version, about = "OmniStream omnichannel conversation platform")]
+#[command(
+    name = "omnistream",
+    version,
+    about = "OmniStream omnichannel conversation platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -46,11 +50,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let command = cli.command.unwrap_or(Command::Serve);
     let (database_url, nats_url, dev_stack) = startup::resolve_infrastructure(&config).await?;
+    let infra = Infrastructure {
+        database_url,
+        nats_url,
+        development: config.database_url.is_none(),
+    };
+    let database_url = infra.database_url.clone();
     let outcome = match command {
-        Command::Serve => serve(config, database_url, nats_url, Roles::ALL).await,
-        Command::Gateway => serve(config, database_url, nats_url, Roles { api: true, ingest: false, worker: false }).await,
-        Command::Ingest => serve(config, database_url, nats_url, Roles { api: false, ingest: true, worker: false }).await,
-        Command::Worker => serve(config, database_url, nats_url, Roles { api: false, ingest: false, worker: true }).await,
+        Command::Serve => serve(config, infra, Roles::ALL).await,
+        Command::Gateway => {
+            serve(
+                config,
+                infra,
+                Roles {
+                    api: true,
+                    ingest: false,
+                    worker: false,
+                },
+            )
+            .await
+        }
+        Command::Ingest => {
+            serve(
+                config,
+                infra,
+                Roles {
+                    api: false,
+                    ingest: true,
+                    worker: false,
+                },
+            )
+            .await
+        }
+        Command::Worker => {
+            serve(
+                config,
+                infra,
+                Roles {
+                    api: false,
+                    ingest: false,
+                    worker: true,
+                },
+            )
+            .await
+        }
         Command::Migrate => migrate(&database_url).await,
         Command::Replay { projection } => replay(&database_url, &projection).await,
     };
@@ -60,11 +103,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     outcome
 }
 
-async fn serve(config: Config, database_url: String, nats_url: String, roles: Roles) -> anyhow::Result<()> {
-    let jwt_secret = startup::resolve_jwt_secret(&config)?;
+/// Where this process's PostgreSQL and NATS are.
+struct Infrastructure {
+    database_url: String,
+    nats_url: String,
+    /// The database comes from the embedded dev stack (no `DATABASE_URL`): development
+    /// conveniences (a generated JWT secret, the demo tenant) are allowed.
+    development: bool,
+}
+
+async fn serve(config: Config, infra: Infrastructure, roles: Roles) -> anyhow::Result<()> {
+    let jwt_secret = startup::resolve_jwt_secret(&config, infra.development)?;
     let base_url = config.public_base_url.clone();
-    let app = Application::build(Settings { config, database_url, nats_url, jwt_secret, roles }).await?;
-    let demo = if roles.api { tenants::seed_demo_tenant(&app.state().pool).await.map_err(|e| anyhow::anyhow!("{e}"))? } else { None };
+    let settings = Settings {
+        config,
+        database_url: infra.database_url,
+        nats_url: infra.nats_url,
+        jwt_secret,
+        roles,
+    };
+    let app = Application::build(settings).await?;
+    let demo = if roles.api && infra.development {
+        tenants::seed_demo_tenant(&app.state().pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+    } else {
+        None
+    };
     tracing::info!(address = %app.local_addr()?, ?roles, "omnistream started");
     startup::print_banner(&base_url, demo.as_ref());
     let stop = app.shutdown_token();
@@ -80,13 +145,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -109,7 +175,8 @@ async fn replay(database_url: &str, name: &str) -> anyhow::Result<()> {
     let projectors = if name == "all" {
         omnistream_projections::all_projectors()
     } else {
-        vec![omnistream_projections::projector_by_name(name).with_context(|| format!("unknown projection `{name}`"))?]
+        vec![omnistream_projections::projector_by_name(name)
+            .with_context(|| format!("unknown projection `{name}`"))?]
     };
     for projector in projectors {
         let applied = omnistream_projections::replay::replay(&pool, projector.as_ref()).await?;

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
         description = "Omnichannel customer conversations (WhatsApp, Instagram, Messenger, Email) in one event-sourced inbox.\n\n\
 Conventions (contract §0): every error is `{\"error\": {code, message, details?}}`; malformed UUIDs, unknown body fields, \
 bad types and out-of-range pagination are 400 `validation_error` with per-field `details`; ids of another organization are 404. \
-Where the contract is silent this implementation: ignores unknown *query* parameters (bodies reject them); rejects `null` for \
+Where the contract is silent this implementation: rejects unknown query parameters like unknown body fields; rejects `null` for \
 PATCH fields that are not nullable; answers unknown paths with 404 `not_found` and wrong methods with 405 `method_not_allowed`; \
 limits bodies to 2 MiB (413 `payload_too_large`); requires `Content-Type: application/json` on JSON bodies (415 `unsupported_media_type`).",
         version = env!("CARGO_PKG_VERSION"),
@@ -38,11 +38,21 @@ impl Modify for SecuritySchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
-        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
-        components
-            .add_security_scheme("cookie", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("omnistream_token"))));
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("omnistream_token"))),
+        );
         components.add_security_scheme(
             "metrics_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

@@ -14,9 +14,11 @@ use uuid::Uuid;
 
 use crate::activity::{self, Activity};
 use crate::app::AppState;
-use crate::auth::Caller;
+use crate::auth::{perm, Authorized};
 use crate::error::{ApiError, ErrorResponse, Result, ResultExt, Violations};
-use crate::extract::{check_optional_text, check_text, nullable, present, DeleteResponse, IdPath, Validate, ValidJson};
+use crate::extract::{
+    check_optional_text, check_text, nullable, present, DeleteResponse, IdPath, ValidJson, Validate,
+};
 
 /// `RoleWithPermissions` (plus `agent_count` on single reads).
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,9 +60,16 @@ struct RoleRow {
 impl RoleRow {
     fn into_api(self, agent_count: Option<i64>) -> RoleWithPermissions {
         let permissions = if self.is_system {
-            self.name.parse::<AgentRole>().map(|r| r.permissions()).unwrap_or_default()
+            self.name
+                .parse::<AgentRole>()
+                .map(|r| r.permissions())
+                .unwrap_or_default()
         } else {
-            let mut codes: Vec<Permission> = self.permissions.iter().filter_map(|c| c.parse().ok()).collect();
+            let mut codes: Vec<Permission> = self
+                .permissions
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect();
             codes.sort();
             codes
         };
@@ -98,22 +107,35 @@ pub async fn create_system_roles(conn: &mut PgConnection, tenant: TenantId) -> R
 }
 
 /// The codes of a custom role of `tenant`; `None` when `id` is not one.
-pub async fn custom_role_permissions(conn: &mut PgConnection, tenant: TenantId, id: Uuid) -> Result<Option<Vec<Permission>>> {
-    let row: Option<RoleRow> = sqlx::query_as(&format!("{ROLE_SELECT} WHERE r.tenant_id = $1 AND r.id = $2 AND NOT r.is_system"))
-        .bind(tenant.as_uuid())
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(|r| r.permissions.iter().filter_map(|c| c.parse().ok()).collect()))
+pub async fn custom_role_permissions(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<Vec<Permission>>> {
+    let row: Option<RoleRow> = sqlx::query_as(&format!(
+        "{ROLE_SELECT} WHERE r.tenant_id = $1 AND r.id = $2 AND NOT r.is_system"
+    ))
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| {
+        r.permissions
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect()
+    }))
 }
 
 async fn load_role(conn: &mut PgConnection, tenant: TenantId, id: Uuid) -> Result<RoleRow> {
-    sqlx::query_as(&format!("{ROLE_SELECT} WHERE r.tenant_id = $1 AND r.id = $2"))
-        .bind(tenant.as_uuid())
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(ApiError::NotFound)
+    sqlx::query_as(&format!(
+        "{ROLE_SELECT} WHERE r.tenant_id = $1 AND r.id = $2"
+    ))
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(ApiError::NotFound)
 }
 
 async fn agent_count(conn: &mut PgConnection, tenant: TenantId, role: &RoleRow) -> Result<i64> {
@@ -154,7 +176,10 @@ fn check_permissions(violations: &mut Violations, codes: &[String]) -> Vec<Permi
         }
     }
     if !unknown.is_empty() {
-        violations.add("permissions", format!("unknown permission codes: {}", unknown.join(", ")));
+        violations.add(
+            "permissions",
+            format!("unknown permission codes: {}", unknown.join(", ")),
+        );
     }
     parsed.sort();
     parsed.dedup();
@@ -207,7 +232,10 @@ impl Validate for UpdateRole {
         if let Some(description) = &mut self.description {
             check_optional_text(violations, "description", description, 500);
         }
-        self.parsed = self.permissions.as_deref().map(|codes| check_permissions(violations, codes));
+        self.parsed = self
+            .permissions
+            .as_deref()
+            .map(|codes| check_permissions(violations, codes));
     }
 }
 
@@ -216,11 +244,21 @@ fn role_name_taken() -> ApiError {
 }
 
 fn system_role_immutable() -> ApiError {
-    ApiError::Forbidden { code: "system_role_immutable", message: "system roles cannot be changed or deleted".into() }
+    ApiError::Forbidden {
+        code: "system_role_immutable",
+        message: "system roles cannot be changed or deleted".into(),
+    }
 }
 
-async fn replace_permissions(conn: &mut PgConnection, role: Uuid, permissions: &[Permission]) -> Result<()> {
-    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1").bind(role).execute(&mut *conn).await?;
+async fn replace_permissions(
+    conn: &mut PgConnection,
+    role: Uuid,
+    permissions: &[Permission],
+) -> Result<()> {
+    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
+        .bind(role)
+        .execute(&mut *conn)
+        .await?;
     let codes: Vec<&str> = permissions.iter().map(|p| p.code()).collect();
     sqlx::query("INSERT INTO role_permissions (role_id, permission) SELECT $1, unnest($2::text[])")
         .bind(role)
@@ -237,8 +275,10 @@ async fn replace_permissions(conn: &mut PgConnection, role: Uuid, permissions: &
               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn list_roles(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<RoleWithPermissions>>> {
-    caller.require(Permission::RolesManage)?;
+async fn list_roles(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::RolesManage>,
+) -> Result<Json<Vec<RoleWithPermissions>>> {
     let rows: Vec<RoleRow> = sqlx::query_as(&format!(
         "{ROLE_SELECT} WHERE r.tenant_id = $1
          ORDER BY r.is_system DESC,
@@ -261,10 +301,9 @@ async fn list_roles(State(state): State<AppState>, caller: Caller) -> Result<Jso
 )]
 async fn create_role(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::RolesManage>,
     ValidJson(body): ValidJson<CreateRole>,
 ) -> Result<(StatusCode, Json<RoleWithPermissions>)> {
-    caller.require(Permission::RolesManage)?;
     caller.require_all(&body.parsed)?;
     let id = Uuid::new_v4();
     let mut tx = state.pool.begin().await?;
@@ -277,7 +316,9 @@ async fn create_role(
         .await
         .on_constraint("roles_tenant_name_key", role_name_taken)?;
     replace_permissions(&mut tx, id, &body.parsed).await?;
-    let role = load_role(&mut tx, caller.tenant_id, id).await?.into_api(None);
+    let role = load_role(&mut tx, caller.tenant_id, id)
+        .await?
+        .into_api(None);
     activity::record(
         &mut tx,
         &caller,
@@ -300,8 +341,11 @@ async fn create_role(
               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn get_role(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<Json<RoleWithPermissions>> {
-    caller.require(Permission::RolesManage)?;
+async fn get_role(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::RolesManage>,
+    IdPath(id): IdPath,
+) -> Result<Json<RoleWithPermissions>> {
     let mut conn = state.pool.acquire().await?;
     let row = load_role(&mut conn, caller.tenant_id, id).await?;
     let count = agent_count(&mut conn, caller.tenant_id, &row).await?;
@@ -318,11 +362,10 @@ async fn get_role(State(state): State<AppState>, caller: Caller, IdPath(id): IdP
 )]
 async fn update_role(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<perm::RolesManage>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<UpdateRole>,
 ) -> Result<Json<RoleWithPermissions>> {
-    caller.require(Permission::RolesManage)?;
     let mut tx = state.pool.begin().await?;
     let current = load_role(&mut tx, caller.tenant_id, id).await?;
     if current.is_system {
@@ -347,7 +390,9 @@ async fn update_role(
         replace_permissions(&mut tx, id, permissions).await?;
     }
     let before = current.into_api(None);
-    let role = load_role(&mut tx, caller.tenant_id, id).await?.into_api(None);
+    let role = load_role(&mut tx, caller.tenant_id, id)
+        .await?
+        .into_api(None);
     activity::record(
         &mut tx,
         &caller,
@@ -374,15 +419,21 @@ async fn update_role(
               (status = 404, body = ErrorResponse), (status = 409, description = "role_in_use", body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn delete_role(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<Json<DeleteResponse>> {
-    caller.require(Permission::RolesManage)?;
+async fn delete_role(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::RolesManage>,
+    IdPath(id): IdPath,
+) -> Result<Json<DeleteResponse>> {
     let mut tx = state.pool.begin().await?;
     let role = load_role(&mut tx, caller.tenant_id, id).await?;
     if role.is_system {
         return Err(system_role_immutable());
     }
     if agent_count(&mut tx, caller.tenant_id, &role).await? > 0 {
-        return Err(ApiError::conflict("role_in_use", "agents still hold this role"));
+        return Err(ApiError::conflict(
+            "role_in_use",
+            "agents still hold this role",
+        ));
     }
     // Deleted agents may still point at the role; they keep no access, so the link is dropped.
     sqlx::query("UPDATE agents SET custom_role_id = NULL WHERE tenant_id = $1 AND custom_role_id = $2 AND deleted_at IS NOT NULL")
@@ -394,15 +445,26 @@ async fn delete_role(State(state): State<AppState>, caller: Caller, IdPath(id): 
         .bind(caller.tenant_id.as_uuid())
         .bind(id)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .on_constraint("agents_custom_role_fkey", || {
+            ApiError::conflict("role_in_use", "agents still hold this role")
+        })?;
     activity::record(
         &mut tx,
         &caller,
-        Activity { action: "role.deleted", entity_type: "role", entity_id: Some(id.to_string()), details: json!({ "name": role.name }) },
+        Activity {
+            action: "role.deleted",
+            entity_type: "role",
+            entity_id: Some(id.to_string()),
+            details: json!({ "name": role.name }),
+        },
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(DeleteResponse { message: "role deleted".into(), id }))
+    Ok(Json(DeleteResponse {
+        message: "role deleted".into(),
+        id,
+    }))
 }
 
 /// List all available permissions
@@ -412,12 +474,15 @@ async fn delete_role(State(state): State<AppState>, caller: Caller, IdPath(id): 
               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
-async fn list_permissions(caller: Caller) -> Result<Json<Vec<PermissionInfo>>> {
-    caller.require(Permission::RolesManage)?;
+async fn list_permissions(_: Authorized<perm::RolesManage>) -> Result<Json<Vec<PermissionInfo>>> {
     Ok(Json(
         Permission::ALL
             .iter()
-            .map(|p| PermissionInfo { code: p.code(), group: p.group(), description: p.description() })
+            .map(|p| PermissionInfo {
+                code: p.code(),
+                group: p.group(),
+                description: p.description(),
+            })
             .collect(),
     ))
 }

@@ -24,12 +24,16 @@ pub fn init_tracing() {
 }
 
 /// Database and NATS URLs: from the configuration, else from the embedded dev stack.
-pub async fn resolve_infrastructure(config: &Config) -> anyhow::Result<(String, String, Option<DevStack>)> {
+pub async fn resolve_infrastructure(
+    config: &Config,
+) -> anyhow::Result<(String, String, Option<DevStack>)> {
     match (&config.database_url, &config.nats_url) {
         (Some(database), Some(nats)) => Ok((database.clone(), nats.clone(), None)),
         (database, nats) => {
-            let stack = DevStack::ensure(&config.data_dir, Probe::default()).await?;
-            let database = database.clone().unwrap_or_else(|| stack.database_url.clone());
+            let stack = DevStack::ensure(&config.data_dir, Probe::from_env()?).await?;
+            let database = database
+                .clone()
+                .unwrap_or_else(|| stack.database_url.clone());
             let nats = nats.clone().unwrap_or_else(|| stack.nats_url.clone());
             Ok((database, nats, Some(stack)))
         }
@@ -37,19 +41,34 @@ pub async fn resolve_infrastructure(config: &Config) -> anyhow::Result<(String, 
 }
 
 /// `JWT_SECRET`, or (development only) a random secret kept in `<data_dir>/jwt_secret` so that
-/// sessions survive restarts.
-pub fn resolve_jwt_secret(config: &Config) -> anyhow::Result<Secret> {
+/// sessions survive restarts. Outside development a missing secret is an error: instances with
+/// different generated secrets would refuse each other's tokens.
+pub fn resolve_jwt_secret(config: &Config, development: bool) -> anyhow::Result<Secret> {
     if let Some(secret) = &config.jwt_secret {
+        anyhow::ensure!(
+            secret.expose().len() >= 32,
+            "JWT_SECRET must be at least 32 bytes long"
+        );
         return Ok(secret.clone());
     }
+    anyhow::ensure!(
+        development,
+        "JWT_SECRET must be set when DATABASE_URL is set (at least 32 random bytes)"
+    );
     let path = config.data_dir.join("jwt_secret");
     if let Ok(existing) = std::fs::read_to_string(&path) {
         if existing.trim().len() >= 32 {
             return Ok(Secret::new(existing.trim()));
         }
     }
-    tracing::warn!("JWT_SECRET is not set: using a generated development secret stored in the data directory");
-    let generated: String = rand::thread_rng().sample_iter(&Alphanumeric).take(64).map(char::from).collect();
+    tracing::warn!(
+        "JWT_SECRET is not set: using a generated development secret stored in the data directory"
+    );
+    let generated: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(64)
+        .map(char::from)
+        .collect();
     write_private(&path, &generated)?;
     Ok(Secret::new(generated))
 }
@@ -78,7 +97,11 @@ pub fn print_banner(base_url: &str, demo: Option<&crate::tenants::DemoLogin>) {
     let _ = writeln!(out, "  API docs:     {base_url}/docs");
     let _ = writeln!(out, "  OpenAPI:      {base_url}/api/openapi.json");
     if let Some(demo) = demo {
-        let _ = writeln!(out, "  Demo tenant created. Admin login: {} / {}", demo.email, demo.password);
+        let _ = writeln!(
+            out,
+            "  Demo tenant created. Admin login: {} / {}",
+            demo.email, demo.password
+        );
     }
     let _ = writeln!(out);
 }

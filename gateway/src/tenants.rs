@@ -1,5 +1,6 @@
 //! Tenant organisations: creation (registration and the demo tenant) and their public shape.
 
+use chrono::{DateTime, Utc};
 use omnistream_domain::{AgentId, AgentRole, EmailAddress, TenantId};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -12,19 +13,25 @@ use crate::auth::password;
 use crate::error::{ApiError, Result, ResultExt};
 use crate::roles;
 
-/// An organization as shown to its members.
+/// `Organization`: a tenant.
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Organization {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
+    /// `active` or `suspended`.
+    pub status: String,
     /// IANA timezone; day buckets and date filters use it.
     pub timezone: String,
+    pub plan_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub suspended_at: Option<DateTime<Utc>>,
 }
 
 /// Loads the organization of `tenant`.
 pub async fn load_organization(conn: &mut PgConnection, tenant: TenantId) -> Result<Organization> {
-    sqlx::query_as("SELECT id, name, slug, timezone FROM tenants WHERE id = $1")
+    sqlx::query_as("SELECT id, name, slug, status, timezone, plan_id, created_at, updated_at, suspended_at FROM tenants WHERE id = $1")
         .bind(tenant.as_uuid())
         .fetch_optional(conn)
         .await?
@@ -59,7 +66,10 @@ pub struct NewOrganization<'a> {
 
 /// Creates an organization (status `active`, timezone `Asia/Jakarta`), its system roles and its
 /// first agent (`admin`, `can_broadcast`). 409 `email_taken` when the email is in use.
-pub async fn create_organization(conn: &mut PgConnection, new: NewOrganization<'_>) -> Result<(Organization, AgentId)> {
+pub async fn create_organization(
+    conn: &mut PgConnection,
+    new: NewOrganization<'_>,
+) -> Result<(Organization, AgentId)> {
     let password_hash = password::hash(new.admin_password).await?;
     let tenant = TenantId::new();
     let base = slugify(new.organization_name);
@@ -75,8 +85,11 @@ pub async fn create_organization(conn: &mut PgConnection, new: NewOrganization<'
         if inserted == 1 {
             break;
         }
-        let suffix: String =
-            rand::thread_rng().sample_iter(&Alphanumeric).take(6).map(|b| char::from(b).to_ascii_lowercase()).collect();
+        let suffix: String = rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(6)
+            .map(|b| char::from(b).to_ascii_lowercase())
+            .collect();
         slug = format!("{base}-{suffix}");
     }
     roles::create_system_roles(conn, tenant).await?;
@@ -105,13 +118,21 @@ pub struct DemoLogin {
 /// On a database with no tenant, creates the demo organization and returns its admin login.
 pub async fn seed_demo_tenant(pool: &PgPool) -> Result<Option<DemoLogin>> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('omnistream:demo-seed', 0))").execute(&mut *tx).await?;
-    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants)").fetch_one(&mut *tx).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('omnistream:demo-seed', 0))")
+        .execute(&mut *tx)
+        .await?;
+    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants)")
+        .fetch_one(&mut *tx)
+        .await?;
     if any {
         return Ok(None);
     }
     let email = EmailAddress::parse("admin@demo.omnistream.local").map_err(anyhow::Error::from)?;
-    let password: String = rand::thread_rng().sample_iter(&Alphanumeric).take(16).map(char::from).collect();
+    let password: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(16)
+        .map(char::from)
+        .collect();
     create_organization(
         &mut tx,
         NewOrganization {
@@ -123,7 +144,10 @@ pub async fn seed_demo_tenant(pool: &PgPool) -> Result<Option<DemoLogin>> {
     )
     .await?;
     tx.commit().await?;
-    Ok(Some(DemoLogin { email: email.into_inner(), password }))
+    Ok(Some(DemoLogin {
+        email: email.into_inner(),
+        password,
+    }))
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 async fn unknown_channel() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
-        Json(serde_json::json!({"error": {"code": "not_found", "message": "no webhook receiver for this channel"}})),
+        Json(
+            serde_json::json!({"error": {"code": "not_found", "message": "no webhook receiver for this channel"}}),
+        ),
     )
 }

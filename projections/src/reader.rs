@@ -22,7 +22,10 @@ pub struct LogCursor {
 
 impl LogCursor {
     /// Before the first event.
-    pub const START: LogCursor = LogCursor { transaction_id: 0, position: 0 };
+    pub const START: LogCursor = LogCursor {
+        transaction_id: 0,
+        position: 0,
+    };
 }
 
 /// One event as stored, with its place in the log.
@@ -53,7 +56,10 @@ pub struct RecordedEvent {
 impl RecordedEvent {
     /// The cursor just after this event.
     pub fn cursor(&self) -> LogCursor {
-        LogCursor { transaction_id: self.transaction_id, position: self.global_position }
+        LogCursor {
+            transaction_id: self.transaction_id,
+            position: self.global_position,
+        }
     }
 }
 

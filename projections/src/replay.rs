@@ -24,32 +24,50 @@ pub async fn replay(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<
     let shadow = format!("replay_{name}");
     let mut conn = pool.acquire().await?;
     prepare_shadow(&mut conn, &shadow, projector.tables()).await?;
-    sqlx::query(&format!("SET search_path TO {shadow}, public")).execute(&mut *conn).await?;
+    sqlx::query(&format!("SET search_path TO {shadow}, public"))
+        .execute(&mut *conn)
+        .await?;
 
     let result = fill_and_swap(&mut conn, projector, &shadow).await;
     let reset = sqlx::query("RESET search_path").execute(&mut *conn).await;
     if result.is_err() || reset.is_err() {
         // A connection with a stray search_path must never go back to the pool.
-        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {shadow} CASCADE")).execute(&mut *conn).await;
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {shadow} CASCADE"))
+            .execute(&mut *conn)
+            .await;
         conn.detach();
     }
     result
 }
 
-async fn prepare_shadow(conn: &mut PgConnection, shadow: &str, tables: &[&str]) -> anyhow::Result<()> {
+async fn prepare_shadow(
+    conn: &mut PgConnection,
+    shadow: &str,
+    tables: &[&str],
+) -> anyhow::Result<()> {
     let mut tx = conn.begin().await?;
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {shadow} CASCADE")).execute(&mut *tx).await?;
-    sqlx::query(&format!("CREATE SCHEMA {shadow}")).execute(&mut *tx).await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {shadow} CASCADE"))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&format!("CREATE SCHEMA {shadow}"))
+        .execute(&mut *tx)
+        .await?;
     for table in tables {
-        sqlx::query(&format!("CREATE TABLE {shadow}.{table} (LIKE public.{table} INCLUDING ALL)"))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "CREATE TABLE {shadow}.{table} (LIKE public.{table} INCLUDING ALL)"
+        ))
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-async fn fill_and_swap(conn: &mut PgConnection, projector: &dyn Projector, shadow: &str) -> anyhow::Result<u64> {
+async fn fill_and_swap(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    shadow: &str,
+) -> anyhow::Result<u64> {
     let mut cursor = LogCursor::START;
     let mut applied: u64 = 0;
     loop {
@@ -72,7 +90,13 @@ async fn fill_and_swap(conn: &mut PgConnection, projector: &dyn Projector, shado
     // Reads before writes in this transaction, so the reader sees every committed event.
     let mut late = Vec::new();
     loop {
-        let batch = read_after(&mut tx, late.last().map_or(cursor, |e: &crate::RecordedEvent| e.cursor()), REPLAY_BATCH).await?;
+        let batch = read_after(
+            &mut tx,
+            late.last()
+                .map_or(cursor, |e: &crate::RecordedEvent| e.cursor()),
+            REPLAY_BATCH,
+        )
+        .await?;
         let done = (batch.len() as i64) < REPLAY_BATCH;
         late.extend(batch);
         if done {
@@ -87,10 +111,16 @@ async fn fill_and_swap(conn: &mut PgConnection, projector: &dyn Projector, shado
         applied += late.len() as u64;
     }
     for table in projector.tables() {
-        sqlx::query(&format!("DROP TABLE public.{table}")).execute(&mut *tx).await?;
-        sqlx::query(&format!("ALTER TABLE {shadow}.{table} SET SCHEMA public")).execute(&mut *tx).await?;
+        sqlx::query(&format!("DROP TABLE public.{table}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!("ALTER TABLE {shadow}.{table} SET SCHEMA public"))
+            .execute(&mut *tx)
+            .await?;
     }
-    sqlx::query(&format!("DROP SCHEMA {shadow}")).execute(&mut *tx).await?;
+    sqlx::query(&format!("DROP SCHEMA {shadow}"))
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1")
         .bind(projector.name())
         .execute(&mut *tx)

@@ -21,19 +21,30 @@ pub struct ProjectorSettings {
 
 impl Default for ProjectorSettings {
     fn default() -> Self {
-        Self { batch_size: 500, idle_poll: Duration::from_millis(50) }
+        Self {
+            batch_size: 500,
+            idle_poll: Duration::from_millis(50),
+        }
     }
 }
 
 /// Reads the stored checkpoint of `projection` (the start of the log when there is none).
-pub async fn load_checkpoint(conn: &mut PgConnection, projection: &str) -> Result<LogCursor, sqlx::Error> {
+pub async fn load_checkpoint(
+    conn: &mut PgConnection,
+    projection: &str,
+) -> Result<LogCursor, sqlx::Error> {
     let row: Option<(i64, i64)> = sqlx::query_as(
         "SELECT last_transaction_id::text::bigint, last_position FROM projection_checkpoints WHERE projection = $1",
     )
     .bind(projection)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map_or(LogCursor::START, |(transaction_id, position)| LogCursor { transaction_id, position }))
+    Ok(
+        row.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
+            transaction_id,
+            position,
+        }),
+    )
 }
 
 /// Stores `cursor` as the checkpoint of `projection`, counting `applied` more events.
@@ -65,19 +76,30 @@ pub async fn store_checkpoint(
 
 /// Takes the projector's transaction-scoped advisory lock, so only one instance applies its
 /// events at a time. The lock assigns no transaction id, which the reader relies on.
-pub(crate) async fn lock_projection(conn: &mut PgConnection, projection: &str, wait: bool) -> Result<bool, sqlx::Error> {
+pub(crate) async fn lock_projection(
+    conn: &mut PgConnection,
+    projection: &str,
+    wait: bool,
+) -> Result<bool, sqlx::Error> {
     let sql = if wait {
         "SELECT true FROM pg_advisory_xact_lock(hashtextextended('projection:' || $1, 0))"
     } else {
         "SELECT pg_try_advisory_xact_lock(hashtextextended('projection:' || $1, 0))"
     };
-    sqlx::query_scalar(sql).bind(projection).fetch_one(conn).await
+    sqlx::query_scalar(sql)
+        .bind(projection)
+        .fetch_one(conn)
+        .await
 }
 
 /// Applies at most one batch of new events in one transaction; returns how many were applied.
 /// Returns 0 when another instance holds the projector.
 #[tracing::instrument(skip_all, fields(projection = projector.name()), err)]
-pub async fn catch_up_once(pool: &PgPool, projector: &dyn Projector, batch_size: i64) -> anyhow::Result<usize> {
+pub async fn catch_up_once(
+    pool: &PgPool,
+    projector: &dyn Projector,
+    batch_size: i64,
+) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     if !lock_projection(&mut tx, projector.name(), false).await? {
         return Ok(0);
@@ -90,7 +112,13 @@ pub async fn catch_up_once(pool: &PgPool, projector: &dyn Projector, batch_size:
     for event in &events {
         projector.apply(&mut tx, event).await?;
     }
-    store_checkpoint(&mut tx, projector.name(), last.cursor(), events.len() as i64).await?;
+    store_checkpoint(
+        &mut tx,
+        projector.name(),
+        last.cursor(),
+        events.len() as i64,
+    )
+    .await?;
     let lag = (Utc::now() - last.recorded_at).num_milliseconds().max(0) as f64 / 1000.0;
     tx.commit().await?;
     metrics::counter!("omnistream_projection_events_applied_total", "projection" => projector.name())

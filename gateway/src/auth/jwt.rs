@@ -19,9 +19,11 @@ const AUDIENCE: &str = "omnistream-api";
 pub struct Claims {
     /// Agent id.
     pub sub: Uuid,
-    /// Organization (tenant) id.
-    pub org: Uuid,
+    /// Organization (tenant) id; absent on platform (super-admin) tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<Uuid>,
     /// System role at issue time (informational: permissions are resolved per request).
+    #[serde(default)]
     pub role: String,
     /// `agent`, or `super_admin` for platform tokens.
     pub typ: String,
@@ -36,7 +38,8 @@ pub struct Claims {
     /// Always `omnistream-api`.
     pub aud: String,
     /// Session id.
-    pub sid: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
     /// Impersonating super-admin, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imp: Option<Uuid>,
@@ -66,7 +69,7 @@ impl TokenKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.validate_nbf = true;
-        validation.leeway = 30;
+        validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -93,7 +96,7 @@ impl TokenKeys {
         let expires_at = now + chrono::Duration::from_std(self.ttl).map_err(anyhow::Error::from)?;
         let claims = Claims {
             sub: agent.as_uuid(),
-            org: tenant.as_uuid(),
+            org: Some(tenant.as_uuid()),
             role: role.as_str().to_owned(),
             typ: "agent".to_owned(),
             iat: now.timestamp(),
@@ -101,12 +104,15 @@ impl TokenKeys {
             exp: expires_at.timestamp(),
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
-            sid: sid.as_uuid(),
+            sid: Some(sid.as_uuid()),
             imp: None,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(anyhow::Error::from)?;
-        Ok(IssuedToken { token, expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(expires_at) })
+        Ok(IssuedToken {
+            token,
+            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(expires_at),
+        })
     }
 
     /// Verifies signature, algorithm, `iss`, `aud`, `exp` and `nbf`; 401 otherwise.
@@ -127,7 +133,14 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify() {
-        let issued = keys().issue(AgentId::new(), TenantId::new(), AgentRole::Admin, SessionId::new()).unwrap();
+        let issued = keys()
+            .issue(
+                AgentId::new(),
+                TenantId::new(),
+                AgentRole::Admin,
+                SessionId::new(),
+            )
+            .unwrap();
         let claims = keys().verify(&issued.token).unwrap();
         assert_eq!(claims.iss, "omnistream");
         assert_eq!(claims.aud, "omnistream-api");
@@ -137,36 +150,83 @@ mod tests {
     #[test]
     fn tokens_signed_with_another_secret_are_refused() {
         let other = TokenKeys::new(b"another-secret", Duration::from_secs(60));
-        let issued = other.issue(AgentId::new(), TenantId::new(), AgentRole::Agent, SessionId::new()).unwrap();
-        assert!(matches!(keys().verify(&issued.token), Err(ApiError::Unauthorized)));
+        let issued = other
+            .issue(
+                AgentId::new(),
+                TenantId::new(),
+                AgentRole::Agent,
+                SessionId::new(),
+            )
+            .unwrap();
+        assert!(matches!(
+            keys().verify(&issued.token),
+            Err(ApiError::Unauthorized)
+        ));
     }
 
     fn sign(claims: &Claims) -> String {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(b"test-secret")).unwrap()
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(b"test-secret"),
+        )
+        .unwrap()
     }
 
     #[test]
     fn wrong_audience_issuer_expiry_or_nbf_is_refused() {
-        let issued = keys().issue(AgentId::new(), TenantId::new(), AgentRole::Agent, SessionId::new()).unwrap();
+        let issued = keys()
+            .issue(
+                AgentId::new(),
+                TenantId::new(),
+                AgentRole::Agent,
+                SessionId::new(),
+            )
+            .unwrap();
         let good = keys().verify(&issued.token).unwrap();
         let now = Utc::now().timestamp();
         let variants = [
-            Claims { aud: "other".into(), ..good.clone() },
-            Claims { iss: "other".into(), ..good.clone() },
-            Claims { exp: now - 3600, ..good.clone() },
-            Claims { nbf: now + 3600, ..good.clone() },
+            Claims {
+                aud: "other".into(),
+                ..good.clone()
+            },
+            Claims {
+                iss: "other".into(),
+                ..good.clone()
+            },
+            Claims {
+                exp: now - 3600,
+                ..good.clone()
+            },
+            Claims {
+                nbf: now + 3600,
+                ..good.clone()
+            },
         ];
         for claims in variants {
-            assert!(keys().verify(&sign(&claims)).is_err(), "{claims:?} was accepted");
+            assert!(
+                keys().verify(&sign(&claims)).is_err(),
+                "{claims:?} was accepted"
+            );
         }
         assert!(keys().verify(&sign(&good)).is_ok());
     }
 
     #[test]
     fn unsigned_tokens_are_refused() {
-        let issued = keys().issue(AgentId::new(), TenantId::new(), AgentRole::Agent, SessionId::new()).unwrap();
+        let issued = keys()
+            .issue(
+                AgentId::new(),
+                TenantId::new(),
+                AgentRole::Agent,
+                SessionId::new(),
+            )
+            .unwrap();
         let mut parts: Vec<&str> = issued.token.split('.').collect();
-        let none_header = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, br#"{"alg":"none","typ":"JWT"}"#);
+        let none_header = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            br#"{"alg":"none","typ":"JWT"}"#,
+        );
         parts[0] = &none_header;
         parts[2] = "";
         assert!(keys().verify(&parts.join(".")).is_err());

@@ -10,7 +10,9 @@ pub mod password;
 pub mod rate_limit;
 pub mod routes;
 
+use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::ops::Deref;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -93,10 +95,92 @@ impl Caller {
             Credential::Session(sid) => Ok(sid),
             Credential::ApiKey(_) => Err(ApiError::Forbidden {
                 code: "session_required",
-                message: "this endpoint needs a login session (JWT or cookie), not an API key".into(),
+                message: "this endpoint needs a login session (JWT or cookie), not an API key"
+                    .into(),
             }),
         }
     }
+}
+
+/// A [`Caller`] that holds permission `P`, checked before the request body is read (so a caller
+/// without the permission gets 403, never a 400 about a body it may not send).
+#[derive(Debug, Clone)]
+pub struct Authorized<P> {
+    /// The checked caller.
+    pub caller: Caller,
+    permission: PhantomData<P>,
+}
+
+impl<P> Deref for Authorized<P> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+/// A permission code as a type, for [`Authorized`].
+pub trait RequiredPermission {
+    /// The code checked.
+    const PERMISSION: Permission;
+}
+
+impl<P: RequiredPermission + Send + Sync> FromRequestParts<AppState> for Authorized<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(P::PERMISSION)?;
+        Ok(Self {
+            caller,
+            permission: PhantomData,
+        })
+    }
+}
+
+/// One marker type per permission code, named like the [`Permission`] variant.
+pub mod perm {
+    use super::RequiredPermission;
+    use omnistream_domain::Permission;
+
+    macro_rules! markers {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("Requires [`Permission::", stringify!($name), "`].")]
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+            impl RequiredPermission for $name {
+                const PERMISSION: Permission = Permission::$name;
+            }
+        )*};
+    }
+
+    markers!(
+        ConversationsView,
+        ConversationsViewAll,
+        ConversationsReply,
+        ConversationsManage,
+        ContactsView,
+        ContactsManage,
+        AgentsView,
+        AgentsManage,
+        DivisionsManage,
+        QuickRepliesManage,
+        AnalyticsView,
+        CampaignsManage,
+        IntegrationsView,
+        IntegrationsManage,
+        TemplatesView,
+        TemplatesManage,
+        SlaManage,
+        WebhooksManage,
+        ActivityLogsView,
+        RolesManage,
+        DeveloperAccess,
+        AutomationManage,
+        AiAgentsManage,
+        SettingsManage,
+        BillingManage,
+    );
 }
 
 /// Where a request came from, for audit rows and rate limits.
@@ -112,7 +196,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip().to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -128,10 +215,15 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
         return value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(|t| t.trim().to_owned());
     }
-    CookieJar::from_headers(headers).get(SESSION_COOKIE).map(|c| c.value().to_owned())
+    CookieJar::from_headers(headers)
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
 }
 
 /// SHA-256 of an API key, as stored.
@@ -193,7 +285,11 @@ impl FromRequestParts<AppState> for Caller {
         let role: AgentRole = row.role.parse().map_err(anyhow::Error::from)?;
         let permissions = match row.custom_role_id {
             Some(_) => {
-                let mut codes: Vec<Permission> = row.custom_permissions.iter().filter_map(|c| c.parse().ok()).collect();
+                let mut codes: Vec<Permission> = row
+                    .custom_permissions
+                    .iter()
+                    .filter_map(|c| c.parse().ok())
+                    .collect();
                 codes.sort();
                 codes
             }
@@ -218,6 +314,9 @@ async fn from_session_token(state: &AppState, token: &str) -> Result<(PrincipalR
     if claims.typ != "agent" {
         return Err(ApiError::forbidden());
     }
+    let (Some(organization), Some(sid)) = (claims.org, claims.sid) else {
+        return Err(ApiError::Unauthorized);
+    };
     let row: PrincipalRow = sqlx::query_as(&format!(
         r#"SELECT {PRINCIPAL_COLUMNS}, s.revoked_at IS NOT NULL AS credential_revoked,
                   s.expires_at AS credential_expires_at, s.id AS credential_id
@@ -226,9 +325,9 @@ async fn from_session_token(state: &AppState, token: &str) -> Result<(PrincipalR
            JOIN tenants t ON t.id = a.tenant_id
            WHERE s.id = $1 AND s.agent_id = $2 AND s.tenant_id = $3"#
     ))
-    .bind(claims.sid)
+    .bind(sid)
     .bind(claims.sub)
-    .bind(claims.org)
+    .bind(organization)
     .fetch_optional(&state.pool)
     .await?
     .ok_or(ApiError::Unauthorized)?;

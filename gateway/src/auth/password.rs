@@ -2,7 +2,9 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 /// Hashes `password` into a PHC string.
@@ -23,8 +25,11 @@ pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| dummy_hash().to_owned());
-        let parsed = PasswordHash::new(&phc).map_err(|error| anyhow::anyhow!("stored hash is malformed: {error}"))?;
-        let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        let parsed = PasswordHash::new(&phc)
+            .map_err(|error| anyhow::anyhow!("stored hash is malformed: {error}"))?;
+        let matches = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         Ok(known && matches)
     })
     .await?
@@ -49,7 +54,9 @@ mod tests {
     async fn a_hash_verifies_only_its_password() {
         let stored = hash("correct horse".into()).await.unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert!(verify("correct horse".into(), Some(stored.clone())).await.unwrap());
+        assert!(verify("correct horse".into(), Some(stored.clone()))
+            .await
+            .unwrap());
         assert!(!verify("wrong horse".into(), Some(stored)).await.unwrap());
         assert!(!verify("timing-equaliser".into(), None).await.unwrap());
     }

@@ -1,5 +1,7 @@
 //! Login throttling (contract §1): at most 10 failures per 15 minutes per (email, IP) and 50 per
-//! 15 minutes per IP. Counted in PostgreSQL so every gateway instance shares the limits.
+//! 15 minutes per IP. Counted in PostgreSQL so every gateway instance shares the limits. When the
+//! peer address is unknown only the per-email limit applies, so unrelated clients never share a
+//! bucket.
 
 use sqlx::PgPool;
 
@@ -10,7 +12,9 @@ const PER_EMAIL_AND_IP: i64 = 10;
 const PER_IP: i64 = 50;
 
 /// 429 with `Retry-After` when either limit is reached.
-pub async fn check(pool: &PgPool, email: &str, ip: &str) -> Result<()> {
+pub async fn check(pool: &PgPool, email: &str, ip: Option<&str>) -> Result<()> {
+    let ip_known = ip.is_some();
+    let ip = ip.unwrap_or_default();
     let (pair_count, pair_oldest, ip_count, ip_oldest): (i64, Option<f64>, i64, Option<f64>) = sqlx::query_as(
         r#"
         WITH pair AS (
@@ -35,18 +39,24 @@ pub async fn check(pool: &PgPool, email: &str, ip: &str) -> Result<()> {
     .bind(PER_IP)
     .fetch_one(pool)
     .await?;
-    let wait = |oldest: Option<f64>| oldest.map_or(WINDOW_SECONDS as u64, |s| s.ceil().max(1.0) as u64);
+    let wait =
+        |oldest: Option<f64>| oldest.map_or(WINDOW_SECONDS as u64, |s| s.ceil().max(1.0) as u64);
     if pair_count >= PER_EMAIL_AND_IP {
-        return Err(ApiError::RateLimited { retry_after_secs: wait(pair_oldest) });
+        return Err(ApiError::RateLimited {
+            retry_after_secs: wait(pair_oldest),
+        });
     }
-    if ip_count >= PER_IP {
-        return Err(ApiError::RateLimited { retry_after_secs: wait(ip_oldest) });
+    if ip_known && ip_count >= PER_IP {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: wait(ip_oldest),
+        });
     }
     Ok(())
 }
 
 /// Records one failed login (and forgets failures older than the window).
-pub async fn record_failure(pool: &PgPool, email: &str, ip: &str) -> Result<()> {
+pub async fn record_failure(pool: &PgPool, email: &str, ip: Option<&str>) -> Result<()> {
+    let ip = ip.unwrap_or_default();
     sqlx::query("INSERT INTO login_failures (email, ip) VALUES ($1, $2)")
         .bind(email)
         .bind(ip)

@@ -18,7 +18,7 @@ use crate::activity::{self, Activity, Actor};
 use crate::agents::{load_agent, AgentPublic};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
-use crate::extract::{check_password, check_text, MessageResponse, Validate, ValidJson};
+use crate::extract::{check_password, check_text, MessageResponse, ValidJson, Validate};
 use crate::tenants::{create_organization, load_organization, NewOrganization, Organization};
 
 /// Body of `POST /api/auth/login`.
@@ -54,7 +54,13 @@ pub struct RegisterRequest {
 
 impl Validate for RegisterRequest {
     fn validate(&mut self, violations: &mut Violations) {
-        check_text(violations, "organization_name", &mut self.organization_name, 1, 200);
+        check_text(
+            violations,
+            "organization_name",
+            &mut self.organization_name,
+            1,
+            200,
+        );
         check_text(violations, "name", &mut self.name, 1, 100);
         check_password(violations, "password", &self.password);
     }
@@ -92,9 +98,16 @@ pub struct MeResponse {
 }
 
 fn session_cookie(state: &AppState, token: &str, max_age_secs: u64) -> HeaderValue {
-    let secure = if state.config.cookies_secure() { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}");
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("omnistream_token=; Max-Age=0; Path=/"))
+    let secure = if state.config.cookies_secure() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
+    );
+    HeaderValue::from_str(&cookie)
+        .unwrap_or_else(|_| HeaderValue::from_static("omnistream_token=; Max-Age=0; Path=/"))
 }
 
 fn with_cookie(cookie: HeaderValue, status: StatusCode, body: impl Serialize) -> Response {
@@ -113,13 +126,15 @@ async fn open_session(
 ) -> Result<super::jwt::IssuedToken> {
     let sid = SessionId::new();
     let issued = state.tokens.issue(agent, tenant, role, sid)?;
-    sqlx::query("INSERT INTO sessions (id, tenant_id, agent_id, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(sid.as_uuid())
-        .bind(tenant.as_uuid())
-        .bind(agent.as_uuid())
-        .bind(issued.expires_at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO sessions (id, tenant_id, agent_id, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(sid.as_uuid())
+    .bind(tenant.as_uuid())
+    .bind(agent.as_uuid())
+    .bind(issued.expires_at)
+    .execute(conn)
+    .await?;
     Ok(issued)
 }
 
@@ -190,10 +205,14 @@ struct LoginCandidate {
               (status = 403, description = "account_suspended or organization_suspended", body = ErrorResponse),
               (status = 429, description = "rate_limited: 10 failures per 15 min per email+IP, 50 per IP; Retry-After set", body = ErrorResponse))
 )]
-async fn login(State(state): State<AppState>, origin: RequestOrigin, ValidJson(body): ValidJson<LoginRequest>) -> Result<Response> {
+async fn login(
+    State(state): State<AppState>,
+    origin: RequestOrigin,
+    ValidJson(body): ValidJson<LoginRequest>,
+) -> Result<Response> {
     let email = body.email.to_lowercase();
-    let ip = origin.ip.clone().unwrap_or_else(|| "unknown".to_owned());
-    rate_limit::check(&state.pool, &email, &ip).await?;
+    let ip = origin.ip.clone();
+    rate_limit::check(&state.pool, &email, ip.as_deref()).await?;
     // A live account wins over deleted ones that once used the same address.
     let candidate: Option<LoginCandidate> = sqlx::query_as(
         r#"SELECT a.id, a.tenant_id, a.password_hash, a.role, a.is_active AND a.deleted_at IS NULL AS usable,
@@ -205,16 +224,26 @@ async fn login(State(state): State<AppState>, origin: RequestOrigin, ValidJson(b
     .bind(&email)
     .fetch_optional(&state.pool)
     .await?;
-    let matches = password::verify(body.password, candidate.as_ref().map(|c| c.password_hash.clone())).await?;
+    let matches = password::verify(
+        body.password,
+        candidate.as_ref().map(|c| c.password_hash.clone()),
+    )
+    .await?;
     let Some(candidate) = candidate.filter(|_| matches) else {
-        rate_limit::record_failure(&state.pool, &email, &ip).await?;
+        rate_limit::record_failure(&state.pool, &email, ip.as_deref()).await?;
         return Err(ApiError::invalid_credentials());
     };
     if !candidate.usable {
-        return Err(ApiError::Forbidden { code: "account_suspended", message: "this account is deactivated".into() });
+        return Err(ApiError::Forbidden {
+            code: "account_suspended",
+            message: "this account is deactivated".into(),
+        });
     }
     if !candidate.tenant_active {
-        return Err(ApiError::Forbidden { code: "organization_suspended", message: "this organization is suspended".into() });
+        return Err(ApiError::Forbidden {
+            code: "organization_suspended",
+            message: "this organization is suspended".into(),
+        });
     }
     let tenant = TenantId(candidate.tenant_id);
     let role: AgentRole = candidate.role.parse().map_err(anyhow::Error::from)?;
@@ -223,14 +252,29 @@ async fn login(State(state): State<AppState>, origin: RequestOrigin, ValidJson(b
     let agent = load_agent(&mut tx, tenant, candidate.id).await?;
     activity::record(
         &mut tx,
-        Actor { tenant_id: tenant, agent_id: Some(agent.id), agent_name: Some(&agent.name), origin: &origin },
-        Activity { action: "auth.login", entity_type: "agent", entity_id: Some(agent.id.to_string()), details: json!({}) },
+        Actor {
+            tenant_id: tenant,
+            agent_id: Some(agent.id),
+            agent_name: Some(&agent.name),
+            origin: &origin,
+        },
+        Activity {
+            action: "auth.login",
+            entity_type: "agent",
+            entity_id: Some(agent.id.to_string()),
+            details: json!({}),
+        },
     )
     .await?;
     tx.commit().await?;
     let cookie = session_cookie(&state, &issued.token, state.tokens.ttl().as_secs());
-    let body =
-        LoginResponse { token: issued.token, token_type: "Bearer", expires_at: issued.expires_at, agent, organization: None };
+    let body = LoginResponse {
+        token: issued.token,
+        token_type: "Bearer",
+        expires_at: issued.expires_at,
+        agent,
+        organization: None,
+    };
     Ok(with_cookie(cookie, StatusCode::OK, body))
 }
 
@@ -244,8 +288,16 @@ async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<MeResp
     let mut conn = state.pool.acquire().await?;
     let agent = load_agent(&mut conn, caller.tenant_id, caller.agent_id.as_uuid()).await?;
     let organization = load_organization(&mut conn, caller.tenant_id).await?;
-    let permissions = caller.permissions().iter().map(|p| p.code().to_owned()).collect();
-    Ok(Json(MeResponse { agent, permissions, organization }))
+    let permissions = caller
+        .permissions()
+        .iter()
+        .map(|p| p.code().to_owned())
+        .collect();
+    Ok(Json(MeResponse {
+        agent,
+        permissions,
+        organization,
+    }))
 }
 
 /// Logout (clears cookie)
@@ -253,30 +305,53 @@ async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<MeResp
     post, path = "/api/auth/logout", tag = "Auth",
     responses((status = 200, description = "Always 200; a valid session in the request is revoked", body = MessageResponse))
 )]
-async fn logout(State(state): State<AppState>, origin: RequestOrigin, headers: HeaderMap) -> Result<Response> {
-    if let Some(claims) = session_token(&headers).and_then(|token| state.tokens.verify(&token).ok()) {
+async fn logout(
+    State(state): State<AppState>,
+    origin: RequestOrigin,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let claims = session_token(&headers).and_then(|token| state.tokens.verify(&token).ok());
+    if let Some((claims, organization, sid)) =
+        claims.and_then(|c| Some((c.clone(), c.org?, c.sid?)))
+    {
         let mut tx = state.pool.begin().await?;
         let revoked: Option<String> = sqlx::query_scalar(
             r#"UPDATE sessions s SET revoked_at = now() FROM agents a
                WHERE s.id = $1 AND s.agent_id = $2 AND s.revoked_at IS NULL AND a.id = s.agent_id
                RETURNING a.name"#,
         )
-        .bind(claims.sid)
+        .bind(sid)
         .bind(claims.sub)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(name) = revoked {
             activity::record(
                 &mut tx,
-                Actor { tenant_id: TenantId(claims.org), agent_id: Some(claims.sub), agent_name: Some(&name), origin: &origin },
-                Activity { action: "auth.logout", entity_type: "agent", entity_id: Some(claims.sub.to_string()), details: json!({}) },
+                Actor {
+                    tenant_id: TenantId(organization),
+                    agent_id: Some(claims.sub),
+                    agent_name: Some(&name),
+                    origin: &origin,
+                },
+                Activity {
+                    action: "auth.logout",
+                    entity_type: "agent",
+                    entity_id: Some(claims.sub.to_string()),
+                    details: json!({}),
+                },
             )
             .await?;
         }
         tx.commit().await?;
     }
     let cookie = session_cookie(&state, "", 0);
-    Ok(with_cookie(cookie, StatusCode::OK, MessageResponse { message: "logged out".into() }))
+    Ok(with_cookie(
+        cookie,
+        StatusCode::OK,
+        MessageResponse {
+            message: "logged out".into(),
+        },
+    ))
 }
 
 /// Issue a fresh JWT for the current session
@@ -289,14 +364,33 @@ async fn logout(State(state): State<AppState>, origin: RequestOrigin, headers: H
 )]
 async fn refresh_token(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     let sid = caller.session()?;
-    let issued = state.tokens.issue(caller.agent_id, caller.tenant_id, caller.role, sid)?;
+    let issued = state
+        .tokens
+        .issue(caller.agent_id, caller.tenant_id, caller.role, sid)?;
+    let mut tx = state.pool.begin().await?;
     sqlx::query("UPDATE sessions SET expires_at = $2 WHERE id = $1")
         .bind(sid.as_uuid())
         .bind(issued.expires_at)
-        .execute(&state.pool)
+        .execute(&mut *tx)
         .await?;
+    activity::record(
+        &mut tx,
+        &caller,
+        Activity {
+            action: "auth.token_refreshed",
+            entity_type: "agent",
+            entity_id: Some(caller.agent_id.to_string()),
+            details: json!({ "expires_at": issued.expires_at }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
     let cookie = session_cookie(&state, &issued.token, state.tokens.ttl().as_secs());
-    let body = TokenResponse { token: issued.token, token_type: "Bearer", expires_at: issued.expires_at };
+    let body = TokenResponse {
+        token: issued.token,
+        token_type: "Bearer",
+        expires_at: issued.expires_at,
+    };
     Ok(with_cookie(cookie, StatusCode::OK, body))
 }
 

@@ -1,1 +1,13 @@
-fn main(){}
+//! End-to-end tests: the real application over HTTP, real PostgreSQL, real NATS.
+
+mod activity;
+mod agents;
+mod api_keys;
+mod auth;
+mod devstack;
+mod divisions;
+mod errors;
+mod event_log;
+mod isolation;
+mod observability;
+mod roles;

@@ -1,0 +1,198 @@
+//! The real `omnistream` binary, as an operator runs it.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_omnistream");
+
+fn free_address() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string()
+}
+
+fn omnistream(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(BINARY);
+    for name in ["DATABASE_URL", "NATS_URL", "JWT_SECRET", "RUST_LOG"] {
+        command.env_remove(name);
+    }
+    command
+        .env("OMNISTREAM_DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    command
+}
+
+async fn wait_healthy(base_url: &str) {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = client.get(format!("{base_url}/api/health")).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the platform did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn terminate(mut child: Child) {
+    let pid = child.id().expect("running").to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "clean exit: {status}");
+}
+
+/// `cargo run --release` with nothing listening on the default ports: the binary starts its own
+/// PostgreSQL and NATS, migrates, creates the demo tenant, prints its login, serves the API and
+/// the docs, and stops everything on SIGTERM.
+#[tokio::test]
+async fn serve_brings_up_the_whole_platform_on_an_empty_machine() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let bind = free_address();
+    let mut child = omnistream(data_dir.path())
+        .arg("serve")
+        .env("BIND_ADDR", &bind)
+        .env("OMNISTREAM_DEV_POSTGRES_ADDR", free_address())
+        .env("OMNISTREAM_DEV_NATS_ADDR", free_address())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let login_line = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("Admin login:") {
+                return line;
+            }
+        }
+        panic!("the banner never named the demo login");
+    })
+    .await
+    .expect("started within 90 s");
+    let credentials = login_line.rsplit("Admin login: ").next().unwrap();
+    let (email, password) = credentials.split_once(" / ").unwrap();
+
+    let base_url = format!("http://{bind}");
+    wait_healthy(&base_url).await;
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("{base_url}/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let docs = client
+        .get(format!("{base_url}/docs/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(
+        data_dir.path().join("postgres/PG_VERSION").exists(),
+        "its own PostgreSQL, under the data directory"
+    );
+
+    terminate(child).await;
+    assert!(
+        std::net::TcpStream::connect(&bind).is_err(),
+        "the API is down after exit"
+    );
+}
+
+/// With real infrastructure configured, `migrate`, `replay all` and `serve` work, and no demo
+/// tenant is invented in a real database.
+#[tokio::test]
+async fn subcommands_run_against_configured_infrastructure() {
+    let admin_url = std::env::var("TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("omnistream_bin_{}", std::process::id());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let database_url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let data_dir = tempfile::tempdir().unwrap();
+    let configured = |command: &mut Command| {
+        command
+            .env("DATABASE_URL", &database_url)
+            .env("NATS_URL", &nats_url);
+    };
+
+    for args in [vec!["migrate"], vec!["replay", "all"]] {
+        let mut command = omnistream(data_dir.path());
+        configured(&mut command);
+        let status = command.args(&args).status().await.unwrap();
+        assert!(status.success(), "omnistream {args:?}: {status}");
+    }
+    let mut unknown = omnistream(data_dir.path());
+    configured(&mut unknown);
+    assert!(!unknown
+        .args(["replay", "no_such_projection"])
+        .status()
+        .await
+        .unwrap()
+        .success());
+
+    let mut without_secret = omnistream(data_dir.path());
+    configured(&mut without_secret);
+    let refused = without_secret
+        .arg("serve")
+        .env("BIND_ADDR", free_address())
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("JWT_SECRET"));
+
+    let bind = free_address();
+    let mut command = omnistream(data_dir.path());
+    configured(&mut command);
+    let child = command
+        .arg("gateway")
+        .env("BIND_ADDR", &bind)
+        .env("JWT_SECRET", "a-secret-of-at-least-thirty-two-bytes!!")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(&format!("http://{bind}")).await;
+    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(
+            &mut <sqlx::PgConnection as sqlx::Connection>::connect(&database_url)
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tenants, 0, "no demo tenant in a configured database");
+    terminate(child).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}

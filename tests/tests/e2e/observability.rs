@@ -1,0 +1,212 @@
+//! Health, metrics, request ids, the OpenAPI document and the docs page.
+
+use std::collections::BTreeSet;
+
+use omnistream_tests::TestApp;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn health_checks_postgres_and_nats() {
+    let app = TestApp::spawn().await;
+    let health = app.anonymous().get("/api/health").await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.body);
+    assert_eq!(health.body["status"], "ok");
+    assert_eq!(health.body["service"], "api-gateway");
+    assert_eq!(health.body["checks"]["postgres"], "ok");
+    assert_eq!(health.body["checks"]["nats"], "ok");
+    assert!(health.body["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(health.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn health_names_nats_when_it_is_unreachable() {
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let database_url = omnistream_tests::create_test_database().await;
+    let config = omnistream_gateway::Config::from_lookup(|name| {
+        (name == "BIND_ADDR").then(|| "127.0.0.1:0".to_owned())
+    })
+    .unwrap();
+    let app = omnistream_gateway::Application::build(omnistream_gateway::Settings {
+        config,
+        database_url,
+        nats_url: format!("nats://{unused}"),
+        jwt_secret: omnistream_gateway::config::Secret::new(omnistream_tests::TEST_JWT_SECRET),
+        roles: omnistream_gateway::Roles::ALL,
+    })
+    .await
+    .expect("the API starts while NATS is down");
+    let address = app.local_addr().unwrap();
+    let stop = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    let response = reqwest::get(format!("http://{address}/api/health"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["nats"], "error");
+    assert_eq!(body["checks"]["postgres"], "ok");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_metrics_are_exposed() {
+    let app = TestApp::spawn().await;
+    let admin = app.register("Org").await;
+    let me = admin.client(&app).get("/api/auth/me").await;
+    assert!(!me.headers["x-request-id"].to_str().unwrap().is_empty());
+    let propagated = app
+        .http
+        .get(format!("{}/api/nothing", app.base_url))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(propagated.headers()["x-request-id"], "trace-me-42");
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("omnistream_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/api/auth/me\""));
+}
+
+#[tokio::test]
+async fn metrics_require_the_token_when_one_is_configured() {
+    let app = TestApp::spawn_with(|config| {
+        config.metrics_token = Some(omnistream_gateway::config::Secret::new("scrape-me"))
+    })
+    .await;
+    let url = format!("{}/metrics", app.base_url);
+    assert_eq!(
+        app.http.get(&url).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth("scrape-me")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_endpoint_and_the_docs_page_works_offline() {
+    let app = TestApp::spawn().await;
+    let document = app.anonymous().get("/api/openapi.json").await;
+    assert_eq!(document.status, StatusCode::OK);
+    assert!(document.body["openapi"]
+        .as_str()
+        .unwrap()
+        .starts_with("3.1"));
+    let mut operations = BTreeSet::new();
+    for (path, item) in document.body["paths"].as_object().unwrap() {
+        for method in ["get", "post", "patch", "put", "delete"] {
+            if let Some(operation) = item.get(method) {
+                operations.insert(format!("{} {path}", method.to_uppercase()));
+                assert!(
+                    operation["responses"]
+                        .as_object()
+                        .is_some_and(|r| !r.is_empty()),
+                    "{method} {path} documents responses"
+                );
+            }
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "POST /api/auth/login",
+        "GET /api/auth/me",
+        "POST /api/auth/logout",
+        "GET /api/auth/token",
+        "POST /api/auth/register",
+        "GET /api/agents",
+        "POST /api/agents",
+        "GET /api/agents/{id}",
+        "DELETE /api/agents/{id}",
+        "PATCH /api/agents/{id}",
+        "PATCH /api/agents/{id}/status",
+        "GET /api/divisions",
+        "POST /api/divisions",
+        "GET /api/divisions/{id}",
+        "DELETE /api/divisions/{id}",
+        "PATCH /api/divisions/{id}",
+        "GET /api/divisions/{id}/agents",
+        "POST /api/divisions/{id}/agents",
+        "DELETE /api/divisions/{id}/agents",
+        "GET /api/roles",
+        "POST /api/roles",
+        "GET /api/roles/{id}",
+        "DELETE /api/roles/{id}",
+        "PATCH /api/roles/{id}",
+        "GET /api/permissions",
+        "GET /api/api-keys",
+        "POST /api/api-keys",
+        "DELETE /api/api-keys/{id}",
+        "GET /api/activity-logs",
+        "GET /api/health",
+        "GET /metrics",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(operations, expected);
+    let schemas = document.body["components"]["schemas"].as_object().unwrap();
+    for schema in [
+        "AgentPublic",
+        "ErrorResponse",
+        "LoginResponse",
+        "RoleWithPermissions",
+        "Division",
+        "ApiKey",
+        "ActivityLog",
+    ] {
+        assert!(schemas.contains_key(schema), "schema {schema} missing");
+    }
+
+    let docs = app
+        .http
+        .get(format!("{}/docs/", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "the docs page is Swagger UI");
+    assert!(
+        !html.contains("https://"),
+        "no CDN: every asset is served locally"
+    );
+    let redirect = app
+        .http
+        .get(format!("{}/docs", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(redirect.status().is_redirection() || redirect.status().is_success());
+}
