@@ -10,7 +10,7 @@ test:
 
 # Run the benchmarks; results go to bench/results/latest.md and latest.json.
 bench:
-    cargo run --release -p omnistream-bench
+    cargo bench -p omnistream-tests --bench platform
 
 # Format the code.
 fmt:

@@ -65,6 +65,7 @@ pub struct DevStack {
     /// Whether NATS was started here.
     pub started_nats: bool,
     children: Vec<Child>,
+    adopted: Vec<u32>,
 }
 
 const DATABASE: &str = "omnistream";
@@ -79,6 +80,7 @@ impl DevStack {
             started_postgres: false,
             started_nats: false,
             children: Vec::new(),
+            adopted: Vec::new(),
         };
         let postgres_binaries = find_postgres_binaries();
         let nats_binary = find_binary("nats-server", &["/usr/sbin", "/usr/bin", "/usr/local/bin"]);
@@ -88,9 +90,19 @@ impl DevStack {
             bail!(INSTALL_HINT);
         }
 
+        let postmaster_pid = data_dir.join("postgres/postmaster.pid");
+        let leftover_postgres = leftover(&postmaster_pid, 4, &postmaster_pid).await;
         let postgres_port = if postgres_up {
             tracing::info!(address = %probe.postgres, "using the PostgreSQL already running");
             probe.postgres.port()
+        } else if let Some((port, pid)) = leftover_postgres {
+            tracing::info!(
+                port,
+                "adopting the private PostgreSQL left running by an earlier start"
+            );
+            stack.adopted.push(pid);
+            stack.started_postgres = true;
+            port
         } else {
             let (initdb, postgres) = postgres_binaries.context(INSTALL_HINT)?;
             let port = free_port()?;
@@ -106,9 +118,19 @@ impl DevStack {
         };
         stack.database_url = ensure_database(postgres_port).await?;
 
+        let nats_port_file = data_dir.join("nats.port");
+        let nats_pid_file = data_dir.join("nats.pid");
         stack.nats_url = if nats_up {
             tracing::info!(address = %probe.nats, "using the NATS server already running");
             format!("nats://{}", probe.nats)
+        } else if let Some((port, pid)) = leftover(&nats_port_file, 1, &nats_pid_file).await {
+            tracing::info!(
+                port,
+                "adopting the private NATS server left running by an earlier start"
+            );
+            stack.adopted.push(pid);
+            stack.started_nats = true;
+            format!("nats://127.0.0.1:{port}")
         } else {
             let binary = nats_binary.context(INSTALL_HINT)?;
             let port = free_port()?;
@@ -117,6 +139,8 @@ impl DevStack {
             let child = Command::new(binary)
                 .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
                 .arg(&store)
+                .arg("-P")
+                .arg(&nats_pid_file)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
@@ -128,6 +152,7 @@ impl DevStack {
                 Duration::from_secs(20),
             )
             .await?;
+            std::fs::write(&nats_port_file, port.to_string())?;
             stack.started_nats = true;
             tracing::info!(
                 port,
@@ -140,6 +165,16 @@ impl DevStack {
 
     /// Stops the services this process started (PostgreSQL with a fast shutdown).
     pub async fn stop(mut self) {
+        for pid in &self.adopted {
+            let _ = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status()
+                .await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            while process_alive(*pid) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         for child in &mut self.children {
             if let Some(pid) = child.id() {
                 let _ = Command::new("kill")
@@ -155,6 +190,34 @@ impl DevStack {
             }
         }
     }
+}
+
+/// A private server that outlived a crashed `omnistream` (its port and pid), when it still
+/// answers: it is adopted instead of clashing with its lock, and stopped on exit like our own.
+async fn leftover(port_file: &Path, port_line: usize, pid_file: &Path) -> Option<(u16, u32)> {
+    let line = |file: &Path, n: usize| -> Option<String> {
+        std::fs::read_to_string(file)
+            .ok()?
+            .lines()
+            .nth(n)
+            .map(|l| l.trim().to_owned())
+    };
+    let port: u16 = line(port_file, port_line - 1)?.parse().ok()?;
+    let pid: u32 = line(pid_file, 0)?.parse().ok()?;
+    answers(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .then_some((port, pid))
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie awaiting its reaper).
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_owned())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

@@ -3,6 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use omnistream_gateway::devstack::process_alive;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -195,4 +196,64 @@ async fn subcommands_run_against_configured_infrastructure() {
         .execute(&mut admin)
         .await
         .unwrap();
+}
+
+/// A `kill -9` leaves the private PostgreSQL and NATS running; the next start adopts them (no
+/// clash with their locks), keeps the data (the same demo login works), and stops them on exit.
+#[tokio::test]
+async fn a_crashed_serve_restarts_on_its_leftover_dev_stack() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (postgres_probe, nats_probe) = (free_address(), free_address());
+    let start = |bind: &str| {
+        let mut command = omnistream(data_dir.path());
+        command
+            .arg("serve")
+            .env("BIND_ADDR", bind)
+            .env("OMNISTREAM_DEV_POSTGRES_ADDR", &postgres_probe)
+            .env("OMNISTREAM_DEV_NATS_ADDR", &nats_probe)
+            .stdout(Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let first_bind = free_address();
+    let mut first = start(&first_bind);
+    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
+    let login_line = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("Admin login:") {
+                return line;
+            }
+        }
+        panic!("no banner");
+    })
+    .await
+    .unwrap();
+    let (email, password) = login_line
+        .rsplit("Admin login: ")
+        .next()
+        .unwrap()
+        .split_once(" / ")
+        .unwrap();
+    wait_healthy(&format!("http://{first_bind}")).await;
+    first.kill().await.unwrap();
+    let postmaster =
+        std::fs::read_to_string(data_dir.path().join("postgres/postmaster.pid")).unwrap();
+    let postgres_pid: u32 = postmaster.lines().next().unwrap().parse().unwrap();
+    assert!(process_alive(postgres_pid), "PostgreSQL outlived the crash");
+
+    let second_bind = free_address();
+    let second = start(&second_bind);
+    let base_url = format!("http://{second_bind}");
+    wait_healthy(&base_url).await;
+    let login = reqwest::Client::new()
+        .post(format!("{base_url}/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "the demo tenant survived the crash");
+    terminate(second).await;
+    assert!(
+        !process_alive(postgres_pid),
+        "the adopted PostgreSQL is stopped on exit"
+    );
 }

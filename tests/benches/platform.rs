@@ -1,0 +1,293 @@
+//! `just bench`: measures the platform against limits measured on the same machine in the same
+//! run, and writes `bench/results/latest.md` and `latest.json`.
+//!
+//! Scenarios so far (the conversation and webhook scenarios arrive with their features):
+//! - API: authenticated `GET /api/agents` under open-loop load at fixed arrival rates
+//!   (latency measured from each request's scheduled time, so there is no coordinated omission),
+//!   against the same SQL run directly.
+//! - Replay: `omnistream replay tenant_usage` over N events, against a raw
+//!   `COPY (SELECT … FROM events ORDER BY …) TO STDOUT` of the same rows.
+//! - Login: argon2id password checks per second (a deliberate cost, reported for capacity planning).
+//!
+//! The load generator runs in the same process as the server, so both share the machine's cores;
+//! the figures are a floor, not a ceiling.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use omnistream_projections::{Projector, TenantUsageProjector};
+use omnistream_tests::TestApp;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+const REPLAY_EVENTS: i64 = 300_000;
+const RATES: [u32; 5] = [250, 500, 1000, 2000, 4000];
+const STEP: Duration = Duration::from_secs(5);
+const P99_TARGET_MS: f64 = 50.0;
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct LatencyReport {
+    rate: u32,
+    sent: usize,
+    errors: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+/// Fires requests at `rate`/s for `STEP`, each on its own schedule.
+async fn open_loop(client: &reqwest::Client, url: &str, token: &str, rate: u32) -> LatencyReport {
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let total = (STEP.as_secs_f64() * f64::from(rate)) as usize;
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let scheduled = start + interval * i as u32;
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (client, url, token) = (client.clone(), url.to_owned(), token.to_owned());
+        let (latencies, errors) = (latencies.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let ok = matches!(client.get(&url).bearer_auth(&token).send().await, Ok(r) if r.status().is_success());
+            if !ok {
+                errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            latencies.lock().await.push(scheduled.elapsed());
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut sorted = latencies.lock().await.clone();
+    sorted.sort();
+    LatencyReport {
+        rate,
+        sent: total,
+        errors: errors.load(std::sync::atomic::Ordering::Relaxed),
+        p50_ms: percentile(&sorted, 0.50),
+        p99_ms: percentile(&sorted, 0.99),
+        max_ms: sorted.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+    }
+}
+
+/// The SQL of one authenticated list request, run directly, sequentially.
+async fn raw_sql_p99(pool: &sqlx::PgPool, session: uuid::Uuid, tenant: uuid::Uuid) -> f64 {
+    let mut samples = Vec::new();
+    for _ in 0..2000 {
+        let started = Instant::now();
+        sqlx::query(
+            "SELECT a.id, t.status, s.revoked_at FROM sessions s JOIN agents a ON a.id = s.agent_id
+             JOIN tenants t ON t.id = a.tenant_id WHERE s.id = $1",
+        )
+        .bind(session)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "SELECT a.*, ARRAY(SELECT division_id FROM agent_divisions ad WHERE ad.agent_id = a.id) FROM agents a
+             WHERE a.tenant_id = $1 AND a.deleted_at IS NULL ORDER BY lower(a.name)",
+        )
+        .bind(tenant)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    percentile(&samples, 0.99)
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let app = TestApp::spawn_with(|config| config.database_max_connections = 16).await;
+    let admin = app.register("Bench").await;
+    for _ in 0..20 {
+        app.create_agent(&admin, "agent", json!({})).await;
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let url = format!("{}/api/agents", app.base_url);
+
+    // API read path.
+    let claims: Value = {
+        let payload = admin.token.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let session: uuid::Uuid = claims["sid"].as_str().unwrap().parse().unwrap();
+    let tenant: uuid::Uuid = admin.organization_id.parse().unwrap();
+    let raw_p99 = raw_sql_p99(&app.pool, session, tenant).await;
+    let mut api = Vec::new();
+    for rate in RATES {
+        let report = open_loop(&client, &url, &admin.token, rate).await;
+        eprintln!("GET /api/agents at {rate}/s: {report:?}");
+        let saturated = report.p99_ms > 10.0 * P99_TARGET_MS;
+        api.push(report);
+        if saturated {
+            break;
+        }
+    }
+    let best = api
+        .iter()
+        .filter(|r| r.p99_ms <= P99_TARGET_MS && (r.errors as f64) < 0.001 * r.sent as f64)
+        .map(|r| r.rate)
+        .max()
+        .unwrap_or(0);
+
+    // Login cost.
+    let login_started = Instant::now();
+    let logins = 20;
+    futures::stream::iter(0..logins)
+        .for_each_concurrent(4, |_| async {
+            app.login(&admin.email, &admin.password).await;
+        })
+        .await;
+    let logins_per_second = f64::from(logins) / login_started.elapsed().as_secs_f64();
+
+    // Replay against raw COPY.
+    let tenants: Vec<uuid::Uuid> = (0..50).map(|_| uuid::Uuid::new_v4()).collect();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT 'Conversation', ($1::uuid[])[1 + (i % 50)]::text || ':' || md5(i::text)::uuid, 1, 'Opened', '1.0',
+                '{\"Opened\": {}}', '{}'
+         FROM generate_series(1, $2) AS i",
+    )
+    .bind(&tenants)
+    .bind(REPLAY_EVENTS)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    let copy_started = Instant::now();
+    let mut copied = 0usize;
+    let mut stream = conn
+        .copy_out_raw(
+            "COPY (SELECT transaction_id, global_position, aggregate_type, aggregate_id, sequence, event_type,
+                          event_version, payload, metadata, recorded_at
+                   FROM events ORDER BY transaction_id, global_position) TO STDOUT",
+        )
+        .await
+        .unwrap();
+    while let Some(chunk) = stream.next().await {
+        copied += chunk.unwrap().iter().filter(|b| **b == b'\n').count();
+    }
+    drop(stream);
+    drop(conn);
+    let copy_rate = copied as f64 / copy_started.elapsed().as_secs_f64();
+    let rss_before = rss_mb();
+    let replay_started = Instant::now();
+    let replayed = omnistream_projections::replay::replay(&app.pool, &TenantUsageProjector)
+        .await
+        .unwrap();
+    let replay_rate = replayed as f64 / replay_started.elapsed().as_secs_f64();
+    let rss_after = rss_mb();
+
+    let json = json!({
+        "api_list_agents": {"runs": api, "highest_rate_within_target": best, "p99_target_ms": P99_TARGET_MS,
+                            "raw_sql_p99_ms": raw_p99},
+        "login_per_second": logins_per_second,
+        "replay": {"projection": TenantUsageProjector.name(), "events": replayed, "events_per_second": replay_rate,
+                   "raw_copy_rows_per_second": copy_rate, "ratio": replay_rate / copy_rate,
+                   "rss_before_mb": rss_before, "rss_after_mb": rss_after},
+        "peak_rss_mb": peak_rss_mb(),
+    });
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# OmniStream benchmarks\n");
+    let _ = writeln!(md, "Reproduce with `just bench` (`cargo bench -p omnistream-tests --bench platform`). Machine: {} cores. Server and load generator share the process.\n", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    let _ = writeln!(
+        md,
+        "## Authenticated `GET /api/agents` (21 agents), open loop\n"
+    );
+    let _ = writeln!(md, "Limit measured in the same run: the request's SQL run directly, p99 {raw_p99:.2} ms. Target: p99 < {P99_TARGET_MS} ms with < 0.1 % errors.\n");
+    let _ = writeln!(md, "| rate/s | sent | errors | p50 ms | p99 ms | max ms | p99 / raw SQL p99 |\n|---|---|---|---|---|---|---|");
+    for r in &api {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1}× |",
+            r.rate,
+            r.sent,
+            r.errors,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.p99_ms / raw_p99
+        );
+    }
+    let _ = writeln!(md, "\nHighest rate holding the target: **{best}/s**.\n");
+    let _ = writeln!(
+        md,
+        "## Replay of `{}` over {replayed} events\n",
+        TenantUsageProjector.name()
+    );
+    let _ = writeln!(md, "| ours (events/s) | raw COPY (rows/s) | ratio | RSS before → after (MB) |\n|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| {replay_rate:.0} | {copy_rate:.0} | {:.2} | {rss_before:.0} → {rss_after:.0} |\n",
+        replay_rate / copy_rate
+    );
+    let _ = writeln!(md, "## Login (argon2id)\n\n{logins_per_second:.1} logins/s with 4 concurrent clients (deliberately expensive hashing).\n");
+    let _ = writeln!(
+        md,
+        "Peak RSS of the whole bench process: {:.0} MB.",
+        peak_rss_mb()
+    );
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("latest.md"), &md).unwrap();
+    std::fs::write(
+        dir.join("latest.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .unwrap();
+    print!("{md}");
+}
