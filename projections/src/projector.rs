@@ -20,4 +20,17 @@ pub trait Projector: Send + Sync + 'static {
 
     /// Applies one event. Errors abort the batch; it is retried from the last checkpoint.
     async fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()>;
+
+    /// Applies a batch of consecutive events, in log order. Override it to write a whole batch
+    /// in a few statements (replay and catch-up speed); the default applies one at a time.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> anyhow::Result<()> {
+        for event in events {
+            self.apply(conn, event).await?;
+        }
+        Ok(())
+    }
 }

@@ -77,10 +77,11 @@ pub async fn read_after(
         r#"
         SELECT transaction_id::text::bigint AS transaction_id, global_position, aggregate_type,
                aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at
-        FROM events
-        WHERE (transaction_id, global_position) > ($1::bigint::text::xid8, $2)
-          AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY transaction_id, global_position
+        FROM events e
+        WHERE (e.transaction_id, e.global_position) > ($1::bigint::text::xid8, $2)
+          AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        -- Qualified: the bare names would sort by the output aliases, bypassing the index.
+        ORDER BY e.transaction_id, e.global_position
         LIMIT $3
         "#,
     )

@@ -73,9 +73,7 @@ async fn fill_and_swap(
     loop {
         let mut tx = conn.begin().await?;
         let events = read_after(&mut tx, cursor, REPLAY_BATCH).await?;
-        for event in &events {
-            projector.apply(&mut tx, event).await?;
-        }
+        projector.apply_batch(&mut tx, &events).await?;
         tx.commit().await?;
         let Some(last) = events.last() else { break };
         cursor = last.cursor();
@@ -103,9 +101,7 @@ async fn fill_and_swap(
             break;
         }
     }
-    for event in &late {
-        projector.apply(&mut tx, event).await?;
-    }
+    projector.apply_batch(&mut tx, &late).await?;
     if let Some(last) = late.last() {
         cursor = last.cursor();
         applied += late.len() as u64;

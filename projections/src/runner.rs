@@ -109,9 +109,7 @@ pub async fn catch_up_once(
     let Some(last) = events.last() else {
         return Ok(0);
     };
-    for event in &events {
-        projector.apply(&mut tx, event).await?;
-    }
+    projector.apply_batch(&mut tx, &events).await?;
     store_checkpoint(
         &mut tx,
         projector.name(),
