@@ -108,30 +108,11 @@ async fn raw_sql_p99(pool: &sqlx::PgPool, session: uuid::Uuid, tenant: uuid::Uui
     percentile(&samples, 0.99)
 }
 
-fn rss_mb() -> f64 {
+/// A memory figure of this process from /proc (`VmRSS` now, `VmHWM` the peak), in MB.
+fn memory_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_owned)
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(str::to_owned))
         .and_then(|l| {
             l.split_whitespace()
                 .nth(1)
@@ -222,13 +203,13 @@ async fn main() {
     drop(stream);
     drop(conn);
     let copy_rate = copied as f64 / copy_started.elapsed().as_secs_f64();
-    let rss_before = rss_mb();
+    let rss_before = memory_mb("VmRSS:");
     let replay_started = Instant::now();
     let replayed = omnistream_projections::replay::replay(&app.pool, &TenantUsageProjector)
         .await
         .unwrap();
     let replay_rate = replayed as f64 / replay_started.elapsed().as_secs_f64();
-    let rss_after = rss_mb();
+    let rss_after = memory_mb("VmRSS:");
 
     let json = json!({
         "api_list_agents": {"runs": api, "highest_rate_within_target": best, "p99_target_ms": P99_TARGET_MS,
@@ -237,7 +218,7 @@ async fn main() {
         "replay": {"projection": TenantUsageProjector.name(), "events": replayed, "events_per_second": replay_rate,
                    "raw_copy_rows_per_second": copy_rate, "ratio": replay_rate / copy_rate,
                    "rss_before_mb": rss_before, "rss_after_mb": rss_after},
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": memory_mb("VmHWM:"),
     });
 
     let mut md = String::new();
@@ -278,7 +259,7 @@ async fn main() {
     let _ = writeln!(
         md,
         "Peak RSS of the whole bench process: {:.0} MB.",
-        peak_rss_mb()
+        memory_mb("VmHWM:")
     );
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");

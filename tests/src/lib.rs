@@ -302,30 +302,11 @@ impl Response {
 impl Client {
     /// Sends a request with an optional JSON body.
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Response {
-        let mut request = self
-            .http
-            .request(method, format!("{}{}", self.app_url, path));
-        request = match &self.credential {
-            Credential::None => request,
-            Credential::Bearer(token) => request.bearer_auth(token),
-            Credential::ApiKey(key) => request.header("x-api-key", key),
-            Credential::Cookie(token) => {
-                request.header("cookie", format!("omnistream_token={token}"))
-            }
-        };
+        let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("response body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "_text": text }));
-        Response {
-            status,
-            headers,
-            body,
-        }
+        Self::read(request).await
     }
 
     /// Sends raw bytes with a content type.
@@ -336,14 +317,29 @@ impl Client {
         content_type: &str,
         body: Vec<u8>,
     ) -> Response {
-        let mut request = self
+        Self::read(
+            self.request(method, path)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self
             .http
-            .request(method, format!("{}{}", self.app_url, path))
-            .header("content-type", content_type)
-            .body(body);
-        if let Credential::Bearer(token) = &self.credential {
-            request = request.bearer_auth(token);
+            .request(method, format!("{}{}", self.app_url, path));
+        match &self.credential {
+            Credential::None => request,
+            Credential::Bearer(token) => request.bearer_auth(token),
+            Credential::ApiKey(key) => request.header("x-api-key", key),
+            Credential::Cookie(token) => {
+                request.header("cookie", format!("omnistream_token={token}"))
+            }
         }
+    }
+
+    async fn read(request: reqwest::RequestBuilder) -> Response {
         let response = request.send().await.expect("request sent");
         let status = response.status();
         let headers = response.headers().clone();
