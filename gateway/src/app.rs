@@ -100,6 +100,14 @@ impl Application {
             .connect(&settings.nats_url)
             .await
             .context("connecting to NATS (NATS_URL)")?;
+        // The connection is made in the background so the API can start while NATS is down;
+        // give a reachable server a moment so health is accurate from the first request.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while nats.connection_state() != async_nats::connection::State::Connected
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let state = AppState {
             pool,
             tokens: Arc::new(TokenKeys::new(
