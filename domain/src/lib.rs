@@ -5,10 +5,14 @@
 
 pub mod email;
 pub mod ids;
+pub mod message;
 pub mod permissions;
 pub mod stream;
 
 pub use email::{EmailAddress, InvalidEmail};
 pub use ids::{AgentId, ApiKeyId, DivisionId, RoleId, SessionId, TenantId};
+pub use message::{
+    Channel, InboundContent, InboundMedia, MessageStatus, MessageType, ProviderStatus,
+};
 pub use permissions::{AgentRole, Permission};
 pub use stream::{StreamId, StreamIdError};
