@@ -1,0 +1,152 @@
+//! Events of the Conversation aggregate. They are facts: renamed or reshaped only through a new
+//! `event_version` and an upcaster.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::commands::Sender;
+use super::ConversationStatus;
+use crate::message::{Channel, InboundContent, MessageStatus, MessageType, ProviderStatus};
+
+/// A transfer or a takeover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    Transfer,
+    Takeover,
+}
+
+/// Everything that can happen to a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConversationEvent {
+    /// The first contact on (contact, integration account).
+    ConversationOpened {
+        conversation_id: Uuid,
+        tenant_id: Uuid,
+        channel: Channel,
+        integration_account_id: Uuid,
+        contact_id: Uuid,
+        division_id: Option<Uuid>,
+        opened_at: DateTime<Utc>,
+    },
+    /// A finished conversation was opened again by a new inbound message.
+    ConversationReopened { at: DateTime<Utc> },
+    /// The customer wrote.
+    InboundMessageReceived {
+        message_id: Uuid,
+        provider_message_id: Option<String>,
+        content: InboundContent,
+        sender_name: Option<String>,
+        /// When the customer sent it (provider timestamp): the customer-service window counts from here.
+        sent_at: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+        /// The provider's payload for this message, as received.
+        raw: Value,
+    },
+    /// An outbound message was accepted and waits for the channel worker.
+    OutboundMessageQueued {
+        message_id: Uuid,
+        sender: Sender,
+        message_type: MessageType,
+        content: Option<String>,
+        media_url: Option<String>,
+        filename: Option<String>,
+        /// Meta's template-message object, passed through.
+        template: Option<Value>,
+        reply_to_message_id: Option<String>,
+        queued_at: DateTime<Utc>,
+    },
+    /// The provider accepted the message.
+    OutboundMessageSent {
+        message_id: Uuid,
+        provider_message_id: String,
+        at: DateTime<Utc>,
+    },
+    /// The provider reported progress (delivered, read) or a late failure.
+    OutboundStatusChanged {
+        message_id: Uuid,
+        provider_message_id: String,
+        status: MessageStatus,
+        at: DateTime<Utc>,
+        error_code: Option<i64>,
+        error_title: Option<String>,
+    },
+    /// A status for a provider id we have not recorded yet; applied when we do.
+    OutboundStatusDeferred { status: ProviderStatus },
+    /// The provider refused the message.
+    OutboundMessageFailed {
+        message_id: Uuid,
+        error_code: Option<i64>,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// A failed message was queued again.
+    OutboundMessageRetried { message_id: Uuid, at: DateTime<Utc> },
+    /// The assignee changed (`None`: unassigned).
+    AgentAssigned {
+        from_agent_id: Option<Uuid>,
+        to_agent_id: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    /// The status changed, expiry included.
+    StatusChanged {
+        from: ConversationStatus,
+        to: ConversationStatus,
+        resolved_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    },
+    /// The tag set was replaced.
+    TagsUpdated {
+        tags: Vec<String>,
+        at: DateTime<Utc>,
+    },
+    /// An agent read the conversation.
+    ConversationRead { at: DateTime<Utc> },
+    /// A transfer or takeover was recorded.
+    ConversationTransferred {
+        transfer_id: Uuid,
+        kind: TransferKind,
+        from_agent_id: Option<Uuid>,
+        to_agent_id: Option<Uuid>,
+        from_division_id: Option<Uuid>,
+        to_division_id: Option<Uuid>,
+        reason: Option<String>,
+        transferred_by: Uuid,
+        at: DateTime<Utc>,
+    },
+}
+
+impl ConversationEvent {
+    /// The variant name, as stored in `events.event_type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ConversationOpened { .. } => "ConversationOpened",
+            Self::ConversationReopened { .. } => "ConversationReopened",
+            Self::InboundMessageReceived { .. } => "InboundMessageReceived",
+            Self::OutboundMessageQueued { .. } => "OutboundMessageQueued",
+            Self::OutboundMessageSent { .. } => "OutboundMessageSent",
+            Self::OutboundStatusChanged { .. } => "OutboundStatusChanged",
+            Self::OutboundStatusDeferred { .. } => "OutboundStatusDeferred",
+            Self::OutboundMessageFailed { .. } => "OutboundMessageFailed",
+            Self::OutboundMessageRetried { .. } => "OutboundMessageRetried",
+            Self::AgentAssigned { .. } => "AgentAssigned",
+            Self::StatusChanged { .. } => "StatusChanged",
+            Self::TagsUpdated { .. } => "TagsUpdated",
+            Self::ConversationRead { .. } => "ConversationRead",
+            Self::ConversationTransferred { .. } => "ConversationTransferred",
+        }
+    }
+}
+
+impl DomainEvent for ConversationEvent {
+    fn event_type(&self) -> String {
+        self.name().to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}
