@@ -174,6 +174,9 @@ async fn replay(database_url: &str, name: &str) -> anyhow::Result<()> {
     db::migrate(&pool).await?;
     let projectors = if name == "all" {
         omnistream_projections::all_projectors()
+            .into_iter()
+            .filter(|p| p.replayable())
+            .collect()
     } else {
         vec![omnistream_projections::projector_by_name(name)
             .with_context(|| format!("unknown projection `{name}`"))?]

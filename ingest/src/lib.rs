@@ -1,23 +1,14 @@
-//! Inbound webhook receivers, served under `/webhooks`.
+//! Inbound webhook receivers (served under `/webhooks`) and the processor that turns the stored
+//! payloads into conversation commands.
 //!
-//! The channel receivers (Meta, email) arrive with the conversation spine; until then this
-//! router only answers that no receiver exists, with the API's JSON error shape.
+//! A receiver checks the provider's signature over the raw bytes, stores the body in the raw
+//! inbound log and only then answers 200: an acknowledged webhook is never lost. The processor
+//! works through the log in order; every command it issues is idempotent, so a payload processed
+//! twice (after a crash, or redelivered by the provider) has no second effect.
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::any;
-use axum::{Json, Router};
+pub mod meta;
+pub mod processor;
+pub mod receiver;
 
-/// Routes of the webhook-ingestor role, mounted under `/webhooks`.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/webhooks/{*channel}", any(unknown_channel))
-}
-
-async fn unknown_channel() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(
-            serde_json::json!({"error": {"code": "not_found", "message": "no webhook receiver for this channel"}}),
-        ),
-    )
-}
+pub use processor::InboundProcessor;
+pub use receiver::{router, IngestState};

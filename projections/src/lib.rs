@@ -5,22 +5,33 @@
 //! rows, so each event takes effect exactly once, across crashes and restarts. Live tailing,
 //! catch-up and [`replay`] all use that same code.
 
+pub mod inbox;
+pub mod messages;
+pub mod outbound;
 pub mod projector;
 pub mod reader;
 pub mod replay;
 pub mod runner;
 pub mod usage;
 
+pub use inbox::InboxProjector;
+pub use messages::MessagesProjector;
+pub use outbound::OutboundQueueProjector;
 pub use projector::Projector;
 pub use reader::{LogCursor, RecordedEvent};
-pub use runner::{catch_up_once, run_projector, ProjectorSettings};
+pub use runner::{catch_up_once, run_projector, wait_until_applied, ProjectorSettings};
 pub use usage::TenantUsageProjector;
 
 use std::sync::Arc;
 
 /// Every projector of the platform, in the order the worker starts them.
 pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(TenantUsageProjector)]
+    vec![
+        Arc::new(TenantUsageProjector),
+        Arc::new(InboxProjector),
+        Arc::new(MessagesProjector),
+        Arc::new(OutboundQueueProjector),
+    ]
 }
 
 /// Finds a projector by its name (as used by `omnistream replay <name>`).

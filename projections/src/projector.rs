@@ -18,6 +18,11 @@ pub trait Projector: Send + Sync + 'static {
     /// The tables this projector owns and replay rebuilds. Nothing else may write them.
     fn tables(&self) -> &'static [&'static str];
 
+    /// Whether `omnistream replay` may rebuild it (false for projectors that trigger side effects).
+    fn replayable(&self) -> bool {
+        true
+    }
+
     /// Applies one event. Errors abort the batch; it is retried from the last checkpoint.
     async fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()>;
 

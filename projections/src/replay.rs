@@ -18,6 +18,10 @@ const REPLAY_BATCH: i64 = 2_000;
 pub async fn replay(pool: &PgPool, projector: &dyn Projector) -> anyhow::Result<u64> {
     let name = projector.name();
     anyhow::ensure!(
+        projector.replayable(),
+        "projection `{name}` triggers side effects and cannot be replayed"
+    );
+    anyhow::ensure!(
         name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
         "projection names must be lower-case identifiers"
     );

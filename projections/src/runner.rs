@@ -159,3 +159,48 @@ pub async fn run_projector(
         }
     }
 }
+
+/// Read-your-writes for the API: waits until `projector` has applied the latest event of stream
+/// `aggregate_id`, helping along with a batch of its own when the worker is busy. Gives up
+/// quietly after `patience` (the read model then shows the state a moment earlier).
+pub async fn wait_until_applied(
+    pool: &PgPool,
+    projector: &dyn Projector,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    patience: Duration,
+) -> anyhow::Result<()> {
+    let target: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text::bigint, global_position FROM events
+         WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((transaction_id, position)) = target else {
+        return Ok(());
+    };
+    let target = LogCursor {
+        transaction_id,
+        position,
+    };
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let mut conn = pool.acquire().await?;
+        if load_checkpoint(&mut conn, projector.name()).await? >= target {
+            return Ok(());
+        }
+        drop(conn);
+        catch_up_once(pool, projector, 500).await?;
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                projection = projector.name(),
+                aggregate_id,
+                "read model still behind the write"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+}

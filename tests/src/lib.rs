@@ -6,6 +6,8 @@
 //! names the server where test databases are created; `NATS_URL` (else `nats://127.0.0.1:4222`)
 //! the NATS server.
 
+pub mod fake_meta;
+
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,0 +1,300 @@
+//! The outbound sender: hands queued messages to their channel and reports the outcome back to
+//! the conversation as a command (`MarkSent` with the provider id, or `MarkFailed`).
+//!
+//! Jobs are claimed with a short lease in a short transaction (never holding a transaction open
+//! across the network call, which would hold back every event-log reader). A crash between the
+//! provider's answer and `MarkSent` leaves the job to be retried when the lease runs out: the
+//! provider may then receive that message twice; nothing is ever lost.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use omnistream_domain::conversation::ConversationCommand;
+use omnistream_domain::TenantId;
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::conversations::{CommandContext, CommandError, ConversationService};
+use crate::secrets::SecretBox;
+use crate::whatsapp::{message_body, GraphClient, GraphError, OutboundPayload};
+
+/// Jobs claimed per round.
+const BATCH: i64 = 20;
+/// How long a claimed job is hidden from other senders.
+const LEASE_SECONDS: f64 = 60.0;
+/// Provider attempts before a retryable error counts as a failure.
+const MAX_ATTEMPTS: i32 = 8;
+
+/// Everything the sender needs.
+#[derive(Clone)]
+pub struct OutboundSender {
+    pub pool: PgPool,
+    pub conversations: ConversationService,
+    pub graph: GraphClient,
+    pub secrets: SecretBox,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct ClaimedJob {
+    message_id: Uuid,
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    attempts: i32,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Delivery {
+    message_type: String,
+    content: Option<String>,
+    media_url: Option<String>,
+    filename: Option<String>,
+    template: Option<Value>,
+    reply_to_external_id: Option<String>,
+    channel: String,
+    account_config: Option<Value>,
+    wa_id: Option<String>,
+}
+
+/// What became of one attempt.
+enum Outcome {
+    Sent(String),
+    Retry {
+        error: String,
+        after: Duration,
+    },
+    Failed {
+        code: Option<i64>,
+        reason: String,
+    },
+    /// The message is not in the read model yet; try again shortly.
+    NotReady,
+}
+
+impl OutboundSender {
+    /// Sends due jobs until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let pause = match self.send_due().await {
+                Ok(0) => Duration::from_millis(50),
+                Ok(_) => Duration::ZERO,
+                Err(error) => {
+                    tracing::warn!(%error, "outbound round failed");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// One round: claims due jobs and attempts each; returns how many were claimed.
+    pub async fn send_due(&self) -> anyhow::Result<usize> {
+        let jobs: Vec<ClaimedJob> = sqlx::query_as(
+            "UPDATE outbound_jobs SET next_attempt_at = now() + make_interval(secs => $1), attempts = attempts + 1
+             WHERE message_id IN (
+                 SELECT message_id FROM outbound_jobs WHERE next_attempt_at <= now()
+                 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING message_id, tenant_id, conversation_id, attempts",
+        )
+        .bind(LEASE_SECONDS)
+        .bind(BATCH)
+        .fetch_all(&self.pool)
+        .await?;
+        let claimed = jobs.len();
+        let rounds = jobs.into_iter().map(|job| async move {
+            if let Err(error) = self.attempt(&job).await {
+                tracing::warn!(message_id = %job.message_id, %error, "outbound attempt failed");
+            }
+        });
+        futures::future::join_all(rounds).await;
+        Ok(claimed)
+    }
+
+    async fn attempt(&self, job: &ClaimedJob) -> anyhow::Result<()> {
+        let outcome = match self.load(job).await? {
+            None => Outcome::NotReady,
+            Some(delivery) => self.deliver(&delivery).await,
+        };
+        let context = CommandContext::system(TenantId(job.tenant_id));
+        match outcome {
+            Outcome::Sent(provider_message_id) => {
+                let command = ConversationCommand::MarkSent {
+                    message_id: job.message_id,
+                    provider_message_id,
+                    at: Utc::now(),
+                };
+                self.record(&context, job, command).await?;
+            }
+            Outcome::Failed { code, reason } => {
+                let command = ConversationCommand::MarkFailed {
+                    message_id: job.message_id,
+                    error_code: code,
+                    reason,
+                    at: Utc::now(),
+                };
+                self.record(&context, job, command).await?;
+            }
+            Outcome::Retry { error, after } if job.attempts < MAX_ATTEMPTS => {
+                sqlx::query(
+                    "UPDATE outbound_jobs SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3 WHERE message_id = $1",
+                )
+                .bind(job.message_id)
+                .bind(after.as_secs_f64())
+                .bind(error)
+                .execute(&self.pool)
+                .await?;
+            }
+            Outcome::Retry { error, .. } => {
+                let command = ConversationCommand::MarkFailed {
+                    message_id: job.message_id,
+                    error_code: None,
+                    reason: error,
+                    at: Utc::now(),
+                };
+                self.record(&context, job, command).await?;
+            }
+            Outcome::NotReady => {
+                sqlx::query(
+                    "UPDATE outbound_jobs SET next_attempt_at = now() + interval '100 milliseconds', attempts = attempts - 1
+                     WHERE message_id = $1",
+                )
+                .bind(job.message_id)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        context: &CommandContext,
+        job: &ClaimedJob,
+        command: ConversationCommand,
+    ) -> anyhow::Result<()> {
+        match self
+            .conversations
+            .execute(context, job.conversation_id, command)
+            .await
+        {
+            Ok(()) | Err(CommandError::Rule(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+        sqlx::query("DELETE FROM outbound_jobs WHERE message_id = $1")
+            .bind(job.message_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn load(&self, job: &ClaimedJob) -> anyhow::Result<Option<Delivery>> {
+        Ok(sqlx::query_as(
+            "SELECT m.type AS message_type, m.content, m.media_url, m.filename, m.template,
+                    (SELECT r.external_id FROM messages r WHERE r.tenant_id = m.tenant_id AND r.id::text = m.reply_to_message_id) AS reply_to_external_id,
+                    c.channel, a.config AS account_config, ct.wa_id
+             FROM messages m
+             JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
+             LEFT JOIN integration_accounts a ON a.id = c.integration_account_id AND a.tenant_id = c.tenant_id
+             LEFT JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id
+             WHERE m.id = $1 AND m.tenant_id = $2 AND m.status = 'pending'",
+        )
+        .bind(job.message_id)
+        .bind(job.tenant_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn deliver(&self, delivery: &Delivery) -> Outcome {
+        if delivery.channel != "whatsapp" {
+            return Outcome::Failed {
+                code: None,
+                reason: format!("sending on {} is not supported yet", delivery.channel),
+            };
+        }
+        let config: Map<String, Value> = delivery
+            .account_config
+            .as_ref()
+            .and_then(|c| c.as_object().cloned())
+            .unwrap_or_default();
+        let Ok(config) = self.secrets.open_config(&config) else {
+            return Outcome::Failed {
+                code: None,
+                reason: "the account's credentials cannot be decrypted".into(),
+            };
+        };
+        let text = |key: &str| config.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        let (Some(phone_number_id), Some(token), Some(to)) = (
+            text("phone_number_id"),
+            text("access_token"),
+            delivery.wa_id.clone(),
+        ) else {
+            return Outcome::Failed {
+                code: None,
+                reason: "the integration account or contact is missing WhatsApp details".into(),
+            };
+        };
+        let payload = match delivery.message_type.as_str() {
+            "text" => OutboundPayload::Text {
+                body: delivery.content.as_deref().unwrap_or_default(),
+            },
+            "template" => match &delivery.template {
+                Some(template) => OutboundPayload::Template { template },
+                None => {
+                    return Outcome::Failed {
+                        code: None,
+                        reason: "template message without a template".into(),
+                    }
+                }
+            },
+            kind @ ("image" | "video" | "audio" | "document" | "sticker") => {
+                match &delivery.media_url {
+                    Some(link) => OutboundPayload::Media {
+                        kind,
+                        link,
+                        caption: delivery.content.as_deref(),
+                        filename: delivery.filename.as_deref(),
+                    },
+                    None => {
+                        return Outcome::Failed {
+                            code: None,
+                            reason: "media message without media_url".into(),
+                        }
+                    }
+                }
+            }
+            other => {
+                return Outcome::Failed {
+                    code: None,
+                    reason: format!("message type {other} cannot be sent"),
+                }
+            }
+        };
+        let body = message_body(&to, &payload, delivery.reply_to_external_id.as_deref());
+        match self
+            .graph
+            .send_message(&token, &phone_number_id, &body)
+            .await
+        {
+            Ok(wamid) => Outcome::Sent(wamid),
+            Err(error) if error.is_retryable() => {
+                let after = Duration::from_secs(error.retry_after().unwrap_or(1).clamp(1, 300));
+                Outcome::Retry {
+                    error: error.to_string(),
+                    after,
+                }
+            }
+            Err(GraphError::Api { code, message, .. }) => Outcome::Failed {
+                code: Some(code),
+                reason: message,
+            },
+            Err(other) => Outcome::Failed {
+                code: None,
+                reason: other.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Secrets at rest: integration tokens and passwords are stored encrypted (AES-256-GCM with
+//! `ENCRYPTION_KEY`) and shown masked (`****` + the last 4 characters) in every response.
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rand::RngCore;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+const PREFIX: &str = "enc:v1:";
+const MASK: &str = "****";
+
+/// Encrypts and decrypts config values.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretBox(***)")
+    }
+}
+
+/// A stored value could not be decrypted (wrong key or corrupted).
+#[derive(Debug, thiserror::Error)]
+#[error("a stored secret could not be decrypted: is ENCRYPTION_KEY the one it was written with?")]
+pub struct DecryptError;
+
+impl SecretBox {
+    /// A box keyed by `key`: 32 bytes given as base64 or 64 hex characters are used as they
+    /// are; any other string is stretched with SHA-256.
+    pub fn new(key: &str) -> Self {
+        let key = key.trim();
+        let bytes: [u8; 32] =
+            hex_or_base64_key(key).unwrap_or_else(|| Sha256::digest(key.as_bytes()).into());
+        Self {
+            cipher: Aes256Gcm::new(&bytes.into()),
+        }
+    }
+
+    /// `enc:v1:` + base64(nonce ‖ ciphertext).
+    pub fn encrypt(&self, plaintext: &str) -> String {
+        let mut nonce = [0u8; 12];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let ciphertext = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
+            .unwrap_or_default();
+        let mut sealed = nonce.to_vec();
+        sealed.extend(ciphertext);
+        format!("{PREFIX}{}", STANDARD.encode(sealed))
+    }
+
+    /// The plaintext of a sealed value; values without the prefix are returned as they are.
+    pub fn decrypt(&self, stored: &str) -> Result<String, DecryptError> {
+        let Some(encoded) = stored.strip_prefix(PREFIX) else {
+            return Ok(stored.to_owned());
+        };
+        let sealed = STANDARD.decode(encoded).map_err(|_| DecryptError)?;
+        if sealed.len() < 12 {
+            return Err(DecryptError);
+        }
+        let (nonce, ciphertext) = sealed.split_at(12);
+        let plain = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), ciphertext)
+            .map_err(|_| DecryptError)?;
+        String::from_utf8(plain).map_err(|_| DecryptError)
+    }
+
+    /// Encrypts the sensitive string values of a config object (for storage).
+    pub fn seal_config(&self, config: &Map<String, Value>) -> Map<String, Value> {
+        config
+            .iter()
+            .map(|(key, value)| match value {
+                Value::String(text) if is_sensitive(key) && !text.starts_with(PREFIX) => {
+                    (key.clone(), Value::String(self.encrypt(text)))
+                }
+                other => (key.clone(), other.clone()),
+            })
+            .collect()
+    }
+
+    /// Decrypts a stored config (for use by workers).
+    pub fn open_config(
+        &self,
+        stored: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, DecryptError> {
+        stored
+            .iter()
+            .map(|(key, value)| match value {
+                Value::String(text) if text.starts_with(PREFIX) => {
+                    Ok((key.clone(), Value::String(self.decrypt(text)?)))
+                }
+                other => Ok((key.clone(), other.clone())),
+            })
+            .collect()
+    }
+
+    /// The stored config with every sensitive value masked (for responses).
+    pub fn mask_config(&self, stored: &Map<String, Value>) -> Map<String, Value> {
+        stored
+            .iter()
+            .map(|(key, value)| match value {
+                Value::String(text) if is_sensitive(key) => {
+                    let plain = self.decrypt(text).unwrap_or_default();
+                    (key.clone(), Value::String(mask(&plain)))
+                }
+                other => (key.clone(), other.clone()),
+            })
+            .collect()
+    }
+}
+
+fn hex_or_base64_key(key: &str) -> Option<[u8; 32]> {
+    if key.len() == 64 {
+        let mut out = [0u8; 32];
+        for (i, chunk) in key.as_bytes().chunks(2).enumerate() {
+            out[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
+        }
+        return Some(out);
+    }
+    STANDARD
+        .decode(key)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+}
+
+/// Whether a config key holds a secret (contract §17's masking rule).
+pub fn is_sensitive(key: &str) -> bool {
+    matches!(
+        key,
+        "access_token"
+            | "page_access_token"
+            | "user_token"
+            | "app_secret"
+            | "client_secret"
+            | "smtp_password"
+            | "imap_password"
+            | "api_key"
+            | "pin"
+    ) || ["_token", "_secret", "_password", "_key"]
+        .iter()
+        .any(|suffix| key.ends_with(suffix))
+}
+
+/// `****` + the last 4 characters (just `****` for 4 characters or fewer).
+pub fn mask(plain: &str) -> String {
+    let count = plain.chars().count();
+    if count <= 4 {
+        MASK.to_owned()
+    } else {
+        let tail: String = plain.chars().skip(count - 4).collect();
+        format!("{MASK}{tail}")
+    }
+}
+
+/// Merges `update` over `stored` (contract §17): absent keys stay, `null` removes a key, a
+/// masked string (`****…`) leaves the stored value unchanged, anything else replaces it (sealed).
+pub fn merge_config(
+    secrets: &SecretBox,
+    stored: &Map<String, Value>,
+    update: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut merged = stored.clone();
+    for (key, value) in update {
+        match value {
+            Value::Null => {
+                merged.remove(key);
+            }
+            Value::String(text) if text.starts_with(MASK) => {}
+            other => {
+                merged.insert(key.clone(), other.clone());
+            }
+        }
+    }
+    secrets.seal_config(&merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn sealed_values_round_trip_and_differ_each_time() {
+        let secrets = SecretBox::new("a development key");
+        let a = secrets.encrypt("EAAG-token-1234");
+        let b = secrets.encrypt("EAAG-token-1234");
+        assert_ne!(a, b);
+        assert!(!a.contains("EAAG"));
+        assert_eq!(secrets.decrypt(&a).unwrap(), "EAAG-token-1234");
+        assert!(SecretBox::new("another key").decrypt(&a).is_err());
+    }
+
+    #[test]
+    fn sensitive_keys_are_sealed_and_masked() {
+        let secrets = SecretBox::new("k");
+        let stored = secrets.seal_config(&object(
+            json!({"access_token": "EAAG-secret-9876", "waba_id": "123", "pin": "1234"}),
+        ));
+        assert!(stored["access_token"].as_str().unwrap().starts_with(PREFIX));
+        assert_eq!(stored["waba_id"], "123");
+        let masked = secrets.mask_config(&stored);
+        assert_eq!(masked["access_token"], "****9876");
+        assert_eq!(masked["pin"], "****");
+        assert_eq!(
+            secrets.open_config(&stored).unwrap()["access_token"],
+            "EAAG-secret-9876"
+        );
+    }
+
+    #[test]
+    fn merging_never_overwrites_a_secret_with_its_mask() {
+        let secrets = SecretBox::new("k");
+        let stored = secrets.seal_config(&object(
+            json!({"access_token": "EAAG-secret-9876", "waba_id": "1", "old": "x"}),
+        ));
+        let merged = merge_config(
+            &secrets,
+            &stored,
+            &object(json!({"access_token": "****9876", "waba_id": "2", "old": null, "new": "y"})),
+        );
+        let opened = secrets.open_config(&merged).unwrap();
+        assert_eq!(opened["access_token"], "EAAG-secret-9876");
+        assert_eq!(opened["waba_id"], "2");
+        assert!(!opened.contains_key("old"));
+        assert_eq!(opened["new"], "y");
+    }
+
+    #[test]
+    fn the_contracts_sensitive_keys() {
+        for key in [
+            "access_token",
+            "pin",
+            "smtp_password",
+            "webhook_secret",
+            "private_key",
+            "refresh_token",
+        ] {
+            assert!(is_sensitive(key), "{key}");
+        }
+        for key in ["waba_id", "phone_number_id", "display_phone_number"] {
+            assert!(!is_sensitive(key), "{key}");
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Turns stored inbound payloads into contacts and conversation commands.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use omnistream_commands::conversations::{ids, CommandContext, CommandError, ConversationService};
+use omnistream_domain::conversation::{ConversationCommand, InboundMessage, OpenConversation};
+use omnistream_domain::{Channel, TenantId};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::meta::{
+    parse_whatsapp, WhatsAppChange, WhatsAppInbound, WhatsAppStatus, WHATSAPP_OBJECT,
+};
+
+/// Rows claimed per round.
+const BATCH: i64 = 50;
+/// Attempts before a payload is parked as `failed`.
+const MAX_ATTEMPTS: i32 = 10;
+
+/// Works through `inbound_webhooks`.
+#[derive(Clone)]
+pub struct InboundProcessor {
+    pub pool: PgPool,
+    pub conversations: ConversationService,
+}
+
+#[derive(sqlx::FromRow)]
+struct Claimed {
+    id: i64,
+    body: Vec<u8>,
+    attempts: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct Account {
+    id: Uuid,
+    tenant_id: Uuid,
+    division_id: Option<Uuid>,
+    is_active: bool,
+}
+
+/// What became of one payload.
+enum Disposition {
+    Processed,
+    Ignored(String),
+}
+
+impl InboundProcessor {
+    /// Processes payloads until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let pause = match self.process_due().await {
+                Ok(0) => Duration::from_millis(25),
+                Ok(_) => Duration::ZERO,
+                Err(error) => {
+                    tracing::warn!(%error, "inbound round failed");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// One round; returns how many payloads were claimed.
+    pub async fn process_due(&self) -> anyhow::Result<usize> {
+        // A lease instead of a long transaction: readers of the event log wait for open
+        // transactions, so none may stay open across the commands below.
+        let claimed: Vec<Claimed> = sqlx::query_as(
+            "UPDATE inbound_webhooks SET attempts = attempts + 1, next_attempt_at = now() + interval '60 seconds'
+             WHERE id IN (SELECT id FROM inbound_webhooks WHERE status = 'pending' AND next_attempt_at <= now()
+                          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, body, attempts",
+        )
+        .bind(BATCH)
+        .fetch_all(&self.pool)
+        .await?;
+        let count = claimed.len();
+        let mut claimed = claimed;
+        claimed.sort_by_key(|row| row.id);
+        for row in claimed {
+            let outcome = self.process(row.id, &row.body).await;
+            let (status, error, retry) = match outcome {
+                Ok(Disposition::Processed) => ("processed", None, false),
+                Ok(Disposition::Ignored(reason)) => ("ignored", Some(reason), false),
+                Err(error) if row.attempts < MAX_ATTEMPTS => {
+                    ("pending", Some(error.to_string()), true)
+                }
+                Err(error) => ("failed", Some(error.to_string()), false),
+            };
+            if retry {
+                tracing::warn!(
+                    id = row.id,
+                    error = error.as_deref().unwrap_or_default(),
+                    "inbound payload will be retried"
+                );
+            }
+            sqlx::query(
+                "UPDATE inbound_webhooks SET status = $2, error = $3,
+                    processed_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END,
+                    next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => least(2 ^ attempts, 300)) ELSE next_attempt_at END
+                 WHERE id = $1",
+            )
+            .bind(row.id)
+            .bind(status)
+            .bind(error)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(count)
+    }
+
+    async fn process(&self, id: i64, body: &[u8]) -> anyhow::Result<Disposition> {
+        let Ok(payload) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Ok(Disposition::Ignored("not JSON".into()));
+        };
+        if payload.get("object").and_then(|o| o.as_str()) != Some(WHATSAPP_OBJECT) {
+            return Ok(Disposition::Ignored("unsupported object".into()));
+        }
+        let batch = parse_whatsapp(&payload);
+        let mut handled = 0;
+        for change in &batch.changes {
+            handled += self.whatsapp_change(id, change).await?;
+        }
+        if handled == 0 {
+            return Ok(Disposition::Ignored(
+                "nothing for a known, active account".into(),
+            ));
+        }
+        Ok(Disposition::Processed)
+    }
+
+    async fn whatsapp_change(&self, id: i64, change: &WhatsAppChange) -> anyhow::Result<usize> {
+        let account: Option<Account> = sqlx::query_as(
+            "SELECT id, tenant_id, division_id, is_active FROM integration_accounts WHERE channel = 'whatsapp' AND account_key = $1",
+        )
+        .bind(format!("wa-{}", change.phone_number_id))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(account) = account.filter(|a| a.is_active) else {
+            tracing::info!(phone_number_id = %change.phone_number_id, "webhook for an unknown or inactive account; kept in the raw log");
+            return Ok(0);
+        };
+        let tenant = TenantId(account.tenant_id);
+        let context = CommandContext {
+            tenant_id: tenant,
+            actor_type: "provider",
+            actor_id: Some("whatsapp".into()),
+            request_id: None,
+            causation_id: Some(format!("inbound_webhook:{id}")),
+            correlation_id: None,
+        };
+        for message in &change.messages {
+            self.inbound(&context, &account, message).await?;
+        }
+        for status in &change.statuses {
+            self.status(&context, &account, status).await?;
+        }
+        Ok(change.messages.len() + change.statuses.len())
+    }
+
+    async fn inbound(
+        &self,
+        context: &CommandContext,
+        account: &Account,
+        message: &WhatsAppInbound,
+    ) -> anyhow::Result<()> {
+        let tenant = context.tenant_id;
+        let contact_id = ids::contact(tenant, Channel::Whatsapp, &message.from);
+        let name = message
+            .profile_name
+            .clone()
+            .unwrap_or_else(|| message.from.clone());
+        // The profile name follows WhatsApp until an agent renames the contact.
+        sqlx::query(
+            "INSERT INTO contacts (id, tenant_id, name, phone_number, wa_id, last_contacted_at)
+             VALUES ($1, $2, $3, $4, $4, now())
+             ON CONFLICT (id) DO UPDATE SET
+                name = CASE WHEN contacts.name = contacts.wa_id OR contacts.name = $5 THEN EXCLUDED.name ELSE contacts.name END,
+                last_contacted_at = now(), updated_at = now()",
+        )
+        .bind(contact_id)
+        .bind(tenant.as_uuid())
+        .bind(&name)
+        .bind(&message.from)
+        .bind(message.profile_name.as_deref().unwrap_or_default())
+        .execute(&self.pool)
+        .await?;
+        let conversation_id = ids::conversation(tenant, account.id, contact_id);
+        let now = Utc::now();
+        let command = ConversationCommand::ReceiveInbound {
+            open: OpenConversation {
+                conversation_id,
+                tenant_id: tenant.as_uuid(),
+                channel: Channel::Whatsapp,
+                integration_account_id: account.id,
+                contact_id,
+                division_id: account.division_id,
+                at: now,
+            },
+            message: InboundMessage {
+                message_id: ids::inbound_message(tenant, account.id, &message.provider_message_id),
+                provider_message_id: Some(message.provider_message_id.clone()),
+                content: message.content.clone(),
+                sender_name: message.profile_name.clone(),
+                sent_at: message.sent_at,
+                received_at: now,
+                raw: message.raw.clone(),
+            },
+        };
+        self.execute(context, conversation_id, command).await
+    }
+
+    async fn status(
+        &self,
+        context: &CommandContext,
+        account: &Account,
+        status: &WhatsAppStatus,
+    ) -> anyhow::Result<()> {
+        let tenant = context.tenant_id;
+        let contact_id = ids::contact(tenant, Channel::Whatsapp, &status.recipient_id);
+        let conversation_id = ids::conversation(tenant, account.id, contact_id);
+        let command = ConversationCommand::RecordProviderStatus(status.status.clone());
+        self.execute(context, conversation_id, command).await
+    }
+
+    async fn execute(
+        &self,
+        context: &CommandContext,
+        conversation_id: Uuid,
+        command: ConversationCommand,
+    ) -> anyhow::Result<()> {
+        match self
+            .conversations
+            .execute(context, conversation_id, command)
+            .await
+        {
+            Ok(()) => Ok(()),
+            // A rule refusal is final (e.g. a status for a conversation that never existed).
+            Err(CommandError::Rule(rule)) => {
+                tracing::info!(%conversation_id, %rule, "inbound command refused");
+                Ok(())
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+}
