@@ -21,11 +21,20 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use omnistream_commands::conversations::ConversationService;
+use omnistream_commands::outbound::OutboundSender;
+use omnistream_commands::secrets::SecretBox;
+use omnistream_commands::whatsapp::GraphClient;
+use omnistream_ingest::{InboundProcessor, IngestState};
+
 use crate::auth::jwt::TokenKeys;
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
-use crate::{activity, agents, api_keys, auth, divisions, health, roles};
+use crate::{
+    activity, agents, api_keys, auth, chat_expiration, contacts, conversations, divisions, health,
+    integrations, messages, notes, roles, stream,
+};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -40,6 +49,12 @@ pub struct AppState {
     pub nats: async_nats::Client,
     /// Prometheus exposition.
     pub metrics: PrometheusHandle,
+    /// Runs conversation commands.
+    pub conversations: ConversationService,
+    /// Encrypts and masks integration secrets.
+    pub secrets: SecretBox,
+    /// Meta's Graph API.
+    pub graph: GraphClient,
 }
 
 /// Which parts of the platform this process runs.
@@ -69,6 +84,7 @@ pub struct Settings {
     pub database_url: String,
     pub nats_url: String,
     pub jwt_secret: Secret,
+    pub encryption_key: Secret,
     pub roles: Roles,
 }
 
@@ -109,7 +125,7 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let state = AppState {
-            pool,
+            pool: pool.clone(),
             tokens: Arc::new(TokenKeys::new(
                 settings.jwt_secret.expose().as_bytes(),
                 settings.config.jwt_ttl,
@@ -117,6 +133,9 @@ impl Application {
             config: Arc::new(settings.config.clone()),
             nats,
             metrics: health::metrics_handle(),
+            conversations: ConversationService::new(pool.clone()),
+            secrets: SecretBox::new(settings.encryption_key.expose()),
+            graph: GraphClient::new(settings.config.meta_graph_base_url.clone()),
         };
         let listener = tokio::net::TcpListener::bind(settings.config.bind_addr)
             .await
@@ -150,6 +169,22 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
         if self.roles.worker {
+            let inbound = InboundProcessor {
+                pool: self.state.pool.clone(),
+                conversations: self.state.conversations.clone(),
+            };
+            workers.push(tokio::spawn(inbound.run(self.shutdown.clone())));
+            let outbound = OutboundSender {
+                pool: self.state.pool.clone(),
+                conversations: self.state.conversations.clone(),
+                graph: self.state.graph.clone(),
+                secrets: self.state.secrets.clone(),
+            };
+            workers.push(tokio::spawn(outbound.run(self.shutdown.clone())));
+            workers.push(tokio::spawn(crate::conversations::run_expiry(
+                self.state.clone(),
+                self.shutdown.clone(),
+            )));
             for projector in all_projectors() {
                 workers.push(tokio::spawn(run_projector(
                     self.state.pool.clone(),
@@ -195,11 +230,34 @@ pub fn build_router(state: AppState, roles: Roles) -> Router {
             .merge(divisions::router())
             .merge(roles::router())
             .merge(api_keys::router())
-            .merge(activity::router());
+            .merge(activity::router())
+            .merge(integrations::router())
+            .merge(contacts::router())
+            .merge(conversations::router())
+            .merge(messages::router())
+            .merge(notes::router())
+            .merge(chat_expiration::router())
+            .merge(stream::router());
     }
     let (mut router, openapi) = api.split_for_parts();
     if roles.ingest {
-        router = router.merge(omnistream_ingest::router());
+        let secrets: Vec<Vec<u8>> = [
+            &state.config.meta_app_secret,
+            &state.config.instagram_app_secret,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|secret| secret.expose().as_bytes().to_vec())
+        .collect();
+        router = router.merge(omnistream_ingest::router(IngestState {
+            pool: state.pool.clone(),
+            app_secrets: Arc::new(secrets),
+            verify_token: state
+                .config
+                .meta_verify_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
+        }));
     }
     if roles.api {
         router = router.merge(SwaggerUi::new("/docs").url("/api/openapi.json", openapi));

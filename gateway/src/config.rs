@@ -55,6 +55,20 @@ pub struct Config {
     pub jwt_ttl: Duration,
     /// `DATABASE_MAX_CONNECTIONS`, default 20: the pool size of this process.
     pub database_max_connections: u32,
+    /// `ENCRYPTION_KEY`; unset: a random key kept in the data directory (dev only).
+    pub encryption_key: Option<Secret>,
+    /// `META_GRAPH_BASE_URL`, default Meta's Graph API.
+    pub meta_graph_base_url: String,
+    /// `META_APP_ID` (embedded signup, Facebook Login).
+    pub meta_app_id: Option<String>,
+    /// `META_APP_SECRET`: checks `X-Hub-Signature-256`, exchanges OAuth codes.
+    pub meta_app_secret: Option<Secret>,
+    /// `META_VERIFY_TOKEN`: the platform-wide webhook verify token.
+    pub meta_verify_token: Option<Secret>,
+    /// `META_CONFIG_ID` (embedded signup configuration).
+    pub meta_config_id: Option<String>,
+    /// `INSTAGRAM_APP_SECRET`: also accepted for `X-Hub-Signature-256`.
+    pub instagram_app_secret: Option<Secret>,
 }
 
 impl Config {
@@ -92,6 +106,16 @@ impl Config {
             None => 20,
         };
         Ok(Self {
+            encryption_key: get("ENCRYPTION_KEY").map(Secret::new),
+            meta_graph_base_url: get("META_GRAPH_BASE_URL")
+                .unwrap_or_else(|| "https://graph.facebook.com/v21.0".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            meta_app_id: get("META_APP_ID"),
+            meta_app_secret: get("META_APP_SECRET").map(Secret::new),
+            meta_verify_token: get("META_VERIFY_TOKEN").map(Secret::new),
+            meta_config_id: get("META_CONFIG_ID"),
+            instagram_app_secret: get("INSTAGRAM_APP_SECRET").map(Secret::new),
             database_max_connections,
             database_url: get("DATABASE_URL"),
             nats_url: get("NATS_URL"),

@@ -80,6 +80,13 @@ pub enum ApiError {
     /// 429 `rate_limited` with `Retry-After`.
     #[error("too many attempts; retry later")]
     RateLimited { retry_after_secs: u64 },
+    /// 502 `upstream_error`: an external call failed.
+    #[error("{message}")]
+    Upstream {
+        provider: &'static str,
+        upstream_status: Option<u16>,
+        message: String,
+    },
     /// Any other status with its code (401 `invalid_credentials`, 413, 415, 503…).
     #[error("{message}")]
     Status {
@@ -142,6 +149,7 @@ impl ApiError {
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Status { status, code, .. } => (*status, code),
+            Self::Upstream { .. } => (StatusCode::BAD_GATEWAY, "upstream_error"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -185,6 +193,13 @@ impl IntoResponse for ApiError {
         };
         let details = match &self {
             Self::Validation(violations) => serde_json::to_value(violations).ok(),
+            Self::Upstream {
+                provider,
+                upstream_status,
+                ..
+            } => {
+                Some(serde_json::json!({"provider": provider, "upstream_status": upstream_status}))
+            }
             _ => None,
         };
         let body = ErrorResponse {

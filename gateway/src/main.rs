@@ -114,12 +114,14 @@ struct Infrastructure {
 
 async fn serve(config: Config, infra: Infrastructure, roles: Roles) -> anyhow::Result<()> {
     let jwt_secret = startup::resolve_jwt_secret(&config, infra.development)?;
+    let encryption_key = startup::resolve_encryption_key(&config, infra.development)?;
     let base_url = config.public_base_url.clone();
     let settings = Settings {
         config,
         database_url: infra.database_url,
         nats_url: infra.nats_url,
         jwt_secret,
+        encryption_key,
         roles,
     };
     let app = Application::build(settings).await?;

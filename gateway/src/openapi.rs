@@ -26,6 +26,14 @@ limits bodies to 2 MiB (413 `payload_too_large`); requires `Content-Type: applic
         (name = "Roles", description = "System and custom roles, and the permission catalogue (admin only)"),
         (name = "API Keys", description = "Long-lived credentials acting as their creator"),
         (name = "Activity Logs", description = "Audit trail of every change (supervisor/admin only)"),
+        (name = "Conversations", description = "The shared inbox"),
+        (name = "Messages", description = "Messages of conversations: read, send, search"),
+        (name = "Contacts", description = "Customers"),
+        (name = "Notes", description = "Internal notes on conversations"),
+        (name = "Transfers", description = "Conversation transfers and takeovers"),
+        (name = "Chat Expiration", description = "Per-channel messaging windows"),
+        (name = "Integrations", description = "Channel integrations and accounts (WhatsApp)"),
+        (name = "Realtime", description = "Server-sent events of the caller's visible events"),
         (name = "Health", description = "Health and metrics")
     )
 )]

@@ -44,32 +44,55 @@ pub async fn resolve_infrastructure(
 /// sessions survive restarts. Outside development a missing secret is an error: instances with
 /// different generated secrets would refuse each other's tokens.
 pub fn resolve_jwt_secret(config: &Config, development: bool) -> anyhow::Result<Secret> {
-    if let Some(secret) = &config.jwt_secret {
+    resolve_secret(
+        config.jwt_secret.as_ref(),
+        "JWT_SECRET",
+        &config.data_dir.join("jwt_secret"),
+        development,
+    )
+}
+
+/// `ENCRYPTION_KEY`, or (development only) a random key kept in `<data_dir>/encryption_key`.
+pub fn resolve_encryption_key(config: &Config, development: bool) -> anyhow::Result<Secret> {
+    resolve_secret(
+        config.encryption_key.as_ref(),
+        "ENCRYPTION_KEY",
+        &config.data_dir.join("encryption_key"),
+        development,
+    )
+}
+
+fn resolve_secret(
+    configured: Option<&Secret>,
+    name: &str,
+    path: &Path,
+    development: bool,
+) -> anyhow::Result<Secret> {
+    if let Some(secret) = configured {
         anyhow::ensure!(
             secret.expose().len() >= 32,
-            "JWT_SECRET must be at least 32 bytes long"
+            "{name} must be at least 32 bytes long"
         );
         return Ok(secret.clone());
     }
     anyhow::ensure!(
         development,
-        "JWT_SECRET must be set when DATABASE_URL is set (at least 32 random bytes)"
+        "{name} must be set when DATABASE_URL is set (at least 32 random bytes)"
     );
-    let path = config.data_dir.join("jwt_secret");
-    if let Ok(existing) = std::fs::read_to_string(&path) {
+    if let Ok(existing) = std::fs::read_to_string(path) {
         if existing.trim().len() >= 32 {
             return Ok(Secret::new(existing.trim()));
         }
     }
     tracing::warn!(
-        "JWT_SECRET is not set: using a generated development secret stored in the data directory"
+        "{name} is not set: using a generated development value stored in the data directory"
     );
     let generated: String = rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(64)
         .map(char::from)
         .collect();
-    write_private(&path, &generated)?;
+    write_private(path, &generated)?;
     Ok(Secret::new(generated))
 }
 

@@ -178,6 +178,7 @@ async fn subcommands_run_against_configured_infrastructure() {
         .arg("gateway")
         .env("BIND_ADDR", &bind)
         .env("JWT_SECRET", "a-secret-of-at-least-thirty-two-bytes!!")
+        .env("ENCRYPTION_KEY", "an-encryption-key-of-at-least-32-bytes")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -20,6 +20,13 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// The encryption key of every test app.
+pub const TEST_ENCRYPTION_KEY: &str = "test-encryption-key-of-at-least-32-bytes";
+/// Meta's app secret for test apps (tests sign webhooks with it).
+pub const TEST_META_APP_SECRET: &str = "test-meta-app-secret";
+/// The platform verify token of test apps.
+pub const TEST_META_VERIFY_TOKEN: &str = "test-platform-verify-token";
+
 /// The JWT secret of every test app (tests sign hostile tokens with it).
 pub const TEST_JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256-keys";
 
@@ -118,6 +125,10 @@ impl TestApp {
         let mut config = Config::from_lookup(|name| match name {
             "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
             "DATABASE_MAX_CONNECTIONS" => Some("6".to_owned()),
+            "META_APP_SECRET" => Some(TEST_META_APP_SECRET.to_owned()),
+            "META_VERIFY_TOKEN" => Some(TEST_META_VERIFY_TOKEN.to_owned()),
+            "META_APP_ID" => Some("test-meta-app-id".to_owned()),
+            "META_CONFIG_ID" => Some("test-meta-config-id".to_owned()),
             _ => None,
         })
         .expect("test configuration");
@@ -127,6 +138,7 @@ impl TestApp {
             database_url: database_url.clone(),
             nats_url: nats_url(),
             jwt_secret: Secret::new(TEST_JWT_SECRET),
+            encryption_key: Secret::new(TEST_ENCRYPTION_KEY),
             roles: Roles::ALL,
         };
         let app = Application::build(settings)

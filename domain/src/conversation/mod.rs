@@ -7,6 +7,7 @@
 
 mod commands;
 mod events;
+mod public;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +23,7 @@ pub use commands::{
     ConversationCommand, InboundMessage, OpenConversation, OutboundMessage, Sender,
 };
 pub use events::{ConversationEvent, TransferKind};
+pub use public::public_events;
 
 use crate::message::{Channel, MessageStatus, ProviderStatus};
 

@@ -34,6 +34,9 @@ async fn health_names_nats_when_it_is_unreachable() {
         database_url,
         nats_url: format!("nats://{unused}"),
         jwt_secret: omnistream_gateway::config::Secret::new(omnistream_tests::TEST_JWT_SECRET),
+        encryption_key: omnistream_gateway::config::Secret::new(
+            omnistream_tests::TEST_ENCRYPTION_KEY,
+        ),
         roles: omnistream_gateway::Roles::ALL,
     })
     .await

@@ -1,0 +1,360 @@
+//! Contacts tag: the customers behind conversations.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use omnistream_domain::{Channel, EmailAddress};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::{Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::activity::{self, Activity};
+use crate::app::AppState;
+use crate::auth::{perm, Authorized};
+use crate::conversations::{
+    like_pattern, push_visibility, ConversationWithContact, CONVERSATION_SELECT,
+};
+use crate::error::{ApiError, ErrorResponse, Result, Violations};
+use crate::extract::{
+    check_text, nullable, present, IdPath, PageRequest, Paginated, ValidJson, ValidQuery, Validate,
+};
+
+/// `Contact`.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Contact {
+    pub id: Uuid,
+    pub name: String,
+    pub phone_number: Option<String>,
+    pub email: Option<String>,
+    pub avatar_url: Option<String>,
+    pub wa_id: Option<String>,
+    pub instagram_id: Option<String>,
+    pub messenger_psid: Option<String>,
+    pub tags: Vec<String>,
+    #[schema(value_type = Object)]
+    pub custom_attributes: Value,
+    pub last_contacted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const CONTACT_COLUMNS: &str =
+    "id, name, phone_number, email, avatar_url, wa_id, instagram_id, messenger_psid, tags, \
+    custom_attributes, last_contacted_at, created_at, updated_at";
+
+/// Filters of `GET /api/contacts`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactListQuery {
+    page: Option<i64>,
+    per_page: Option<i64>,
+    /// Substring of name, phone or email.
+    q: Option<String>,
+    tag: Option<String>,
+    /// Has an identifier on that channel.
+    channel: Option<String>,
+}
+
+impl Validate for ContactListQuery {
+    fn validate(&mut self, violations: &mut Violations) {
+        PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+        for (field, value) in [("q", &mut self.q), ("tag", &mut self.tag)] {
+            if let Some(text) = value {
+                check_text(violations, field, text, 0, 200);
+            }
+        }
+        if self
+            .channel
+            .as_deref()
+            .is_some_and(|c| c.parse::<Channel>().is_err())
+        {
+            violations.add("channel", "must be whatsapp, instagram, email or messenger");
+        }
+    }
+}
+
+/// List contacts
+#[utoipa::path(
+    get, path = "/api/contacts", tag = "Contacts", params(ContactListQuery),
+    responses((status = 200, description = "Most recently updated first", body = Paginated<Contact>), (status = 400, body = ErrorResponse),
+              (status = 403, body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn list_contacts(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::ContactsView>,
+    ValidQuery(query): ValidQuery<ContactListQuery>,
+) -> Result<Json<Paginated<Contact>>> {
+    let page = PageRequest::checked(
+        query.page,
+        query.per_page,
+        20,
+        100,
+        &mut Violations::default(),
+    );
+    let filtered = |select: &str| {
+        let mut builder = QueryBuilder::<Postgres>::new(select);
+        builder
+            .push(" FROM contacts WHERE tenant_id = ")
+            .push_bind(caller.tenant_id.as_uuid());
+        if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+            let pattern = like_pattern(q);
+            builder
+                .push(" AND (name ILIKE ")
+                .push_bind(pattern.clone())
+                .push(" OR phone_number ILIKE ")
+                .push_bind(pattern.clone())
+                .push(" OR email ILIKE ")
+                .push_bind(pattern)
+                .push(")");
+        }
+        if let Some(tag) = query.tag.as_deref().filter(|t| !t.is_empty()) {
+            builder
+                .push(" AND ")
+                .push_bind(tag.to_lowercase())
+                .push(" = ANY(tags)");
+        }
+        match query.channel.as_deref() {
+            Some("whatsapp") => {
+                builder.push(" AND wa_id IS NOT NULL");
+            }
+            Some("instagram") => {
+                builder.push(" AND instagram_id IS NOT NULL");
+            }
+            Some("messenger") => {
+                builder.push(" AND messenger_psid IS NOT NULL");
+            }
+            Some("email") => {
+                builder.push(" AND email IS NOT NULL");
+            }
+            _ => {}
+        }
+        builder
+    };
+    let total: i64 = filtered("SELECT count(*)")
+        .build_query_scalar()
+        .fetch_one(&state.pool)
+        .await?;
+    let mut rows = filtered(&format!("SELECT {CONTACT_COLUMNS}"));
+    rows.push(" ORDER BY updated_at DESC, id LIMIT ")
+        .push_bind(page.limit())
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let data = rows
+        .build_query_as::<Contact>()
+        .fetch_all(&state.pool)
+        .await?;
+    Ok(Json(Paginated::new(data, total, page)))
+}
+
+async fn load_contact(state: &AppState, tenant: Uuid, id: Uuid) -> Result<Contact> {
+    sqlx::query_as(&format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(ApiError::NotFound)
+}
+
+/// Get a contact by ID
+#[utoipa::path(
+    get, path = "/api/contacts/{id}", tag = "Contacts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Contact), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
+              (status = 404, body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn get_contact(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::ContactsView>,
+    IdPath(id): IdPath,
+) -> Result<Json<Contact>> {
+    Ok(Json(
+        load_contact(&state, caller.tenant_id.as_uuid(), id).await?,
+    ))
+}
+
+/// `UpdateContact`: every field optional.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateContact {
+    /// 1..200 characters.
+    #[serde(default, deserialize_with = "present")]
+    name: Option<String>,
+    /// A valid address, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    phone_number: Option<Option<String>>,
+    /// Replaces the set (trimmed, lower-cased, 1..50 characters, at most 20).
+    #[serde(default, deserialize_with = "present")]
+    tags: Option<Vec<String>>,
+    /// Replaces the stored object.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    custom_attributes: Option<Value>,
+}
+
+impl Validate for UpdateContact {
+    fn validate(&mut self, violations: &mut Violations) {
+        if let Some(name) = &mut self.name {
+            check_text(violations, "name", name, 1, 200);
+        }
+        if let Some(Some(email)) = &mut self.email {
+            match EmailAddress::parse(email) {
+                Ok(parsed) => *email = parsed.into_inner(),
+                Err(_) => violations.add("email", "must be a valid email address"),
+            }
+        }
+        if let Some(Some(phone)) = &mut self.phone_number {
+            match crate::conversations::normalise_phone(phone) {
+                Some(digits) => *phone = digits,
+                None => violations.add(
+                    "phone_number",
+                    "must be an international number of 7 to 15 digits",
+                ),
+            }
+        }
+        if let Some(tags) = &mut self.tags {
+            crate::conversations::check_tags(violations, "tags", tags);
+        }
+        if self
+            .custom_attributes
+            .as_ref()
+            .is_some_and(|a| !a.is_object())
+        {
+            violations.add("custom_attributes", "must be an object");
+        }
+    }
+}
+
+/// Update a contact
+#[utoipa::path(
+    patch, path = "/api/contacts/{id}", tag = "Contacts", params(("id" = Uuid, Path)), request_body = UpdateContact,
+    responses((status = 200, body = Contact), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
+              (status = 404, body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn update_contact(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::ContactsManage>,
+    IdPath(id): IdPath,
+    ValidJson(body): ValidJson<UpdateContact>,
+) -> Result<Json<Contact>> {
+    let mut tx = state.pool.begin().await?;
+    let contact: Contact = sqlx::query_as(&format!(
+        "UPDATE contacts SET name = COALESCE($3, name),
+             email = CASE WHEN $4 THEN $5 ELSE email END,
+             phone_number = CASE WHEN $6 THEN $7 ELSE phone_number END,
+             tags = COALESCE($8, tags), custom_attributes = COALESCE($9, custom_attributes), updated_at = now()
+         WHERE tenant_id = $1 AND id = $2 RETURNING {CONTACT_COLUMNS}"
+    ))
+    .bind(caller.tenant_id.as_uuid())
+    .bind(id)
+    .bind(body.name.as_deref())
+    .bind(body.email.is_some())
+    .bind(body.email.clone().flatten())
+    .bind(body.phone_number.is_some())
+    .bind(body.phone_number.clone().flatten())
+    .bind(body.tags.clone())
+    .bind(body.custom_attributes.clone())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    activity::record(
+        &mut tx,
+        &caller,
+        Activity {
+            action: "contact.updated",
+            entity_type: "contact",
+            entity_id: Some(id.to_string()),
+            details: json!({"name": body.name, "email": body.email, "phone_number": body.phone_number, "tags": body.tags}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(contact))
+}
+
+/// Filters of a contact's conversations.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactConversationsQuery {
+    page: Option<i64>,
+    per_page: Option<i64>,
+    status: Option<String>,
+}
+
+impl Validate for ContactConversationsQuery {
+    fn validate(&mut self, violations: &mut Violations) {
+        PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+        if self.status.as_deref().is_some_and(|s| {
+            s.parse::<omnistream_domain::conversation::ConversationStatus>()
+                .is_err()
+        }) {
+            violations.add(
+                "status",
+                "must be open, pending, resolved, closed or expired",
+            );
+        }
+    }
+}
+
+/// List conversations for a contact
+#[utoipa::path(
+    get, path = "/api/contacts/{id}/conversations", tag = "Contacts", params(("id" = Uuid, Path), ContactConversationsQuery),
+    responses((status = 200, description = "Visible conversations only", body = Paginated<ConversationWithContact>),
+              (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn contact_conversations(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::ConversationsView>,
+    IdPath(id): IdPath,
+    ValidQuery(query): ValidQuery<ContactConversationsQuery>,
+) -> Result<Json<Paginated<ConversationWithContact>>> {
+    load_contact(&state, caller.tenant_id.as_uuid(), id).await?;
+    let page = PageRequest::checked(
+        query.page,
+        query.per_page,
+        20,
+        100,
+        &mut Violations::default(),
+    );
+    let filtered = |select: &str| {
+        let mut builder = QueryBuilder::<Postgres>::new(select);
+        builder.push(" WHERE c.contact_id = ").push_bind(id);
+        push_visibility(&mut builder, &caller);
+        if let Some(status) = &query.status {
+            builder.push(" AND c.status = ").push_bind(status.clone());
+        }
+        builder
+    };
+    let total: i64 = filtered(
+        "SELECT count(*) FROM conversations c JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id",
+    )
+    .build_query_scalar()
+    .fetch_one(&state.pool)
+    .await?;
+    let mut rows = filtered(CONVERSATION_SELECT);
+    rows.push(" ORDER BY c.last_message_at DESC NULLS LAST, c.id LIMIT ")
+        .push_bind(page.limit())
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let data = crate::conversations::fetch_conversations(rows, &state.pool).await?;
+    Ok(Json(Paginated::new(data, total, page)))
+}
+
+/// Routes of the Contacts tag.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_contacts))
+        .routes(routes!(get_contact, update_contact))
+        .routes(routes!(contact_conversations))
+}

@@ -1,0 +1,596 @@
+//! Messages tag (and the message extensions): read, send, search, retry.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use omnistream_domain::conversation::{ConversationCommand, OutboundMessage, Sender};
+use omnistream_domain::{Channel, MessageType, TenantId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{perm, Authorized, Caller};
+use crate::conversations::{
+    command_context, command_error, load_visible, push_visibility, wait_for_inbox,
+    ConversationWithContact,
+};
+use crate::error::{ApiError, ErrorResponse, Result, Violations};
+use crate::extract::{check_text, IdPath, PageRequest, Paginated, ValidJson, ValidQuery, Validate};
+
+/// `Message`.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Message {
+    /// Opaque (a UUID here).
+    pub id: String,
+    pub conversation_id: Uuid,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub message_type: String,
+    /// `pending`, `sent`, `delivered`, `read`, `failed` or `received`.
+    pub status: String,
+    pub content: Option<String>,
+    pub subject: Option<String>,
+    pub media_id: Option<Uuid>,
+    pub media_url: Option<String>,
+    pub media_mime_type: Option<String>,
+    pub filename: Option<String>,
+    pub template_id: Option<Uuid>,
+    pub template_name: Option<String>,
+    /// `contact`, `agent`, `ai` or `system`.
+    pub sender_type: String,
+    pub sender_id: Option<Uuid>,
+    pub sender_name: Option<String>,
+    /// The provider's message id.
+    pub external_id: Option<String>,
+    pub reply_to_message_id: Option<String>,
+    pub campaign_id: Option<Uuid>,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub content_html: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub attachments: Value,
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+}
+
+/// Columns of [`Message`] over `messages m`.
+pub(crate) const MESSAGE_COLUMNS: &str = "m.id::text AS id, m.conversation_id, m.direction, m.type, m.status, m.content, \
+    NULL::text AS subject, NULL::uuid AS media_id, m.media_url, m.media_mime_type, m.filename, NULL::uuid AS template_id, \
+    m.template_name, m.sender_type, m.sender_id, m.sender_name, m.external_id, m.reply_to_message_id, NULL::uuid AS campaign_id, \
+    m.error_message, m.created_at, m.updated_at, NULL::text AS content_html, '[]'::jsonb AS attachments, m.data";
+
+/// Pagination of a conversation's messages (default 50 per page).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageListQuery {
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+impl Validate for MessageListQuery {
+    fn validate(&mut self, violations: &mut Violations) {
+        PageRequest::checked(self.page, self.per_page, 50, 100, violations);
+    }
+}
+
+/// List messages in a conversation
+#[utoipa::path(
+    get, path = "/api/conversations/{id}/messages", tag = "Messages", params(("id" = Uuid, Path), MessageListQuery),
+    responses((status = 200, description = "Page 1 holds the newest messages; each page is in ascending created_at order", body = Paginated<Message>),
+              (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn list_messages(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::ConversationsView>,
+    IdPath(id): IdPath,
+    ValidQuery(query): ValidQuery<MessageListQuery>,
+) -> Result<Json<Paginated<Message>>> {
+    let page = PageRequest::checked(
+        query.page,
+        query.per_page,
+        50,
+        100,
+        &mut Violations::default(),
+    );
+    let mut conn = state.pool.acquire().await?;
+    load_visible(&mut conn, &caller, id).await?;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE tenant_id = $1 AND conversation_id = $2",
+    )
+    .bind(caller.tenant_id.as_uuid())
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut data: Vec<Message> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.tenant_id = $1 AND m.conversation_id = $2
+         ORDER BY m.created_at DESC, m.id DESC LIMIT $3 OFFSET $4"
+    ))
+    .bind(caller.tenant_id.as_uuid())
+    .bind(id)
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(&mut *conn)
+    .await?;
+    data.reverse();
+    Ok(Json(Paginated::new(data, total, page)))
+}
+
+/// `SendMessageRequest`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    /// `text` (default), `image`, `video`, `audio`, `document` or `template`.
+    #[serde(default, rename = "type")]
+    pub message_type: Option<String>,
+    /// Required for text (1..4096); the caption of media.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Uploaded media (the Media tag is not built yet: use `media_url`).
+    #[serde(default)]
+    pub media_id: Option<Uuid>,
+    #[serde(default)]
+    pub media_url: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// Meta's template-message object {name, language, components}, passed through; or
+    /// {template_id, variables} naming a stored template (stored templates are not built yet).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub template: Option<Value>,
+    /// Email only.
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub reply_to_message_id: Option<String>,
+}
+
+impl SendMessageRequest {
+    fn kind(&self) -> MessageType {
+        match self.message_type.as_deref().unwrap_or("text") {
+            "image" => MessageType::Image,
+            "video" => MessageType::Video,
+            "audio" => MessageType::Audio,
+            "document" => MessageType::Document,
+            "template" => MessageType::Template,
+            _ => MessageType::Text,
+        }
+    }
+}
+
+impl Validate for SendMessageRequest {
+    fn validate(&mut self, violations: &mut Violations) {
+        let kind = self
+            .message_type
+            .get_or_insert_with(|| "text".to_owned())
+            .clone();
+        if !["text", "image", "video", "audio", "document", "template"].contains(&kind.as_str()) {
+            violations.add(
+                "type",
+                "must be text, image, video, audio, document or template",
+            );
+            return;
+        }
+        if let Some(content) = &mut self.content {
+            check_text(violations, "content", content, 0, 4096);
+        }
+        match kind.as_str() {
+            "text" => {
+                if self.content.as_deref().is_none_or(str::is_empty) {
+                    violations.add("content", "is required for text messages");
+                }
+            }
+            "template" => match &self.template {
+                Some(Value::Object(template)) if template.contains_key("template_id") => {
+                    violations.add("template", "stored templates (template_id) are not available yet; send Meta's {name, language, components}")
+                }
+                Some(Value::Object(template)) => {
+                    if !template.get("name").is_some_and(Value::is_string) {
+                        violations.add("template.name", "is required");
+                    }
+                    if !template.get("language").is_some_and(|l| l.is_object() || l.is_string()) {
+                        violations.add("template.language", "is required");
+                    }
+                }
+                _ => violations.add("template", "is required for template messages"),
+            },
+            _ => {
+                if self.media_id.is_some() {
+                    violations.add("media_id", "uploaded media is not available yet; use media_url");
+                }
+                match &self.media_url {
+                    Some(url) if url.starts_with("https://") || url.starts_with("http://") => {}
+                    Some(_) => violations.add("media_url", "must be an http(s) URL"),
+                    None => violations.add("media_url", "is required for media messages"),
+                }
+            }
+        }
+        if self.subject.is_some() {
+            violations.add("subject", "is only for email conversations");
+        }
+    }
+}
+
+/// The messaging window of `channel` for `tenant`: its active chat-expiration rule, else the
+/// channel's default (24 h; none for email).
+pub(crate) async fn window_hours(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    channel: Channel,
+) -> Result<Option<u32>> {
+    let rule: Option<i32> =
+        sqlx::query_scalar("SELECT expiration_hours FROM chat_expiration_rules WHERE tenant_id = $1 AND channel = $2 AND is_active")
+            .bind(tenant.as_uuid())
+            .bind(channel.as_str())
+            .fetch_optional(conn)
+            .await?;
+    Ok(match (channel, rule) {
+        (Channel::Email, _) => None,
+        (_, Some(hours)) => Some(hours as u32),
+        (_, None) => channel.default_window_hours(),
+    })
+}
+
+/// Queues an outbound message on a visible conversation; answers with the stored message.
+pub(crate) async fn queue_message(
+    state: &AppState,
+    caller: &Caller,
+    conversation: &ConversationWithContact,
+    request: SendMessageRequest,
+) -> Result<Message> {
+    let channel: Channel = conversation.channel.parse().map_err(anyhow::Error::from)?;
+    let mut conn = state.pool.acquire().await?;
+    if let Some(reply_to) = &request.reply_to_message_id {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND id::text = $3)",
+        )
+        .bind(caller.tenant_id.as_uuid())
+        .bind(conversation.id)
+        .bind(reply_to)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !exists {
+            return Err(ApiError::unprocessable(
+                "invalid_reply_to",
+                "reply_to_message_id is not a message of this conversation",
+            ));
+        }
+    }
+    let window = window_hours(&mut conn, caller.tenant_id, channel).await?;
+    drop(conn);
+    let now = Utc::now();
+    let message_type = request.kind();
+    let sender = Sender {
+        sender_type: "agent".into(),
+        id: Some(caller.agent_id.as_uuid()),
+        name: Some(caller.agent_name.clone()),
+    };
+    let command = OutboundMessage {
+        message_id: Uuid::new_v4(),
+        sender: sender.clone(),
+        message_type,
+        content: request.content.clone().filter(|c| !c.is_empty()),
+        media_url: request.media_url.clone(),
+        filename: request.filename.clone(),
+        template: request.template.clone(),
+        reply_to_message_id: request.reply_to_message_id.clone(),
+        queued_at: now,
+        window_hours: window,
+        auto_assign: Some(caller.agent_id.as_uuid()),
+    };
+    let message = Message {
+        id: command.message_id.to_string(),
+        conversation_id: conversation.id,
+        direction: "outbound".into(),
+        message_type: message_type.as_str().into(),
+        status: "pending".into(),
+        content: command.content.clone(),
+        subject: None,
+        media_id: None,
+        media_url: command.media_url.clone(),
+        media_mime_type: None,
+        filename: command.filename.clone(),
+        template_id: None,
+        template_name: command
+            .template
+            .as_ref()
+            .and_then(|t| t.get("name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_owned),
+        sender_type: sender.sender_type,
+        sender_id: sender.id,
+        sender_name: sender.name,
+        external_id: None,
+        reply_to_message_id: command.reply_to_message_id.clone(),
+        campaign_id: None,
+        error_message: None,
+        created_at: now,
+        updated_at: now,
+        content_html: None,
+        attachments: Value::Array(vec![]),
+        data: None,
+    };
+    let context = command_context(caller, None);
+    state
+        .conversations
+        .execute(
+            &context,
+            conversation.id,
+            ConversationCommand::QueueOutbound(command),
+        )
+        .await
+        .map_err(command_error)?;
+    wait_for_inbox(state, caller.tenant_id, conversation.id).await?;
+    Ok(message)
+}
+
+/// Send an outbound message
+#[utoipa::path(
+    post, path = "/api/conversations/{id}/messages", tag = "Messages", params(("id" = Uuid, Path)), request_body = SendMessageRequest,
+    responses((status = 201, description = "Stored in status `pending`; a worker hands it to the channel", body = Message),
+              (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 422, description = "messaging_window_closed (free-form message outside the customer-service window) or invalid_reply_to", body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn send_message(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::ConversationsReply>,
+    IdPath(id): IdPath,
+    ValidJson(body): ValidJson<SendMessageRequest>,
+) -> Result<(StatusCode, Json<Message>)> {
+    let conversation = load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
+    let message = queue_message(&state, &caller, &conversation, body).await?;
+    Ok((StatusCode::CREATED, Json(message)))
+}
+
+/// Filters of `GET /api/messages/search`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// 2..200 characters; every word must match (prefix match, full-text).
+    q: Option<String>,
+    channel: Option<String>,
+    conversation_id: Option<Uuid>,
+    contact_id: Option<Uuid>,
+    /// `inbound` or `outbound`.
+    direction: Option<String>,
+    /// RFC 3339 or YYYY-MM-DD.
+    from: Option<String>,
+    to: Option<String>,
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+impl Validate for SearchQuery {
+    fn validate(&mut self, violations: &mut Violations) {
+        match &mut self.q {
+            Some(q) => check_text(violations, "q", q, 2, 200),
+            None => violations.add("q", "is required"),
+        }
+        if self.q.as_deref().is_some_and(|q| search_terms(q).is_none()) {
+            violations.add("q", "must contain a letter or digit");
+        }
+        if self
+            .channel
+            .as_deref()
+            .is_some_and(|c| c.parse::<Channel>().is_err())
+        {
+            violations.add("channel", "must be whatsapp, instagram, email or messenger");
+        }
+        if self
+            .direction
+            .as_deref()
+            .is_some_and(|d| d != "inbound" && d != "outbound")
+        {
+            violations.add("direction", "must be inbound or outbound");
+        }
+        for (field, value) in [("from", &self.from), ("to", &self.to)] {
+            if value
+                .as_deref()
+                .is_some_and(|v| parse_bound(v, false).is_none())
+            {
+                violations.add(field, "must be an RFC 3339 timestamp or a YYYY-MM-DD date");
+            }
+        }
+        PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+    }
+}
+
+/// A tsquery of the words of `q`, each as a prefix (`word:*`), all required. Only letters and
+/// digits reach the query, so user input can never be tsquery syntax.
+fn search_terms(q: &str) -> Option<String> {
+    let words: Vec<String> = q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("{}:*", w.to_lowercase()))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" & "))
+}
+
+fn parse_bound(raw: &str, upper: bool) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(raw.trim()) {
+        return Some(at.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").ok()?;
+    let day = if upper { date.succ_opt()? } else { date };
+    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+/// A search hit: the message with its contact and channel.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct MessageSearchHit {
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub message: Message,
+    pub contact_id: Uuid,
+    pub contact_name: String,
+    pub channel: String,
+}
+
+/// Search messages across conversations
+#[utoipa::path(
+    get, path = "/api/messages/search", tag = "Messages", params(SearchQuery),
+    responses((status = 200, description = "Newest first; only visible conversations; dates are read in UTC", body = Paginated<MessageSearchHit>),
+              (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn search_messages(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::ConversationsView>,
+    ValidQuery(query): ValidQuery<SearchQuery>,
+) -> Result<Json<Paginated<MessageSearchHit>>> {
+    let page = PageRequest::checked(
+        query.page,
+        query.per_page,
+        20,
+        100,
+        &mut Violations::default(),
+    );
+    let terms = query
+        .q
+        .as_deref()
+        .and_then(search_terms)
+        .unwrap_or_default();
+    let filtered = |select: &str| {
+        let mut builder = QueryBuilder::<Postgres>::new(select);
+        builder.push(
+            " FROM messages m JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
+              JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id WHERE m.search @@ to_tsquery('simple', ",
+        );
+        builder.push_bind(terms.clone()).push(")");
+        push_visibility(&mut builder, &caller);
+        builder
+            .push(" AND m.tenant_id = ")
+            .push_bind(caller.tenant_id.as_uuid());
+        if let Some(channel) = &query.channel {
+            builder.push(" AND c.channel = ").push_bind(channel.clone());
+        }
+        if let Some(id) = query.conversation_id {
+            builder.push(" AND m.conversation_id = ").push_bind(id);
+        }
+        if let Some(id) = query.contact_id {
+            builder.push(" AND c.contact_id = ").push_bind(id);
+        }
+        if let Some(direction) = &query.direction {
+            builder
+                .push(" AND m.direction = ")
+                .push_bind(direction.clone());
+        }
+        if let Some(from) = query.from.as_deref().and_then(|f| parse_bound(f, false)) {
+            builder.push(" AND m.created_at >= ").push_bind(from);
+        }
+        if let Some(to) = query.to.as_deref().and_then(|t| parse_bound(t, true)) {
+            builder.push(" AND m.created_at < ").push_bind(to);
+        }
+        builder
+    };
+    let total: i64 = filtered("SELECT count(*)")
+        .build_query_scalar()
+        .fetch_one(&state.pool)
+        .await?;
+    let mut rows = filtered(&format!(
+        "SELECT {MESSAGE_COLUMNS}, c.contact_id, ct.name AS contact_name, c.channel"
+    ));
+    rows.push(" ORDER BY m.created_at DESC, m.id DESC LIMIT ")
+        .push_bind(page.limit())
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let data = rows
+        .build_query_as::<MessageSearchHit>()
+        .fetch_all(&state.pool)
+        .await?;
+    Ok(Json(Paginated::new(data, total, page)))
+}
+
+async fn load_visible_message(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Message> {
+    let id =
+        Uuid::parse_str(raw_id).map_err(|_| ApiError::invalid_field("id", "must be a UUID"))?;
+    let mut builder = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id WHERE m.id = "
+    ));
+    builder.push_bind(id);
+    push_visibility(&mut builder, caller);
+    builder
+        .build_query_as::<Message>()
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// Read one message
+#[utoipa::path(
+    get, path = "/api/messages/{id}", tag = "Messages", params(("id" = String, Path)),
+    responses((status = 200, body = Message), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
+              (status = 404, body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn get_message(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::ConversationsView>,
+    Path(id): Path<String>,
+) -> Result<Json<Message>> {
+    Ok(Json(load_visible_message(&state, &caller, &id).await?))
+}
+
+/// Re-send a failed outbound message
+#[utoipa::path(
+    post, path = "/api/messages/{id}/retry", tag = "Messages", params(("id" = String, Path)),
+    responses((status = 200, description = "Status back to `pending`", body = Message), (status = 403, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, description = "message_not_failed", body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn retry_message(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::ConversationsReply>,
+    Path(id): Path<String>,
+) -> Result<Json<Message>> {
+    let message = load_visible_message(&state, &caller, &id).await?;
+    if message.status != "failed" || message.direction != "outbound" {
+        return Err(ApiError::conflict(
+            "message_not_failed",
+            "only failed outbound messages can be retried",
+        ));
+    }
+    let message_id = Uuid::parse_str(&message.id).map_err(anyhow::Error::from)?;
+    let context = command_context(&caller, None);
+    state
+        .conversations
+        .execute(
+            &context,
+            message.conversation_id,
+            ConversationCommand::RetryOutbound {
+                message_id,
+                at: Utc::now(),
+            },
+        )
+        .await
+        .map_err(command_error)?;
+    let stream =
+        omnistream_domain::StreamId::new(caller.tenant_id, message.conversation_id).to_string();
+    omnistream_projections::wait_until_applied(
+        &state.pool,
+        &omnistream_projections::MessagesProjector,
+        "Conversation",
+        &stream,
+        std::time::Duration::from_secs(5),
+    )
+    .await?;
+    Ok(Json(load_visible_message(&state, &caller, &id).await?))
+}
+
+/// Routes of the Messages tag and the message extensions.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_messages, send_message))
+        .routes(routes!(search_messages))
+        .routes(routes!(get_message))
+        .routes(routes!(retry_message))
+}
