@@ -7,6 +7,7 @@
 //! the NATS server.
 
 pub mod fake_meta;
+pub mod sse;
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -159,6 +160,43 @@ impl TestApp {
             database_url,
             http,
             shutdown,
+        }
+    }
+
+    /// Posts a Meta webhook signed with the test app secret.
+    pub async fn post_meta_webhook(&self, payload: &Value) -> reqwest::Response {
+        let body = serde_json::to_vec(payload).expect("payload");
+        let signature = fake_meta::sign(TEST_META_APP_SECRET, &body);
+        self.http
+            .post(format!("{}/webhooks/meta", self.base_url))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("webhook posted")
+    }
+
+    /// Polls `path` with `client` until `accept` holds for the body (panics after 20 s).
+    pub async fn eventually(
+        &self,
+        client: &Client,
+        path: &str,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let response = client.get(path).await;
+            if response.status.is_success() && accept(&response.body) {
+                return response.body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} never matched; last: {} {}",
+                response.status,
+                response.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

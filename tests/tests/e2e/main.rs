@@ -11,3 +11,4 @@ mod event_log;
 mod isolation;
 mod observability;
 mod roles;
+mod whatsapp;
