@@ -115,6 +115,13 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Stops the server and its workers (as a crash would, but gracefully).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
     /// Starts the whole platform (API, ingest and workers).
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
@@ -123,6 +130,15 @@ impl TestApp {
     /// Starts the platform after `customize` adjusted its configuration.
     pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> Self {
         let database_url = create_test_database().await;
+        Self::spawn_on(database_url, Roles::ALL, customize).await
+    }
+
+    /// Starts the parts of the platform named by `roles` on an existing database (a restart).
+    pub async fn spawn_on(
+        database_url: String,
+        roles: Roles,
+        customize: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::from_lookup(|name| match name {
             "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
             "DATABASE_MAX_CONNECTIONS" => Some("6".to_owned()),
@@ -140,7 +156,7 @@ impl TestApp {
             nats_url: nats_url(),
             jwt_secret: Secret::new(TEST_JWT_SECRET),
             encryption_key: Secret::new(TEST_ENCRYPTION_KEY),
-            roles: Roles::ALL,
+            roles,
         };
         let app = Application::build(settings)
             .await

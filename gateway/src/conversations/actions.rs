@@ -215,6 +215,15 @@ pub(super) async fn mark_read(
         ConversationCommand::MarkRead { at: Utc::now() },
     )
     .await?;
+    let stream = omnistream_domain::StreamId::new(caller.tenant_id, id).to_string();
+    omnistream_projections::wait_until_applied(
+        &state.pool,
+        &omnistream_projections::MessagesProjector,
+        "Conversation",
+        &stream,
+        std::time::Duration::from_secs(5),
+    )
+    .await?;
     Ok(Json(MarkReadResponse {
         conversation_id: id,
         unread_count: 0,

@@ -8,6 +8,7 @@ mod devstack;
 mod divisions;
 mod errors;
 mod event_log;
+mod inbox;
 mod isolation;
 mod observability;
 mod roles;
