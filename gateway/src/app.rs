@@ -10,6 +10,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use omnistream_projections::relay::NatsRelay;
 use omnistream_projections::{all_projectors, run_projector, ProjectorSettings};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -185,6 +186,14 @@ impl Application {
                 self.state.clone(),
                 self.shutdown.clone(),
             )));
+            match NatsRelay::new(
+                self.state.pool.clone(),
+                self.state.nats.clone(),
+                &self.state.config.nats_prefix,
+            ) {
+                Ok(relay) => workers.push(tokio::spawn(relay.run(self.shutdown.clone()))),
+                Err(error) => tracing::error!(%error, "the NATS relay cannot start"),
+            }
             for projector in all_projectors() {
                 workers.push(tokio::spawn(run_projector(
                     self.state.pool.clone(),

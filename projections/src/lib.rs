@@ -10,6 +10,7 @@ pub mod messages;
 pub mod outbound;
 pub mod projector;
 pub mod reader;
+pub mod relay;
 pub mod replay;
 pub mod runner;
 pub mod usage;

@@ -143,6 +143,7 @@ impl TestApp {
             "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
             "DATABASE_MAX_CONNECTIONS" => Some("6".to_owned()),
             "META_APP_SECRET" => Some(TEST_META_APP_SECRET.to_owned()),
+            "NATS_PREFIX" => Some("omnistream_test".to_owned()),
             "META_VERIFY_TOKEN" => Some(TEST_META_VERIFY_TOKEN.to_owned()),
             "META_APP_ID" => Some("test-meta-app-id".to_owned()),
             "META_CONFIG_ID" => Some("test-meta-config-id".to_owned()),

@@ -11,5 +11,6 @@ mod event_log;
 mod inbox;
 mod isolation;
 mod observability;
+mod relay;
 mod roles;
 mod whatsapp;

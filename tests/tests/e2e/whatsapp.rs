@@ -22,9 +22,21 @@ pub(crate) struct Spine {
 
 /// An app talking to a fake Graph API, a tenant, and an active WhatsApp account.
 pub(crate) async fn spine(phone_number_id: &str) -> Spine {
+    spine_with(phone_number_id, |_| {}).await
+}
+
+/// Like [`spine`], with a configuration adjustment.
+pub(crate) async fn spine_with(
+    phone_number_id: &str,
+    customize: impl FnOnce(&mut omnistream_gateway::Config) + Send + 'static,
+) -> Spine {
     let fake = FakeMeta::start().await;
     let base = fake.base_url.clone();
-    let app = TestApp::spawn_with(move |config| config.meta_graph_base_url = base).await;
+    let app = TestApp::spawn_with(move |config| {
+        config.meta_graph_base_url = base;
+        customize(config);
+    })
+    .await;
     let admin = app.register("Toko Maju").await;
     let account = admin
         .client(&app)
