@@ -9,6 +9,7 @@ mod divisions;
 mod errors;
 mod event_log;
 mod inbox;
+mod integrations;
 mod isolation;
 mod observability;
 mod relay;
