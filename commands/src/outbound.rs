@@ -16,8 +16,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::conversations::{CommandContext, CommandError, ConversationService};
 use crate::secrets::SecretBox;
+use crate::service::{CommandContext, CommandError, ConversationService};
 use crate::whatsapp::{message_body, GraphClient, GraphError, OutboundPayload};
 
 /// Jobs claimed per round.
@@ -54,6 +54,7 @@ struct Delivery {
     reply_to_external_id: Option<String>,
     channel: String,
     account_config: Option<Value>,
+    contact_known: bool,
     wa_id: Option<String>,
 }
 
@@ -116,8 +117,9 @@ impl OutboundSender {
 
     async fn attempt(&self, job: &ClaimedJob) -> anyhow::Result<()> {
         let outcome = match self.load(job).await? {
-            None => Outcome::NotReady,
-            Some(delivery) => self.deliver(&delivery).await,
+            // The contacts read model may trail the conversation by a moment.
+            Some(delivery) if delivery.contact_known => self.deliver(&delivery).await,
+            _ => Outcome::NotReady,
         };
         let context = CommandContext::system(TenantId(job.tenant_id));
         match outcome {
@@ -195,7 +197,7 @@ impl OutboundSender {
         Ok(sqlx::query_as(
             "SELECT m.type AS message_type, m.content, m.media_url, m.filename, m.template,
                     (SELECT r.external_id FROM messages r WHERE r.tenant_id = m.tenant_id AND r.id::text = m.reply_to_message_id) AS reply_to_external_id,
-                    c.channel, a.config AS account_config, ct.wa_id
+                    c.channel, a.config AS account_config, ct.id IS NOT NULL AS contact_known, ct.wa_id
              FROM messages m
              JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
              LEFT JOIN integration_accounts a ON a.id = c.integration_account_id AND a.tenant_id = c.tenant_id

@@ -22,9 +22,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use omnistream_commands::conversations::ConversationService;
 use omnistream_commands::outbound::OutboundSender;
 use omnistream_commands::secrets::SecretBox;
+use omnistream_commands::service::{ContactService, ConversationService};
 use omnistream_commands::whatsapp::GraphClient;
 use omnistream_ingest::{InboundProcessor, IngestState};
 
@@ -52,6 +52,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Runs conversation commands.
     pub conversations: ConversationService,
+    /// Runs contact commands.
+    pub contacts: ContactService,
     /// Encrypts and masks integration secrets.
     pub secrets: SecretBox,
     /// Meta's Graph API.
@@ -135,6 +137,7 @@ impl Application {
             nats,
             metrics: health::metrics_handle(),
             conversations: ConversationService::new(pool.clone()),
+            contacts: ContactService::new(pool.clone()),
             secrets: SecretBox::new(settings.encryption_key.expose()),
             graph: GraphClient::new(settings.config.meta_graph_base_url.clone()),
         };
@@ -173,6 +176,7 @@ impl Application {
             let inbound = InboundProcessor {
                 pool: self.state.pool.clone(),
                 conversations: self.state.conversations.clone(),
+                contacts: self.state.contacts.clone(),
             };
             workers.push(tokio::spawn(inbound.run(self.shutdown.clone())));
             let outbound = OutboundSender {

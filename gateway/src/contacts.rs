@@ -2,8 +2,13 @@
 
 use axum::extract::State;
 use axum::Json;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
-use omnistream_domain::{Channel, EmailAddress};
+use omnistream_commands::service::CommandError;
+use omnistream_domain::contact::{ContactChanges, ContactCommand};
+use omnistream_domain::{Channel, EmailAddress, StreamId};
+use omnistream_projections::ContactsProjector;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::{Postgres, QueryBuilder};
@@ -247,28 +252,43 @@ async fn update_contact(
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<UpdateContact>,
 ) -> Result<Json<Contact>> {
-    let mut tx = state.pool.begin().await?;
-    let contact: Contact = sqlx::query_as(&format!(
-        "UPDATE contacts SET name = COALESCE($3, name),
-             email = CASE WHEN $4 THEN $5 ELSE email END,
-             phone_number = CASE WHEN $6 THEN $7 ELSE phone_number END,
-             tags = COALESCE($8, tags), custom_attributes = COALESCE($9, custom_attributes), updated_at = now()
-         WHERE tenant_id = $1 AND id = $2 RETURNING {CONTACT_COLUMNS}"
-    ))
-    .bind(caller.tenant_id.as_uuid())
-    .bind(id)
-    .bind(body.name.as_deref())
-    .bind(body.email.is_some())
-    .bind(body.email.clone().flatten())
-    .bind(body.phone_number.is_some())
-    .bind(body.phone_number.clone().flatten())
-    .bind(body.tags.clone())
-    .bind(body.custom_attributes.clone())
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ApiError::NotFound)?;
+    let tenant = caller.tenant_id;
+    load_contact(&state, tenant.as_uuid(), id).await?;
+    let changes = ContactChanges {
+        name: body.name.clone(),
+        email: body.email.clone(),
+        phone_number: body.phone_number.clone(),
+        tags: body.tags.clone(),
+        custom_attributes: body.custom_attributes.clone(),
+    };
+    let context = crate::conversations::command_context(&caller, None);
+    state
+        .contacts
+        .execute(
+            &context,
+            id,
+            ContactCommand::Update {
+                changes,
+                at: Utc::now(),
+            },
+        )
+        .await
+        .map_err(|error| match error {
+            CommandError::Rule(_) => ApiError::NotFound,
+            other => ApiError::Internal(anyhow::anyhow!(other.to_string())),
+        })?;
+    let stream = StreamId::new(tenant, id).to_string();
+    omnistream_projections::wait_until_applied(
+        &state.pool,
+        &ContactsProjector,
+        "Contact",
+        &stream,
+        Duration::from_secs(5),
+    )
+    .await?;
+    let mut conn = state.pool.acquire().await?;
     activity::record(
-        &mut tx,
+        &mut conn,
         &caller,
         Activity {
             action: "contact.updated",
@@ -278,8 +298,7 @@ async fn update_contact(
         },
     )
     .await?;
-    tx.commit().await?;
-    Ok(Json(contact))
+    Ok(Json(load_contact(&state, tenant.as_uuid(), id).await?))
 }
 
 /// Filters of a contact's conversations.
@@ -337,7 +356,7 @@ async fn contact_conversations(
         builder
     };
     let total: i64 = filtered(
-        "SELECT count(*) FROM conversations c JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id",
+        "SELECT count(*) FROM conversations c LEFT JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id",
     )
     .build_query_scalar()
     .fetch_one(&state.pool)

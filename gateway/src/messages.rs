@@ -463,7 +463,7 @@ async fn search_messages(
         let mut builder = QueryBuilder::<Postgres>::new(select);
         builder.push(
             " FROM messages m JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
-              JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id WHERE m.search @@ to_tsquery('simple', ",
+              LEFT JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id WHERE m.search @@ to_tsquery('simple', ",
         );
         builder.push_bind(terms.clone()).push(")");
         push_visibility(&mut builder, &caller);
@@ -497,7 +497,7 @@ async fn search_messages(
         .fetch_one(&state.pool)
         .await?;
     let mut rows = filtered(&format!(
-        "SELECT {MESSAGE_COLUMNS}, c.contact_id, ct.name AS contact_name, c.channel"
+        "SELECT {MESSAGE_COLUMNS}, c.contact_id, COALESCE(ct.name, '') AS contact_name, c.channel"
     ));
     rows.push(" ORDER BY m.created_at DESC, m.id DESC LIMIT ")
         .push_bind(page.limit())

@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use omnistream_commands::conversations::{ids, CommandContext, CommandError, ConversationService};
+use omnistream_commands::service::{
+    ids, CommandContext, CommandError, ContactService, ConversationService,
+};
+use omnistream_domain::contact::ContactCommand;
 use omnistream_domain::conversation::{ConversationCommand, InboundMessage, OpenConversation};
 use omnistream_domain::{Channel, TenantId};
 use sqlx::PgPool;
@@ -24,6 +27,7 @@ const MAX_ATTEMPTS: i32 = 10;
 pub struct InboundProcessor {
     pub pool: PgPool,
     pub conversations: ConversationService,
+    pub contacts: ContactService,
 }
 
 #[derive(sqlx::FromRow)]
@@ -171,25 +175,18 @@ impl InboundProcessor {
     ) -> anyhow::Result<()> {
         let tenant = context.tenant_id;
         let contact_id = ids::contact(tenant, Channel::Whatsapp, &message.from);
-        let name = message
-            .profile_name
-            .clone()
-            .unwrap_or_else(|| message.from.clone());
-        // The profile name follows WhatsApp until an agent renames the contact.
-        sqlx::query(
-            "INSERT INTO contacts (id, tenant_id, name, phone_number, wa_id, last_contacted_at)
-             VALUES ($1, $2, $3, $4, $4, now())
-             ON CONFLICT (id) DO UPDATE SET
-                name = CASE WHEN contacts.name = contacts.wa_id OR contacts.name = $5 THEN EXCLUDED.name ELSE contacts.name END,
-                last_contacted_at = now(), updated_at = now()",
-        )
-        .bind(contact_id)
-        .bind(tenant.as_uuid())
-        .bind(&name)
-        .bind(&message.from)
-        .bind(message.profile_name.as_deref().unwrap_or_default())
-        .execute(&self.pool)
-        .await?;
+        let identity = ContactCommand::RecordIdentity {
+            tenant_id: tenant.as_uuid(),
+            channel: Channel::Whatsapp,
+            external_id: message.from.clone(),
+            profile_name: message.profile_name.clone(),
+            phone_number: Some(message.from.clone()),
+            at: Utc::now(),
+        };
+        match self.contacts.execute(context, contact_id, identity).await {
+            Ok(()) | Err(CommandError::Rule(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
         let conversation_id = ids::conversation(tenant, account.id, contact_id);
         let now = Utc::now();
         let command = ConversationCommand::ReceiveInbound {

@@ -5,6 +5,7 @@
 //! rows, so each event takes effect exactly once, across crashes and restarts. Live tailing,
 //! catch-up and [`replay`] all use that same code.
 
+pub mod contacts;
 pub mod inbox;
 pub mod messages;
 pub mod outbound;
@@ -15,6 +16,7 @@ pub mod replay;
 pub mod runner;
 pub mod usage;
 
+pub use contacts::ContactsProjector;
 pub use inbox::InboxProjector;
 pub use messages::MessagesProjector;
 pub use outbound::OutboundQueueProjector;
@@ -29,6 +31,7 @@ use std::sync::Arc;
 pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
     vec![
         Arc::new(TenantUsageProjector),
+        Arc::new(ContactsProjector),
         Arc::new(InboxProjector),
         Arc::new(MessagesProjector),
         Arc::new(OutboundQueueProjector),

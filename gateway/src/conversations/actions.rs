@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use omnistream_commands::conversations::CommandContext;
+use omnistream_commands::service::CommandContext;
 use omnistream_domain::conversation::{ConversationCommand, ConversationStatus};
 use omnistream_domain::{Channel, Permission, TenantId};
 use serde::{Deserialize, Serialize};

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use omnistream_commands::conversations::{CommandContext, CommandError};
+use omnistream_commands::service::{CommandContext, CommandError};
 use omnistream_domain::conversation::{ConversationCommand, ConversationError, ConversationStatus};
 use omnistream_domain::{Channel, Permission, StreamId, TenantId};
 use omnistream_projections::InboxProjector;
@@ -133,10 +133,10 @@ pub(crate) const CONVERSATION_SELECT: &str = r#"
     SELECT c.id, c.contact_id, c.channel, c.integration_account_id, c.status, c.assigned_agent_id,
            ag.name AS assigned_agent_name, c.division_id, c.tags, c.unread_count, c.ai_active, c.ai_agent_id,
            c.last_message_at, c.last_message_preview, c.last_customer_message_at, c.resolved_at, c.created_at,
-           c.updated_at, ct.name AS contact_name, ct.phone_number AS contact_phone_number, ct.email AS contact_email,
-           ct.avatar_url AS contact_avatar_url, ct.tags AS contact_tags
+           c.updated_at, COALESCE(ct.name, '') AS contact_name, ct.phone_number AS contact_phone_number,
+           ct.email AS contact_email, ct.avatar_url AS contact_avatar_url, COALESCE(ct.tags, '{}') AS contact_tags
     FROM conversations c
-    JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id
+    LEFT JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id
     LEFT JOIN agents ag ON ag.id = c.assigned_agent_id AND ag.tenant_id = c.tenant_id
 "#;
 
@@ -202,7 +202,7 @@ pub(crate) fn command_context(caller: &Caller, request_id: Option<String>) -> Co
 }
 
 /// Maps a command failure to the API's errors.
-pub(crate) fn command_error(error: CommandError) -> ApiError {
+pub(crate) fn command_error(error: CommandError<ConversationError>) -> ApiError {
     match error {
         CommandError::Rule(ConversationError::NotOpened) => ApiError::NotFound,
         CommandError::Rule(ConversationError::MessagingWindowClosed) => ApiError::unprocessable(
@@ -392,7 +392,7 @@ async fn list_conversations(
         }
         builder
     };
-    let counting = "SELECT count(*) FROM conversations c JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id";
+    let counting = "SELECT count(*) FROM conversations c LEFT JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id";
     let total: i64 = filtered(counting)
         .build_query_scalar()
         .fetch_one(&state.pool)

@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
-use omnistream_commands::conversations::ids;
+use omnistream_commands::service::ids;
+use omnistream_domain::contact::ContactCommand;
 use omnistream_domain::conversation::{ConversationCommand, OpenConversation};
 use omnistream_domain::Channel;
 use serde::{Deserialize, Serialize};
@@ -113,13 +114,27 @@ pub(super) async fn start_conversation(
     let contact_id = match (&body.phone_number, body.contact_id) {
         (Some(phone), _) => {
             let id = ids::contact(tenant, Channel::Whatsapp, phone);
-            sqlx::query(
-                "INSERT INTO contacts (id, tenant_id, name, phone_number, wa_id) VALUES ($1, $2, $3, $3, $3) ON CONFLICT (id) DO NOTHING",
+            let identity = ContactCommand::RecordIdentity {
+                tenant_id: tenant.as_uuid(),
+                channel: Channel::Whatsapp,
+                external_id: phone.clone(),
+                profile_name: None,
+                phone_number: Some(phone.clone()),
+                at: Utc::now(),
+            };
+            state
+                .contacts
+                .execute(&command_context(&caller, None), id, identity)
+                .await
+                .map_err(|error| ApiError::Internal(anyhow::anyhow!(error.to_string())))?;
+            let stream = omnistream_domain::StreamId::new(tenant, id).to_string();
+            omnistream_projections::wait_until_applied(
+                &state.pool,
+                &omnistream_projections::ContactsProjector,
+                "Contact",
+                &stream,
+                std::time::Duration::from_secs(5),
             )
-            .bind(id)
-            .bind(tenant.as_uuid())
-            .bind(phone)
-            .execute(&state.pool)
             .await?;
             id
         }

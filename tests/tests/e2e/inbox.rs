@@ -897,6 +897,7 @@ async fn replayed_inbox_and_messages_equal_the_live_ones() {
     for projector in [
         &omnistream_projections::InboxProjector as &dyn omnistream_projections::Projector,
         &omnistream_projections::MessagesProjector,
+        &omnistream_projections::ContactsProjector,
     ] {
         let tables = projector.tables();
         let mut live = Vec::new();

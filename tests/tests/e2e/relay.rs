@@ -86,8 +86,17 @@ async fn events_are_published_to_jetstream_once_with_their_dedupe_ids() {
         )
     );
     assert_eq!(body["tenant_id"], admin.organization_id.as_str());
+    let order: Vec<&str> = seen
+        .iter()
+        .map(|(_, body, _)| body["event_type"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        seen[0].1["event_type"], "ConversationOpened",
+        order,
+        [
+            "ContactCreated",
+            "ConversationOpened",
+            "InboundMessageReceived"
+        ],
         "in log order"
     );
 
