@@ -63,7 +63,8 @@ enum Outcome {
     Sent(String),
     Retry {
         error: String,
-        after: Duration,
+        /// The provider's Retry-After, when it sent one.
+        after: Option<Duration>,
     },
     Failed {
         code: Option<i64>,
@@ -141,6 +142,10 @@ impl OutboundSender {
                 self.record(&context, job, command).await?;
             }
             Outcome::Retry { error, after } if job.attempts < MAX_ATTEMPTS => {
+                // Meta's Retry-After when given, else exponential: 1 s, 2 s, 4 s … 5 min.
+                let backoff = Duration::from_secs(1u64 << (job.attempts.clamp(1, 9) - 1))
+                    .min(Duration::from_secs(300));
+                let after = after.unwrap_or(backoff);
                 sqlx::query(
                     "UPDATE outbound_jobs SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3 WHERE message_id = $1",
                 )
@@ -283,7 +288,9 @@ impl OutboundSender {
         {
             Ok(wamid) => Outcome::Sent(wamid),
             Err(error) if error.is_retryable() => {
-                let after = Duration::from_secs(error.retry_after().unwrap_or(1).clamp(1, 300));
+                let after = error
+                    .retry_after()
+                    .map(|secs| Duration::from_secs(secs.clamp(1, 300)));
                 Outcome::Retry {
                     error: error.to_string(),
                     after,

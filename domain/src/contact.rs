@@ -196,6 +196,37 @@ fn decide(state: &Contact, command: ContactCommand) -> Result<Vec<ContactEvent>,
     })
 }
 
+/// The public events (contract §15) of one stored contact event.
+pub fn public_events(contact_id: Uuid, event: &ContactEvent) -> Vec<(&'static str, Value)> {
+    match event {
+        ContactEvent::ContactCreated {
+            channel,
+            external_id,
+            name,
+            phone_number,
+            at,
+            ..
+        } => vec![(
+            "contact.created",
+            serde_json::json!({"contact_id": contact_id, "channel": channel, "external_id": external_id, "name": name,
+                               "phone_number": phone_number, "created_at": at}),
+        )],
+        ContactEvent::ContactProfileNameChanged { name, at } => {
+            vec![(
+                "contact.updated",
+                serde_json::json!({"contact_id": contact_id, "changes": {"name": name}, "at": at}),
+            )]
+        }
+        ContactEvent::ContactUpdated { changes, at } => {
+            vec![(
+                "contact.updated",
+                serde_json::json!({"contact_id": contact_id, "changes": changes, "at": at}),
+            )]
+        }
+        ContactEvent::ContactSeen { .. } => vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::SecondsFormat;
 use futures::Stream;
+use omnistream_domain::contact::{public_events as contact_public_events, ContactEvent};
 use omnistream_domain::conversation::public_events;
 use omnistream_domain::StreamId;
 use omnistream_projections::inbox::conversation_event;
@@ -163,21 +164,16 @@ async fn next_batch(
         if skip_through == Some(usize::MAX) {
             continue;
         }
-        let Some((stream, parsed)) = conversation_event(&event) else {
-            *position = StreamPosition {
-                cursor,
-                index: usize::MAX,
-            };
-            continue;
+        let public = match public_of(state, caller, &event, &mut visible).await? {
+            Some(public) => public,
+            None => {
+                *position = StreamPosition {
+                    cursor,
+                    index: usize::MAX,
+                };
+                continue;
+            }
         };
-        let public = public_events(stream.id, &parsed);
-        if !public.is_empty() && !is_visible(state, caller, &stream, &mut visible).await? {
-            *position = StreamPosition {
-                cursor,
-                index: usize::MAX,
-            };
-            continue;
-        }
         for (index, (event_type, data)) in public.into_iter().enumerate() {
             if skip_through.is_some_and(|last| index <= last) {
                 continue;
@@ -203,6 +199,34 @@ async fn next_batch(
         };
     }
     Ok(out)
+}
+
+/// The public events of a stored event that the caller may see (`None`: nothing to send).
+async fn public_of(
+    state: &AppState,
+    caller: &Caller,
+    event: &omnistream_projections::RecordedEvent,
+    visible: &mut HashMap<Uuid, bool>,
+) -> Result<Option<Vec<(&'static str, serde_json::Value)>>> {
+    if event.aggregate_type == "Contact" {
+        let Ok(stream) = event.aggregate_id.parse::<StreamId>() else {
+            return Ok(None);
+        };
+        let Ok(parsed) = serde_json::from_value::<ContactEvent>(event.payload.clone()) else {
+            return Ok(None);
+        };
+        let public = contact_public_events(stream.id, &parsed);
+        let allowed = caller.holds(omnistream_domain::Permission::ContactsView);
+        return Ok((allowed && !public.is_empty()).then_some(public));
+    }
+    let Some((stream, parsed)) = conversation_event(event) else {
+        return Ok(None);
+    };
+    let public = public_events(stream.id, &parsed);
+    if public.is_empty() || !is_visible(state, caller, &stream, visible).await? {
+        return Ok(None);
+    }
+    Ok(Some(public))
 }
 
 async fn is_visible(

@@ -477,3 +477,81 @@ async fn concurrent_inbound_messages_on_one_conversation_lose_nothing() {
         "contiguous: opened + 30 messages"
     );
 }
+
+#[tokio::test]
+async fn payloads_we_do_not_understand_are_kept_and_acknowledged() {
+    let Spine { app, admin, .. } = spine("106540352242927").await;
+    let mut stream = SseClient::connect(&app.base_url, &admin.token, None).await;
+    let unknown = [
+        json!({"object": "page", "entry": [{"id": "1", "messaging": []}]}),
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "account_update", "value": {"event": "VERIFIED_ACCOUNT"}}]}]}),
+        whatsapp_text_webhook(
+            "999999",
+            "628555",
+            "Nobody",
+            "wamid.U1",
+            "to an unknown number",
+            now(),
+        ),
+    ];
+    for payload in &unknown {
+        assert_eq!(
+            app.post_meta_webhook(payload).await.status(),
+            StatusCode::OK
+        );
+    }
+    let garbage = app
+        .http
+        .post(format!("{}/webhooks/meta", app.base_url))
+        .header(
+            "x-hub-signature-256",
+            omnistream_tests::fake_meta::sign(omnistream_tests::TEST_META_APP_SECRET, b"not json"),
+        )
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        garbage.status(),
+        StatusCode::OK,
+        "even unparseable bodies are acknowledged once stored"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ignored: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM inbound_webhooks WHERE status = 'ignored'")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        if ignored == 4 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{ignored} of 4 payloads marked ignored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        admin.client(&app).get("/api/conversations").await.body["total"],
+        0
+    );
+
+    app.post_meta_webhook(&whatsapp_text_webhook(
+        "106540352242927",
+        "628556",
+        "Wati",
+        "wamid.U2",
+        "hi",
+        now(),
+    ))
+    .await;
+    let events = stream
+        .until("message.received", Duration::from_secs(20))
+        .await;
+    let created = events
+        .iter()
+        .find(|e| e.event.as_deref() == Some("contact.created"))
+        .expect("contact events are streamed");
+    assert_eq!(created.data["data"]["name"], "Wati");
+}
