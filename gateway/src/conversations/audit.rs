@@ -84,27 +84,11 @@ pub(super) async fn get_conversation(
         }
         None => None,
     };
-    Ok(Json(ConversationWithContact {
-        id: row.id,
-        contact_id: row.contact_id,
-        channel: row.channel,
-        integration_account_id: row.integration_account_id,
-        status: row.status,
-        assigned_agent_id: row.assigned_agent_id,
+    Ok(Json(ConversationWithContact::compose(
+        row,
         assigned_agent_name,
-        division_id: row.division_id,
-        tags: row.tags,
-        unread_count: row.unread_count,
-        ai_active: row.ai_active,
-        ai_agent_id: row.ai_agent_id,
-        last_message_at: row.last_message_at,
-        last_message_preview: row.last_message_preview,
-        last_customer_message_at: row.last_customer_message_at,
-        resolved_at: row.resolved_at,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-        contact: current.contact,
-    }))
+        current.contact,
+    )))
 }
 
 /// Who caused an event.

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use omnistream_commands::service::{CommandContext, CommandError};
 use omnistream_domain::conversation::{ConversationCommand, ConversationError, ConversationStatus};
 use omnistream_domain::{Channel, Permission, StreamId, TenantId};
+use omnistream_projections::inbox::ConversationRow;
 use omnistream_projections::InboxProjector;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
@@ -70,24 +71,9 @@ pub struct ConversationWithContact {
 
 #[derive(sqlx::FromRow)]
 struct ConversationDbRow {
-    id: Uuid,
-    contact_id: Uuid,
-    channel: String,
-    integration_account_id: Option<Uuid>,
-    status: String,
-    assigned_agent_id: Option<Uuid>,
+    #[sqlx(flatten)]
+    conversation: ConversationRow,
     assigned_agent_name: Option<String>,
-    division_id: Option<Uuid>,
-    tags: Vec<String>,
-    unread_count: i32,
-    ai_active: bool,
-    ai_agent_id: Option<Uuid>,
-    last_message_at: Option<DateTime<Utc>>,
-    last_message_preview: Option<String>,
-    last_customer_message_at: Option<DateTime<Utc>>,
-    resolved_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
     contact_name: String,
     contact_phone_number: Option<String>,
     contact_email: Option<String>,
@@ -95,8 +81,13 @@ struct ConversationDbRow {
     contact_tags: Vec<String>,
 }
 
-impl From<ConversationDbRow> for ConversationWithContact {
-    fn from(row: ConversationDbRow) -> Self {
+impl ConversationWithContact {
+    /// The API shape of an inbox row, with its assignee's name and its contact.
+    pub(crate) fn compose(
+        row: ConversationRow,
+        assigned_agent_name: Option<String>,
+        contact: ConversationContact,
+    ) -> Self {
         Self {
             id: row.id,
             contact_id: row.contact_id,
@@ -104,7 +95,7 @@ impl From<ConversationDbRow> for ConversationWithContact {
             integration_account_id: row.integration_account_id,
             status: row.status,
             assigned_agent_id: row.assigned_agent_id,
-            assigned_agent_name: row.assigned_agent_name,
+            assigned_agent_name,
             division_id: row.division_id,
             tags: row.tags,
             unread_count: row.unread_count,
@@ -116,21 +107,28 @@ impl From<ConversationDbRow> for ConversationWithContact {
             resolved_at: row.resolved_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
-            contact: ConversationContact {
-                id: row.contact_id,
-                name: row.contact_name,
-                phone_number: row.contact_phone_number,
-                email: row.contact_email,
-                avatar_url: row.contact_avatar_url,
-                tags: row.contact_tags,
-            },
+            contact,
         }
+    }
+}
+
+impl From<ConversationDbRow> for ConversationWithContact {
+    fn from(row: ConversationDbRow) -> Self {
+        let contact = ConversationContact {
+            id: row.conversation.contact_id,
+            name: row.contact_name,
+            phone_number: row.contact_phone_number,
+            email: row.contact_email,
+            avatar_url: row.contact_avatar_url,
+            tags: row.contact_tags,
+        };
+        Self::compose(row.conversation, row.assigned_agent_name, contact)
     }
 }
 
 /// `FROM` and the tenant filter of every conversation read; callers add conditions.
 pub(crate) const CONVERSATION_SELECT: &str = r#"
-    SELECT c.id, c.contact_id, c.channel, c.integration_account_id, c.status, c.assigned_agent_id,
+    SELECT c.id, c.tenant_id, c.contact_id, c.channel, c.integration_account_id, c.status, c.assigned_agent_id,
            ag.name AS assigned_agent_name, c.division_id, c.tags, c.unread_count, c.ai_active, c.ai_agent_id,
            c.last_message_at, c.last_message_preview, c.last_customer_message_at, c.resolved_at, c.created_at,
            c.updated_at, COALESCE(ct.name, '') AS contact_name, ct.phone_number AS contact_phone_number,
