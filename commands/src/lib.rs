@@ -4,3 +4,5 @@ pub mod outbound;
 pub mod secrets;
 pub mod service;
 pub mod whatsapp;
+pub mod webhooks;
+pub mod webhook_dispatch;

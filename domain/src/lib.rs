@@ -3,6 +3,7 @@
 //! Nothing in this crate performs I/O; it is shared by the write side, the read side and the
 //! HTTP gateway so that every layer speaks the same validated types.
 
+pub mod catalogue;
 pub mod contact;
 pub mod conversation;
 pub mod email;

@@ -24,6 +24,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use omnistream_commands::outbound::OutboundSender;
 use omnistream_commands::secrets::SecretBox;
+use omnistream_commands::webhook_dispatch::{Dispatcher, WebhookSender};
 use omnistream_commands::service::{ContactService, ConversationService};
 use omnistream_commands::whatsapp::GraphClient;
 use omnistream_ingest::{InboundProcessor, IngestState};
@@ -34,7 +35,7 @@ use crate::error::ApiError;
 use crate::openapi::ApiDoc;
 use crate::{
     activity, agents, api_keys, auth, chat_expiration, contacts, conversations, divisions, health,
-    integrations, messages, notes, roles, stream,
+    integrations, messages, notes, outgoing_webhooks, roles, stream,
 };
 
 /// What every handler can reach.
@@ -190,6 +191,19 @@ impl Application {
                 self.state.clone(),
                 self.shutdown.clone(),
             )));
+            let dispatcher = Dispatcher {
+                pool: self.state.pool.clone(),
+                nats: self.state.nats.clone(),
+                prefix: self.state.config.nats_prefix.clone(),
+            };
+            workers.push(tokio::spawn(dispatcher.run(self.shutdown.clone())));
+            let webhook_sender = WebhookSender {
+                pool: self.state.pool.clone(),
+                secrets: self.state.secrets.clone(),
+                allow_private: self.state.config.outgoing_webhooks_allow_private,
+                schedule: Arc::new(self.state.config.outgoing_webhooks_retry_schedule.clone()),
+            };
+            workers.push(tokio::spawn(webhook_sender.run(self.shutdown.clone())));
             match NatsRelay::new(
                 self.state.pool.clone(),
                 self.state.nats.clone(),
@@ -250,7 +264,8 @@ pub fn build_router(state: AppState, roles: Roles) -> Router {
             .merge(messages::router())
             .merge(notes::router())
             .merge(chat_expiration::router())
-            .merge(stream::router());
+            .merge(stream::router())
+            .merge(outgoing_webhooks::router());
     }
     let (mut router, openapi) = api.split_for_parts();
     if roles.ingest {

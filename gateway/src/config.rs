@@ -69,6 +69,10 @@ pub struct Config {
     pub meta_config_id: Option<String>,
     /// `INSTAGRAM_APP_SECRET`: also accepted for `X-Hub-Signature-256`.
     pub instagram_app_secret: Option<Secret>,
+    /// `OUTGOING_WEBHOOKS_ALLOW_PRIVATE`, default false: allow private addresses and plain http.
+    pub outgoing_webhooks_allow_private: bool,
+    /// `OUTGOING_WEBHOOKS_RETRY_SCHEDULE`, default `5s,5m,30m,2h,5h,10h,10h`.
+    pub outgoing_webhooks_retry_schedule: Vec<Duration>,
 }
 
 impl Config {
@@ -105,7 +109,16 @@ impl Config {
                 .context("DATABASE_MAX_CONNECTIONS must be a positive number")?,
             None => 20,
         };
+        let outgoing_webhooks_retry_schedule = match get("OUTGOING_WEBHOOKS_RETRY_SCHEDULE") {
+            Some(raw) => omnistream_commands::webhooks::parse_schedule(&raw)
+                .filter(|s| !s.is_empty())
+                .context("OUTGOING_WEBHOOKS_RETRY_SCHEDULE must look like `5s,5m,30m,2h` (units ms, s, m, h)")?,
+            None => omnistream_commands::webhooks::default_schedule(),
+        };
         Ok(Self {
+            outgoing_webhooks_allow_private: get("OUTGOING_WEBHOOKS_ALLOW_PRIVATE")
+                .is_some_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes")),
+            outgoing_webhooks_retry_schedule,
             encryption_key: get("ENCRYPTION_KEY").map(Secret::new),
             meta_graph_base_url: get("META_GRAPH_BASE_URL")
                 .unwrap_or_else(|| "https://graph.facebook.com/v21.0".into())

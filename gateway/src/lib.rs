@@ -20,6 +20,7 @@ pub mod integrations;
 pub mod messages;
 pub mod notes;
 pub mod openapi;
+pub mod outgoing_webhooks;
 pub mod roles;
 pub mod startup;
 pub mod stream;

@@ -33,6 +33,7 @@ limits bodies to 2 MiB (413 `payload_too_large`); requires `Content-Type: applic
         (name = "Transfers", description = "Conversation transfers and takeovers"),
         (name = "Chat Expiration", description = "Per-channel messaging windows"),
         (name = "Integrations", description = "Channel integrations and accounts (WhatsApp)"),
+        (name = "Outgoing Webhooks", description = "Signed (Standard Webhooks) event deliveries to your endpoints"),
         (name = "Realtime", description = "Server-sent events of the caller's visible events"),
         (name = "Health", description = "Health and metrics")
     )

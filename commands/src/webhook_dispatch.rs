@@ -1,0 +1,416 @@
+//! Outgoing-webhook fan-out and delivery.
+//!
+//! The dispatcher is a durable JetStream pull consumer on the events stream: for each event it
+//! records one pending delivery per subscribed, active endpoint, together with a fan-out record
+//! (event, endpoint) in the same transaction, and acknowledges the message only after the
+//! commit, so a redelivered message never creates a second delivery. The sender then delivers
+//! due attempts, each on its own task: a slow or dead endpoint never delays the others, and the
+//! deliveries of one conversation reach an endpoint in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use chrono::Utc;
+use futures::StreamExt;
+use omnistream_domain::contact::{public_events as contact_public_events, ContactEvent};
+use omnistream_domain::conversation::{public_events, ConversationEvent};
+use omnistream_domain::StreamId;
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::secrets::SecretBox;
+use crate::webhooks::attempt;
+
+/// How the relay publishes an event (see `projections::relay`).
+#[derive(Debug, Deserialize)]
+struct PublishedEvent {
+    id: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    payload: Value,
+    recorded_at: chrono::DateTime<Utc>,
+}
+
+const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6f6d_6e69_7374_7265_616d_0000_0000_00e7);
+
+/// The public events of one stored event, each with its stable id: `(id, type, data, ordering key)`.
+pub fn public_events_of(
+    aggregate_type: &str,
+    aggregate_id: &str,
+    message_id: &str,
+    payload: &Value,
+) -> Vec<(String, &'static str, Value, String)> {
+    let Ok(stream) = aggregate_id.parse::<StreamId>() else { return Vec::new() };
+    let public = match aggregate_type {
+        "Conversation" => serde_json::from_value::<ConversationEvent>(payload.clone())
+            .map(|event| public_events(stream.id, &event))
+            .unwrap_or_default(),
+        "Contact" => serde_json::from_value::<ContactEvent>(payload.clone())
+            .map(|event| contact_public_events(stream.id, &event))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    public
+        .into_iter()
+        .enumerate()
+        .map(|(index, (event_type, data))| {
+            let id = format!("evt_{}", Uuid::new_v5(&EVENT_NAMESPACE, format!("{message_id}:{index}").as_bytes()).simple());
+            (id, event_type, data, aggregate_id.to_owned())
+        })
+        .collect()
+}
+
+/// Records the deliveries of one stored event (idempotent); returns how many were created.
+pub async fn fan_out(
+    pool: &PgPool,
+    tenant: Uuid,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    message_id: &str,
+    payload: &Value,
+    recorded_at: chrono::DateTime<Utc>,
+    only_webhook: Option<Uuid>,
+) -> anyhow::Result<usize> {
+    let public = public_events_of(aggregate_type, aggregate_id, message_id, payload);
+    if public.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    let webhooks: Vec<(Uuid, Vec<String>)> = sqlx::query_as(
+        "SELECT id, events FROM outgoing_webhooks WHERE tenant_id = $1 AND is_active AND ($2::uuid IS NULL OR id = $2)",
+    )
+    .bind(tenant)
+    .bind(only_webhook)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut created = 0;
+    for (event_id, event_type, data, ordering_key) in &public {
+        let envelope = json!({"id": event_id, "type": event_type, "timestamp": recorded_at, "organization_id": tenant, "data": data});
+        for (webhook, events) in &webhooks {
+            if !events.iter().any(|e| e == "*" || e == event_type) {
+                continue;
+            }
+            let fresh = sqlx::query("INSERT INTO webhook_fanout (event_id, webhook_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(event_id)
+                .bind(webhook)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !fresh && only_webhook.is_none() {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, status, attempt, next_retry_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 1, now())",
+            )
+            .bind(Uuid::new_v4())
+            .bind(tenant)
+            .bind(webhook)
+            .bind(event_id)
+            .bind(event_type)
+            .bind(&envelope)
+            .bind(ordering_key)
+            .execute(&mut *tx)
+            .await?;
+            created += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// The JetStream consumer that turns events into deliveries.
+pub struct Dispatcher {
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub prefix: String,
+}
+
+impl Dispatcher {
+    /// Consumes until `shutdown`, reconnecting after errors.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            if let Err(error) = self.consume(&shutdown).await {
+                tracing::warn!(%error, "webhook dispatcher paused; retrying");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    async fn consume(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let jetstream = jetstream::new(self.nats.clone());
+        let stream = jetstream
+            .get_stream(format!("{}_EVENTS", self.prefix.to_uppercase()))
+            .await
+            .map_err(|e| anyhow::anyhow!("events stream not available yet: {e}"))?;
+        let name = format!("{}_webhook_dispatcher", self.prefix);
+        let consumer = stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    max_deliver: 20,
+                    backoff: vec![Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(30), Duration::from_secs(120)],
+                    ack_wait: Duration::from_secs(30),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the dispatcher consumer: {e}"))?;
+        let mut messages = consumer.messages().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            let Some(message) = next else { return Ok(()) };
+            let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let handled = match serde_json::from_slice::<PublishedEvent>(&message.payload) {
+                Ok(event) => {
+                    let tenant = event.aggregate_id.parse::<StreamId>().map(|s| s.tenant_id.as_uuid());
+                    match tenant {
+                        Ok(tenant) => fan_out(
+                            &self.pool,
+                            tenant,
+                            &event.aggregate_type,
+                            &event.aggregate_id,
+                            &event.id,
+                            &event.payload,
+                            event.recorded_at,
+                            None,
+                        )
+                        .await
+                        .map(|_| ()),
+                        Err(_) => Ok(()),
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "unreadable event on the stream; skipped");
+                    Ok(())
+                }
+            };
+            match handled {
+                Ok(()) => message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?,
+                // Not acknowledged: JetStream redelivers it after its backoff.
+                Err(error) => tracing::warn!(%error, "fan-out failed; the event will be redelivered"),
+            }
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct DueDelivery {
+    id: Uuid,
+    tenant_id: Uuid,
+    webhook_id: Uuid,
+    event_id: String,
+    event_type: String,
+    payload: Value,
+    ordering_key: String,
+    order_seq: i64,
+    attempt: i32,
+    url: String,
+    secret: String,
+    previous_secret: Option<String>,
+    headers: Value,
+}
+
+/// Delivers due attempts.
+#[derive(Clone)]
+pub struct WebhookSender {
+    pub pool: PgPool,
+    pub secrets: SecretBox,
+    pub allow_private: bool,
+    pub schedule: Arc<Vec<Duration>>,
+}
+
+impl WebhookSender {
+    /// Delivers until `shutdown`; at most 64 attempts in flight.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(64));
+        loop {
+            let claimed = match self.claim(slots.available_permits() as i64).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(%error, "webhook sender round failed");
+                    Vec::new()
+                }
+            };
+            let idle = claimed.is_empty();
+            for delivery in claimed {
+                let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                let sender = self.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = sender.deliver(delivery).await {
+                        tracing::warn!(%error, "recording a webhook attempt failed");
+                    }
+                    drop(permit);
+                });
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(if idle { Duration::from_millis(50) } else { Duration::from_millis(5) }) => {}
+            }
+        }
+    }
+
+    /// Claims due deliveries (with a lease longer than the 15 s timeout), never one that has an
+    /// earlier pending delivery of the same conversation to the same endpoint.
+    async fn claim(&self, limit: i64) -> anyhow::Result<Vec<DueDelivery>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as(
+            "WITH due AS (
+                 SELECT d.id FROM webhook_deliveries d
+                 JOIN outgoing_webhooks w ON w.id = d.webhook_id AND w.tenant_id = d.tenant_id AND w.is_active
+                 WHERE d.status = 'pending' AND d.next_retry_at <= now()
+                   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                                   WHERE e.webhook_id = d.webhook_id AND e.ordering_key = d.ordering_key
+                                     AND e.status = 'pending' AND e.order_seq < d.order_seq)
+                 ORDER BY d.order_seq LIMIT $1 FOR UPDATE OF d SKIP LOCKED)
+             UPDATE webhook_deliveries d SET next_retry_at = now() + interval '60 seconds'
+             FROM due, outgoing_webhooks w
+             WHERE d.id = due.id AND w.id = d.webhook_id
+             RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.payload, d.ordering_key, d.order_seq,
+                       d.attempt, w.url, w.secret,
+                       CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret, w.headers",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn deliver(&self, delivery: DueDelivery) -> anyhow::Result<()> {
+        let mut secrets = vec![self.secrets.decrypt(&delivery.secret)?];
+        if let Some(previous) = &delivery.previous_secret {
+            secrets.push(self.secrets.decrypt(previous)?);
+        }
+        let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let headers: Vec<(String, String)> = delivery
+            .headers
+            .as_object()
+            .unwrap_or(&Map::new())
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect();
+        let body = serde_json::to_vec(&delivery.payload)?;
+        let outcome = attempt(
+            &delivery.url,
+            self.allow_private,
+            &secret_refs,
+            &delivery.event_id,
+            &delivery.event_type,
+            &headers,
+            &body,
+        )
+        .await;
+        let duration_ms = outcome.duration.as_millis().min(i32::MAX as u128) as i32;
+        let mut tx = self.pool.begin().await?;
+        if outcome.succeeded() {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'success', response_status = $2, response_body = $3, duration_ms = $4,
+                     delivered_at = now(), next_retry_at = NULL WHERE id = $1",
+            )
+            .bind(delivery.id)
+            .bind(outcome.status.map(i32::from))
+            .bind(&outcome.body)
+            .bind(duration_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE outgoing_webhooks SET consecutive_failures = 0, failing_since = NULL, last_delivery_at = now() WHERE id = $1",
+            )
+            .bind(delivery.webhook_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            metrics::counter!("omnistream_webhook_deliveries_total", "outcome" => "success").increment(1);
+            return Ok(());
+        }
+        let gone = outcome.status == Some(410);
+        let retry_index = delivery.attempt as usize - 1;
+        let next = (!gone).then(|| self.schedule.get(retry_index).copied()).flatten();
+        let status = if next.is_some() || gone { "failed" } else { "exhausted" };
+        let next_retry_at = next.map(|wait| {
+            let jitter = rand::thread_rng().gen_range(0.9..1.1);
+            let mut wait = wait.mul_f64(jitter);
+            let honours = outcome.status.is_some_and(|s| s == 429 || s >= 500);
+            if let (true, Some(after)) = (honours, outcome.retry_after) {
+                wait = wait.max(after);
+            }
+            Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()
+        });
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = $2, response_status = $3, response_body = $4, error_message = $5,
+                 duration_ms = $6, next_retry_at = $7 WHERE id = $1",
+        )
+        .bind(delivery.id)
+        .bind(status)
+        .bind(outcome.status.map(i32::from))
+        .bind(&outcome.body)
+        .bind(&outcome.error)
+        .bind(duration_ms)
+        .bind(next_retry_at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(at) = next_retry_at {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, order_seq,
+                     status, attempt, next_retry_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)",
+            )
+            .bind(Uuid::new_v4())
+            .bind(delivery.tenant_id)
+            .bind(delivery.webhook_id)
+            .bind(&delivery.event_id)
+            .bind(&delivery.event_type)
+            .bind(&delivery.payload)
+            .bind(&delivery.ordering_key)
+            .bind(delivery.order_seq)
+            .bind(delivery.attempt + 1)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let disabled: Option<String> = sqlx::query_scalar(
+            "UPDATE outgoing_webhooks SET consecutive_failures = consecutive_failures + 1,
+                 failing_since = COALESCE(failing_since, now()),
+                 is_active = CASE WHEN $2 OR COALESCE(failing_since, now()) < now() - interval '5 days' THEN false ELSE is_active END
+             WHERE id = $1
+             RETURNING CASE WHEN NOT is_active THEN CASE WHEN $2 THEN 'the endpoint answered 410 Gone'
+                                                         ELSE 'the endpoint kept failing for 5 days' END END",
+        )
+        .bind(delivery.webhook_id)
+        .bind(gone)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+        if let Some(reason) = disabled {
+            sqlx::query(
+                "INSERT INTO activity_logs (id, tenant_id, action, entity_type, entity_id, details)
+                 VALUES ($1, $2, 'webhook.disabled', 'outgoing_webhook', $3, $4)",
+            )
+            .bind(Uuid::new_v4())
+            .bind(delivery.tenant_id)
+            .bind(delivery.webhook_id.to_string())
+            .bind(json!({"reason": reason}))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        metrics::counter!("omnistream_webhook_deliveries_total", "outcome" => status).increment(1);
+        Ok(())
+    }
+}

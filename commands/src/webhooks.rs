@@ -1,0 +1,268 @@
+//! Outgoing webhooks on the wire: Standard Webhooks signatures, the SSRF guard, the retry
+//! schedule, and one delivery attempt.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+/// A new `whsec_` secret: base64 of 32 random bytes.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("whsec_{}", STANDARD.encode(bytes))
+}
+
+/// Whether `secret` is `whsec_` + base64 of 24 to 64 bytes.
+pub fn valid_secret(secret: &str) -> bool {
+    secret
+        .strip_prefix("whsec_")
+        .and_then(|encoded| STANDARD.decode(encoded).ok())
+        .is_some_and(|key| (24..=64).contains(&key.len()))
+}
+
+/// `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>` for each secret, space-separated.
+pub fn sign(secrets: &[&str], id: &str, timestamp: i64, body: &[u8]) -> String {
+    secrets
+        .iter()
+        .filter_map(|secret| {
+            let key = STANDARD.decode(secret.strip_prefix("whsec_")?).ok()?;
+            let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
+            mac.update(format!("{id}.{timestamp}.").as_bytes());
+            mac.update(body);
+            Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Why a URL may not be called.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlRefused {
+    #[error("the URL is not a valid absolute http(s) URL")]
+    Invalid,
+    #[error("plain http is not allowed; use https")]
+    PlainHttp,
+    #[error("the host does not resolve")]
+    Unresolvable,
+    #[error("the host resolves to a private, loopback, link-local or metadata address")]
+    PrivateAddress,
+}
+
+/// Whether `ip` is loopback, private, link-local, CGNAT, metadata, multicast or otherwise not
+/// a public unicast address.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(mapped) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(mapped));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Checks `url` and resolves it; returns the host and the addresses to connect to (pinned, so a
+/// second DNS answer cannot point the request elsewhere).
+pub async fn resolve_allowed(url: &str, allow_private: bool) -> Result<(reqwest::Url, Vec<SocketAddr>), UrlRefused> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| UrlRefused::Invalid)?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_private => {}
+        "http" => return Err(UrlRefused::PlainHttp),
+        _ => return Err(UrlRefused::Invalid),
+    }
+    let host = parsed.host_str().ok_or(UrlRefused::Invalid)?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = parsed.port_or_known_default().ok_or(UrlRefused::Invalid)?;
+    let addresses: Vec<SocketAddr> =
+        tokio::net::lookup_host((host.as_str(), port)).await.map_err(|_| UrlRefused::Unresolvable)?.collect();
+    if addresses.is_empty() {
+        return Err(UrlRefused::Unresolvable);
+    }
+    if !allow_private && addresses.iter().any(|a| is_internal(a.ip())) {
+        return Err(UrlRefused::PrivateAddress);
+    }
+    Ok((parsed, addresses))
+}
+
+/// Parses a retry schedule such as `5s,5m,30m,2h` (units ms, s, m, h).
+pub fn parse_schedule(raw: &str) -> Option<Vec<Duration>> {
+    raw.split(',')
+        .map(|item| {
+            let item = item.trim();
+            let (number, unit) = item.split_at(item.find(|c: char| !c.is_ascii_digit())?);
+            let n: u64 = number.parse().ok()?;
+            Some(match unit {
+                "ms" => Duration::from_millis(n),
+                "s" => Duration::from_secs(n),
+                "m" => Duration::from_secs(n * 60),
+                "h" => Duration::from_secs(n * 3600),
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+/// The default schedule: about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub fn default_schedule() -> Vec<Duration> {
+    parse_schedule("5s,5m,30m,2h,5h,10h,10h").unwrap_or_default()
+}
+
+/// What one attempt produced.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub status: Option<u16>,
+    /// The first 2 KB of the body.
+    pub body: Option<String>,
+    pub error: Option<String>,
+    pub duration: Duration,
+    pub retry_after: Option<Duration>,
+}
+
+impl AttemptOutcome {
+    /// 2xx.
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// One signed POST: 15 s timeout, redirects not followed (they count as failures).
+pub async fn attempt(
+    url: &str,
+    allow_private: bool,
+    secrets: &[&str],
+    event_id: &str,
+    event_type: &str,
+    extra_headers: &[(String, String)],
+    body: &[u8],
+) -> AttemptOutcome {
+    let started = Instant::now();
+    let failure = |error: String, started: Instant| AttemptOutcome {
+        status: None,
+        body: None,
+        error: Some(error),
+        duration: started.elapsed(),
+        retry_after: None,
+    };
+    let (parsed, addresses) = match resolve_allowed(url, allow_private).await {
+        Ok(resolved) => resolved,
+        Err(refused) => return failure(refused.to_string(), started),
+    };
+    let host = parsed.host_str().unwrap_or_default().to_owned();
+    let client = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .resolve_to_addrs(&host, &addresses)
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => return failure(error.to_string(), started),
+    };
+    let timestamp = chrono::Utc::now().timestamp();
+    let mut request = client
+        .post(parsed)
+        .header("content-type", "application/json")
+        .header("webhook-id", event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", sign(secrets, event_id, timestamp, body))
+        .header("x-omnistream-event", event_type)
+        .body(body.to_vec());
+    for (name, value) in extra_headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = response.text().await.unwrap_or_default();
+            let body: String = text.chars().take(2048).collect();
+            let error = (!(200..300).contains(&status)).then(|| {
+                if (300..400).contains(&status) {
+                    format!("redirect ({status}) not followed")
+                } else {
+                    format!("receiver answered {status}")
+                }
+            });
+            AttemptOutcome { status: Some(status), body: Some(body), error, duration: started.elapsed(), retry_after }
+        }
+        Err(error) => failure(if error.is_timeout() { "timed out after 15 s".into() } else { error.without_url().to_string() }, started),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_follow_standard_webhooks() {
+        // The specification's own example (standard-webhooks, spec test vector).
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let signature = sign(&[secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn rotation_signs_with_both_secrets() {
+        let (a, b) = (generate_secret(), generate_secret());
+        let signature = sign(&[&a, &b], "id", 1, b"{}");
+        assert_eq!(signature.split(' ').count(), 2);
+        assert!(valid_secret(&a));
+        assert!(!valid_secret("whsec_short"));
+        assert!(!valid_secret("not-a-secret-at-all-but-long"));
+    }
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn schedules_parse_with_units() {
+        assert_eq!(parse_schedule("500ms,1s,2m,1h"), Some(vec![Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(120), Duration::from_secs(3600)]));
+        assert_eq!(parse_schedule("5x"), None);
+        assert_eq!(default_schedule().len(), 7);
+    }
+
+    #[tokio::test]
+    async fn private_and_plain_http_urls_are_refused_unless_allowed() {
+        assert_eq!(resolve_allowed("https://127.0.0.1/hook", false).await.unwrap_err(), UrlRefused::PrivateAddress);
+        assert_eq!(resolve_allowed("https://localhost/hook", false).await.unwrap_err(), UrlRefused::PrivateAddress);
+        assert_eq!(resolve_allowed("http://example.com/hook", false).await.unwrap_err(), UrlRefused::PlainHttp);
+        assert_eq!(resolve_allowed("ftp://example.com", false).await.unwrap_err(), UrlRefused::Invalid);
+        assert!(resolve_allowed("http://127.0.0.1:9/hook", true).await.is_ok());
+    }
+}
