@@ -167,12 +167,13 @@ CREATE TABLE messages
     error_message       TEXT,
     data                JSONB,
     created_at          TIMESTAMPTZ NOT NULL,
-    updated_at          TIMESTAMPTZ NOT NULL,
-    search              TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', coalesce(content, ''))) STORED
+    updated_at          TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX messages_conversation_idx ON messages (conversation_id, created_at, id);
 CREATE INDEX messages_tenant_external_idx ON messages (tenant_id, external_id);
-CREATE INDEX messages_search_idx ON messages USING GIN (search);
+-- Message search is a case-insensitive substring match (contract §3), served by trigrams.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX messages_content_trgm_idx ON messages USING GIN (content gin_trgm_ops);
 
 -- Read model of the outbound-queue projector: messages waiting for the channel worker.
 CREATE TABLE outbound_jobs

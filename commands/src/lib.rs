@@ -3,6 +3,6 @@
 pub mod outbound;
 pub mod secrets;
 pub mod service;
-pub mod whatsapp;
-pub mod webhooks;
 pub mod webhook_dispatch;
+pub mod webhooks;
+pub mod whatsapp;

@@ -46,7 +46,9 @@ pub fn public_events_of(
     message_id: &str,
     payload: &Value,
 ) -> Vec<(String, &'static str, Value, String)> {
-    let Ok(stream) = aggregate_id.parse::<StreamId>() else { return Vec::new() };
+    let Ok(stream) = aggregate_id.parse::<StreamId>() else {
+        return Vec::new();
+    };
     let public = match aggregate_type {
         "Conversation" => serde_json::from_value::<ConversationEvent>(payload.clone())
             .map(|event| public_events(stream.id, &event))
@@ -60,23 +62,42 @@ pub fn public_events_of(
         .into_iter()
         .enumerate()
         .map(|(index, (event_type, data))| {
-            let id = format!("evt_{}", Uuid::new_v5(&EVENT_NAMESPACE, format!("{message_id}:{index}").as_bytes()).simple());
+            let id = format!(
+                "evt_{}",
+                Uuid::new_v5(&EVENT_NAMESPACE, format!("{message_id}:{index}").as_bytes()).simple()
+            );
             (id, event_type, data, aggregate_id.to_owned())
         })
         .collect()
 }
 
+/// One stored event, as the fan-out needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    pub tenant: Uuid,
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    /// `<aggregate_type>:<aggregate_id>:<sequence>`.
+    pub message_id: &'a str,
+    pub payload: &'a Value,
+    pub recorded_at: chrono::DateTime<Utc>,
+}
+
 /// Records the deliveries of one stored event (idempotent); returns how many were created.
+/// With `only_webhook`, fans out to that endpoint alone, even again (replay).
 pub async fn fan_out(
     pool: &PgPool,
-    tenant: Uuid,
-    aggregate_type: &str,
-    aggregate_id: &str,
-    message_id: &str,
-    payload: &Value,
-    recorded_at: chrono::DateTime<Utc>,
+    event: EventRef<'_>,
     only_webhook: Option<Uuid>,
 ) -> anyhow::Result<usize> {
+    let EventRef {
+        tenant,
+        aggregate_type,
+        aggregate_id,
+        message_id,
+        payload,
+        recorded_at,
+    } = event;
     let public = public_events_of(aggregate_type, aggregate_id, message_id, payload);
     if public.is_empty() {
         return Ok(0);
@@ -161,14 +182,22 @@ impl Dispatcher {
                     durable_name: Some(name.clone()),
                     ack_policy: consumer::AckPolicy::Explicit,
                     max_deliver: 20,
-                    backoff: vec![Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(30), Duration::from_secs(120)],
+                    backoff: vec![
+                        Duration::from_secs(1),
+                        Duration::from_secs(5),
+                        Duration::from_secs(30),
+                        Duration::from_secs(120),
+                    ],
                     ack_wait: Duration::from_secs(30),
                     ..Default::default()
                 },
             )
             .await
             .map_err(|e| anyhow::anyhow!("creating the dispatcher consumer: {e}"))?;
-        let mut messages = consumer.messages().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -178,16 +207,21 @@ impl Dispatcher {
             let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
             let handled = match serde_json::from_slice::<PublishedEvent>(&message.payload) {
                 Ok(event) => {
-                    let tenant = event.aggregate_id.parse::<StreamId>().map(|s| s.tenant_id.as_uuid());
+                    let tenant = event
+                        .aggregate_id
+                        .parse::<StreamId>()
+                        .map(|s| s.tenant_id.as_uuid());
                     match tenant {
                         Ok(tenant) => fan_out(
                             &self.pool,
-                            tenant,
-                            &event.aggregate_type,
-                            &event.aggregate_id,
-                            &event.id,
-                            &event.payload,
-                            event.recorded_at,
+                            EventRef {
+                                tenant,
+                                aggregate_type: &event.aggregate_type,
+                                aggregate_id: &event.aggregate_id,
+                                message_id: &event.id,
+                                payload: &event.payload,
+                                recorded_at: event.recorded_at,
+                            },
                             None,
                         )
                         .await
@@ -203,7 +237,9 @@ impl Dispatcher {
             match handled {
                 Ok(()) => message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?,
                 // Not acknowledged: JetStream redelivers it after its backoff.
-                Err(error) => tracing::warn!(%error, "fan-out failed; the event will be redelivered"),
+                Err(error) => {
+                    tracing::warn!(%error, "fan-out failed; the event will be redelivered")
+                }
             }
         }
     }
@@ -249,7 +285,9 @@ impl WebhookSender {
             };
             let idle = claimed.is_empty();
             for delivery in claimed {
-                let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
                 let sender = self.clone();
                 tokio::spawn(async move {
                     if let Err(error) = sender.deliver(delivery).await {
@@ -336,13 +374,20 @@ impl WebhookSender {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            metrics::counter!("omnistream_webhook_deliveries_total", "outcome" => "success").increment(1);
+            metrics::counter!("omnistream_webhook_deliveries_total", "outcome" => "success")
+                .increment(1);
             return Ok(());
         }
         let gone = outcome.status == Some(410);
         let retry_index = delivery.attempt as usize - 1;
-        let next = (!gone).then(|| self.schedule.get(retry_index).copied()).flatten();
-        let status = if next.is_some() || gone { "failed" } else { "exhausted" };
+        let next = (!gone)
+            .then(|| self.schedule.get(retry_index).copied())
+            .flatten();
+        let status = if next.is_some() || gone {
+            "failed"
+        } else {
+            "exhausted"
+        };
         let next_retry_at = next.map(|wait| {
             let jitter = rand::thread_rng().gen_range(0.9..1.1);
             let mut wait = wait.mul_f64(jitter);

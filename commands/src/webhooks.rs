@@ -34,7 +34,10 @@ pub fn sign(secrets: &[&str], id: &str, timestamp: i64, body: &[u8]) -> String {
             let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
             mac.update(format!("{id}.{timestamp}.").as_bytes());
             mac.update(body);
-            Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+            Some(format!(
+                "v1,{}",
+                STANDARD.encode(mac.finalize().into_bytes())
+            ))
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -87,7 +90,10 @@ pub fn is_internal(ip: IpAddr) -> bool {
 
 /// Checks `url` and resolves it; returns the host and the addresses to connect to (pinned, so a
 /// second DNS answer cannot point the request elsewhere).
-pub async fn resolve_allowed(url: &str, allow_private: bool) -> Result<(reqwest::Url, Vec<SocketAddr>), UrlRefused> {
+pub async fn resolve_allowed(
+    url: &str,
+    allow_private: bool,
+) -> Result<(reqwest::Url, Vec<SocketAddr>), UrlRefused> {
     let parsed = reqwest::Url::parse(url).map_err(|_| UrlRefused::Invalid)?;
     match parsed.scheme() {
         "https" => {}
@@ -95,10 +101,17 @@ pub async fn resolve_allowed(url: &str, allow_private: bool) -> Result<(reqwest:
         "http" => return Err(UrlRefused::PlainHttp),
         _ => return Err(UrlRefused::Invalid),
     }
-    let host = parsed.host_str().ok_or(UrlRefused::Invalid)?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = parsed
+        .host_str()
+        .ok_or(UrlRefused::Invalid)?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = parsed.port_or_known_default().ok_or(UrlRefused::Invalid)?;
-    let addresses: Vec<SocketAddr> =
-        tokio::net::lookup_host((host.as_str(), port)).await.map_err(|_| UrlRefused::Unresolvable)?.collect();
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|_| UrlRefused::Unresolvable)?
+        .collect();
     if addresses.is_empty() {
         return Err(UrlRefused::Unresolvable);
     }
@@ -187,7 +200,10 @@ pub async fn attempt(
         .header("content-type", "application/json")
         .header("webhook-id", event_id)
         .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", sign(secrets, event_id, timestamp, body))
+        .header(
+            "webhook-signature",
+            sign(secrets, event_id, timestamp, body),
+        )
         .header("x-omnistream-event", event_type)
         .body(body.to_vec());
     for (name, value) in extra_headers {
@@ -211,9 +227,22 @@ pub async fn attempt(
                     format!("receiver answered {status}")
                 }
             });
-            AttemptOutcome { status: Some(status), body: Some(body), error, duration: started.elapsed(), retry_after }
+            AttemptOutcome {
+                status: Some(status),
+                body: Some(body),
+                error,
+                duration: started.elapsed(),
+                retry_after,
+            }
         }
-        Err(error) => failure(if error.is_timeout() { "timed out after 15 s".into() } else { error.without_url().to_string() }, started),
+        Err(error) => failure(
+            if error.is_timeout() {
+                "timed out after 15 s".into()
+            } else {
+                error.without_url().to_string()
+            },
+            started,
+        ),
     }
 }
 
@@ -242,7 +271,19 @@ mod tests {
 
     #[test]
     fn internal_addresses_are_recognised() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
@@ -252,17 +293,47 @@ mod tests {
 
     #[test]
     fn schedules_parse_with_units() {
-        assert_eq!(parse_schedule("500ms,1s,2m,1h"), Some(vec![Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(120), Duration::from_secs(3600)]));
+        assert_eq!(
+            parse_schedule("500ms,1s,2m,1h"),
+            Some(vec![
+                Duration::from_millis(500),
+                Duration::from_secs(1),
+                Duration::from_secs(120),
+                Duration::from_secs(3600)
+            ])
+        );
         assert_eq!(parse_schedule("5x"), None);
         assert_eq!(default_schedule().len(), 7);
     }
 
     #[tokio::test]
     async fn private_and_plain_http_urls_are_refused_unless_allowed() {
-        assert_eq!(resolve_allowed("https://127.0.0.1/hook", false).await.unwrap_err(), UrlRefused::PrivateAddress);
-        assert_eq!(resolve_allowed("https://localhost/hook", false).await.unwrap_err(), UrlRefused::PrivateAddress);
-        assert_eq!(resolve_allowed("http://example.com/hook", false).await.unwrap_err(), UrlRefused::PlainHttp);
-        assert_eq!(resolve_allowed("ftp://example.com", false).await.unwrap_err(), UrlRefused::Invalid);
-        assert!(resolve_allowed("http://127.0.0.1:9/hook", true).await.is_ok());
+        assert_eq!(
+            resolve_allowed("https://127.0.0.1/hook", false)
+                .await
+                .unwrap_err(),
+            UrlRefused::PrivateAddress
+        );
+        assert_eq!(
+            resolve_allowed("https://localhost/hook", false)
+                .await
+                .unwrap_err(),
+            UrlRefused::PrivateAddress
+        );
+        assert_eq!(
+            resolve_allowed("http://example.com/hook", false)
+                .await
+                .unwrap_err(),
+            UrlRefused::PlainHttp
+        );
+        assert_eq!(
+            resolve_allowed("ftp://example.com", false)
+                .await
+                .unwrap_err(),
+            UrlRefused::Invalid
+        );
+        assert!(resolve_allowed("http://127.0.0.1:9/hook", true)
+            .await
+            .is_ok());
     }
 }

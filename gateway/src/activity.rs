@@ -116,12 +116,12 @@ pub struct ActivityLogQuery {
 
 /// A `from`/`to` filter value.
 #[derive(Debug, Clone)]
-enum TimeBound {
+pub(crate) enum TimeBound {
     Instant(DateTime<Utc>),
     Date(NaiveDate),
 }
 
-fn parse_time_bound(
+pub(crate) fn parse_time_bound(
     violations: &mut Violations,
     field: &str,
     raw: &Option<String>,
@@ -156,18 +156,19 @@ impl Validate for ActivityLogQuery {
 }
 
 /// Adds the time filter; dates are read in the tenant's timezone.
-fn push_time_bound(
+pub(crate) fn push_time_bound(
     query: &mut QueryBuilder<'_, Postgres>,
+    column: &'static str,
     bound: &TimeBound,
     is_upper: bool,
     tenant: TenantId,
 ) {
     match (bound, is_upper) {
         (TimeBound::Instant(at), false) => {
-            query.push(" AND l.created_at >= ").push_bind(*at);
+            query.push(format!(" AND {column} >= ")).push_bind(*at);
         }
         (TimeBound::Instant(at), true) => {
-            query.push(" AND l.created_at <= ").push_bind(*at);
+            query.push(format!(" AND {column} <= ")).push_bind(*at);
         }
         (TimeBound::Date(date), upper) => {
             let day = if upper {
@@ -176,11 +177,7 @@ fn push_time_bound(
                 *date
             };
             query
-                .push(if upper {
-                    " AND l.created_at < "
-                } else {
-                    " AND l.created_at >= "
-                })
+                .push(format!(" AND {column} {} ", if upper { "<" } else { ">=" }))
                 .push("(")
                 .push_bind(day)
                 .push("::timestamp AT TIME ZONE (SELECT timezone FROM tenants WHERE id = ")
@@ -232,10 +229,10 @@ async fn list_activity_logs(
                 .push_bind(entity_id.trim().to_owned());
         }
         if let Some(bound) = &from {
-            push_time_bound(&mut builder, bound, false, caller.tenant_id);
+            push_time_bound(&mut builder, "l.created_at", bound, false, caller.tenant_id);
         }
         if let Some(bound) = &to {
-            push_time_bound(&mut builder, bound, true, caller.tenant_id);
+            push_time_bound(&mut builder, "l.created_at", bound, true, caller.tenant_id);
         }
         builder
     };

@@ -24,8 +24,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use omnistream_commands::outbound::OutboundSender;
 use omnistream_commands::secrets::SecretBox;
-use omnistream_commands::webhook_dispatch::{Dispatcher, WebhookSender};
 use omnistream_commands::service::{ContactService, ConversationService};
+use omnistream_commands::webhook_dispatch::{Dispatcher, WebhookSender};
 use omnistream_commands::whatsapp::GraphClient;
 use omnistream_ingest::{InboundProcessor, IngestState};
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use omnistream_commands::service::CommandError;
 use omnistream_domain::contact::{ContactChanges, ContactCommand};
 use omnistream_domain::{Channel, EmailAddress, StreamId};
-use omnistream_projections::ContactsProjector;
+use omnistream_projections::InboxProjector;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::{Postgres, QueryBuilder};
@@ -280,7 +280,7 @@ async fn update_contact(
     let stream = StreamId::new(tenant, id).to_string();
     omnistream_projections::wait_until_applied(
         &state.pool,
-        &ContactsProjector,
+        &InboxProjector,
         "Contact",
         &stream,
         Duration::from_secs(5),

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use omnistream_domain::conversation::{ConversationCommand, OutboundMessage, Sender};
 use omnistream_domain::{Channel, MessageType, TenantId};
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use crate::activity::{parse_time_bound, push_time_bound};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
 use crate::conversations::{
@@ -355,7 +356,7 @@ async fn send_message(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// 2..200 characters; every word must match (prefix match, full-text).
+    /// 2..200 characters: a case-insensitive substring of the content.
     q: Option<String>,
     channel: Option<String>,
     conversation_id: Option<Uuid>,
@@ -375,9 +376,6 @@ impl Validate for SearchQuery {
             Some(q) => check_text(violations, "q", q, 2, 200),
             None => violations.add("q", "is required"),
         }
-        if self.q.as_deref().is_some_and(|q| search_terms(q).is_none()) {
-            violations.add("q", "must contain a letter or digit");
-        }
         if self
             .channel
             .as_deref()
@@ -393,35 +391,10 @@ impl Validate for SearchQuery {
             violations.add("direction", "must be inbound or outbound");
         }
         for (field, value) in [("from", &self.from), ("to", &self.to)] {
-            if value
-                .as_deref()
-                .is_some_and(|v| parse_bound(v, false).is_none())
-            {
-                violations.add(field, "must be an RFC 3339 timestamp or a YYYY-MM-DD date");
-            }
+            parse_time_bound(violations, field, value);
         }
         PageRequest::checked(self.page, self.per_page, 20, 100, violations);
     }
-}
-
-/// A tsquery of the words of `q`, each as a prefix (`word:*`), all required. Only letters and
-/// digits reach the query, so user input can never be tsquery syntax.
-fn search_terms(q: &str) -> Option<String> {
-    let words: Vec<String> = q
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("{}:*", w.to_lowercase()))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" & "))
-}
-
-fn parse_bound(raw: &str, upper: bool) -> Option<DateTime<Utc>> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(raw.trim()) {
-        return Some(at.with_timezone(&Utc));
-    }
-    let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").ok()?;
-    let day = if upper { date.succ_opt()? } else { date };
-    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
 }
 
 /// A search hit: the message with its contact and channel.
@@ -438,7 +411,7 @@ pub struct MessageSearchHit {
 /// Search messages across conversations
 #[utoipa::path(
     get, path = "/api/messages/search", tag = "Messages", params(SearchQuery),
-    responses((status = 200, description = "Newest first; only visible conversations; dates are read in UTC", body = Paginated<MessageSearchHit>),
+    responses((status = 200, description = "Case-insensitive substring of the content (trigram-indexed); newest first; only visible conversations; dates in the tenant timezone", body = Paginated<MessageSearchHit>),
               (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
@@ -454,18 +427,17 @@ async fn search_messages(
         100,
         &mut Violations::default(),
     );
-    let terms = query
-        .q
-        .as_deref()
-        .and_then(search_terms)
-        .unwrap_or_default();
+    let pattern = crate::conversations::like_pattern(query.q.as_deref().unwrap_or_default());
+    let mut ignored = Violations::default();
+    let from = parse_time_bound(&mut ignored, "from", &query.from);
+    let to = parse_time_bound(&mut ignored, "to", &query.to);
     let filtered = |select: &str| {
         let mut builder = QueryBuilder::<Postgres>::new(select);
         builder.push(
             " FROM messages m JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
-              LEFT JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id WHERE m.search @@ to_tsquery('simple', ",
+              LEFT JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id WHERE m.content ILIKE ",
         );
-        builder.push_bind(terms.clone()).push(")");
+        builder.push_bind(pattern.clone());
         push_visibility(&mut builder, &caller);
         builder
             .push(" AND m.tenant_id = ")
@@ -484,11 +456,11 @@ async fn search_messages(
                 .push(" AND m.direction = ")
                 .push_bind(direction.clone());
         }
-        if let Some(from) = query.from.as_deref().and_then(|f| parse_bound(f, false)) {
-            builder.push(" AND m.created_at >= ").push_bind(from);
+        if let Some(bound) = &from {
+            push_time_bound(&mut builder, "m.created_at", bound, false, caller.tenant_id);
         }
-        if let Some(to) = query.to.as_deref().and_then(|t| parse_bound(t, true)) {
-            builder.push(" AND m.created_at < ").push_bind(to);
+        if let Some(bound) = &to {
+            push_time_bound(&mut builder, "m.created_at", bound, true, caller.tenant_id);
         }
         builder
     };

@@ -18,7 +18,10 @@ use crate::activity::{self, Activity};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized};
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
-use crate::extract::{check_text, present, DeleteResponse, IdPath, PageRequest, Paginated, Validate, ValidJson, ValidQuery};
+use crate::extract::{
+    check_text, present, DeleteResponse, IdPath, PageRequest, Paginated, ValidJson, ValidQuery,
+    Validate,
+};
 
 /// `OutgoingWebhook` (the secret masked, except in the create response).
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,13 +63,20 @@ const WEBHOOK_COLUMNS: &str =
 
 impl WebhookRow {
     fn into_api(self, state: &AppState, reveal: bool) -> Result<OutgoingWebhook> {
-        let plain = state.secrets.decrypt(&self.secret).map_err(|e| ApiError::Internal(e.into()))?;
+        let plain = state
+            .secrets
+            .decrypt(&self.secret)
+            .map_err(|e| ApiError::Internal(e.into()))?;
         Ok(OutgoingWebhook {
             id: self.id,
             name: self.name,
             url: self.url,
             events: self.events,
-            secret: if reveal { plain } else { omnistream_commands::secrets::mask(&plain) },
+            secret: if reveal {
+                plain
+            } else {
+                omnistream_commands::secrets::mask(&plain)
+            },
             is_active: self.is_active,
             headers: self.headers,
             last_delivery_at: self.last_delivery_at,
@@ -121,15 +131,29 @@ fn check_events(violations: &mut Violations, events: &mut Vec<String>) {
             violations.add("events", "\"*\" stands alone");
         }
     } else {
-        let unknown: Vec<&str> = events.iter().filter(|e| !is_public_event_type(e)).map(String::as_str).collect();
+        let unknown: Vec<&str> = events
+            .iter()
+            .filter(|e| !is_public_event_type(e))
+            .map(String::as_str)
+            .collect();
         if !unknown.is_empty() {
-            violations.add("events", format!("unknown event types: {}", unknown.join(", ")));
+            violations.add(
+                "events",
+                format!("unknown event types: {}", unknown.join(", ")),
+            );
         }
     }
 }
 
 /// Headers a webhook may not set: the delivery's own.
-const RESERVED_HEADERS: &[&str] = &["content-type", "content-length", "host", "webhook-id", "webhook-timestamp", "webhook-signature"];
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
 
 fn check_headers(violations: &mut Violations, headers: &Value) {
     let Some(map) = headers.as_object() else {
@@ -138,11 +162,26 @@ fn check_headers(violations: &mut Violations, headers: &Value) {
     };
     for (name, value) in map {
         let lower = name.to_lowercase();
-        let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid_name || RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-omnistream") {
-            violations.add(format!("headers.{name}"), "is not a header a webhook may set");
-        } else if !value.as_str().is_some_and(|v| v.chars().all(|c| !c.is_control()) && v.len() <= 1024) {
-            violations.add(format!("headers.{name}"), "must be a string of at most 1024 characters");
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_name
+            || RESERVED_HEADERS.contains(&lower.as_str())
+            || lower.starts_with("x-omnistream")
+        {
+            violations.add(
+                format!("headers.{name}"),
+                "is not a header a webhook may set",
+            );
+        } else if !value
+            .as_str()
+            .is_some_and(|v| v.chars().all(|c| !c.is_control()) && v.len() <= 1024)
+        {
+            violations.add(
+                format!("headers.{name}"),
+                "must be a string of at most 1024 characters",
+            );
         }
     }
 }
@@ -172,8 +211,15 @@ impl Validate for CreateOutgoingWebhook {
         check_text(violations, "name", &mut self.name, 1, 100);
         check_text(violations, "url", &mut self.url, 1, 2000);
         check_events(violations, &mut self.events);
-        if self.secret.as_deref().is_some_and(|s| !wire::valid_secret(s)) {
-            violations.add("secret", "must be `whsec_` followed by base64 of 24 to 64 random bytes");
+        if self
+            .secret
+            .as_deref()
+            .is_some_and(|s| !wire::valid_secret(s))
+        {
+            violations.add(
+                "secret",
+                "must be `whsec_` followed by base64 of 24 to 64 random bytes",
+            );
         }
         if let Some(headers) = &self.headers {
             check_headers(violations, headers);
@@ -212,8 +258,15 @@ impl Validate for UpdateOutgoingWebhook {
         if let Some(events) = &mut self.events {
             check_events(violations, events);
         }
-        if self.secret.as_deref().is_some_and(|s| !wire::valid_secret(s)) {
-            violations.add("secret", "must be `whsec_` followed by base64 of 24 to 64 random bytes");
+        if self
+            .secret
+            .as_deref()
+            .is_some_and(|s| !wire::valid_secret(s))
+        {
+            violations.add(
+                "secret",
+                "must be `whsec_` followed by base64 of 24 to 64 random bytes",
+            );
         }
         if let Some(headers) = &self.headers {
             check_headers(violations, headers);
@@ -222,12 +275,14 @@ impl Validate for UpdateOutgoingWebhook {
 }
 
 async fn load_webhook(state: &AppState, tenant: Uuid, id: Uuid) -> Result<WebhookRow> {
-    sqlx::query_as(&format!("SELECT {WEBHOOK_COLUMNS} FROM outgoing_webhooks WHERE tenant_id = $1 AND id = $2"))
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or(ApiError::NotFound)
+    sqlx::query_as(&format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM outgoing_webhooks WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(ApiError::NotFound)
 }
 
 /// List outgoing webhooks
@@ -245,7 +300,11 @@ async fn list_webhooks(
             .bind(caller.tenant_id.as_uuid())
             .fetch_all(&state.pool)
             .await?;
-    Ok(Json(rows.into_iter().map(|r| r.into_api(&state, false)).collect::<Result<_>>()?))
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| r.into_api(&state, false))
+            .collect::<Result<_>>()?,
+    ))
 }
 
 /// Create an outgoing webhook
@@ -261,7 +320,9 @@ async fn create_webhook(
     Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
     ValidJson(body): ValidJson<CreateOutgoingWebhook>,
 ) -> Result<(StatusCode, Json<OutgoingWebhook>)> {
-    wire::resolve_allowed(&body.url, state.config.outgoing_webhooks_allow_private).await.map_err(url_not_allowed)?;
+    wire::resolve_allowed(&body.url, state.config.outgoing_webhooks_allow_private)
+        .await
+        .map_err(url_not_allowed)?;
     let secret = body.secret.clone().unwrap_or_else(wire::generate_secret);
     let mut tx = state.pool.begin().await?;
     let row: WebhookRow = sqlx::query_as(&format!(
@@ -310,7 +371,9 @@ async fn update_webhook(
     let tenant = caller.tenant_id.as_uuid();
     let current = load_webhook(&state, tenant, id).await?;
     if let Some(url) = &body.url {
-        wire::resolve_allowed(url, state.config.outgoing_webhooks_allow_private).await.map_err(url_not_allowed)?;
+        wire::resolve_allowed(url, state.config.outgoing_webhooks_allow_private)
+            .await
+            .map_err(url_not_allowed)?;
     }
     let new_secret = body.secret.as_ref().map(|s| state.secrets.encrypt(s));
     let mut tx = state.pool.begin().await?;
@@ -365,20 +428,30 @@ async fn delete_webhook(
 ) -> Result<Json<DeleteResponse>> {
     let tenant = caller.tenant_id.as_uuid();
     let mut tx = state.pool.begin().await?;
-    let deleted: Option<String> = sqlx::query_scalar("DELETE FROM outgoing_webhooks WHERE tenant_id = $1 AND id = $2 RETURNING name")
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let deleted: Option<String> = sqlx::query_scalar(
+        "DELETE FROM outgoing_webhooks WHERE tenant_id = $1 AND id = $2 RETURNING name",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let name = deleted.ok_or(ApiError::NotFound)?;
     activity::record(
         &mut tx,
         &caller,
-        Activity { action: "webhook.deleted", entity_type: "outgoing_webhook", entity_id: Some(id.to_string()), details: json!({"name": name}) },
+        Activity {
+            action: "webhook.deleted",
+            entity_type: "outgoing_webhook",
+            entity_id: Some(id.to_string()),
+            details: json!({"name": name}),
+        },
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(DeleteResponse { message: "webhook deleted".into(), id }))
+    Ok(Json(DeleteResponse {
+        message: "webhook deleted".into(),
+        id,
+    }))
 }
 
 /// One catalogue entry.
@@ -396,7 +469,15 @@ pub struct EventTypeInfo {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 async fn event_types(_caller: Authorized<perm::WebhooksManage>) -> Json<Vec<EventTypeInfo>> {
-    Json(PUBLIC_EVENT_TYPES.iter().map(|t| EventTypeInfo { event_type: t.name, description: t.description }).collect())
+    Json(
+        PUBLIC_EVENT_TYPES
+            .iter()
+            .map(|t| EventTypeInfo {
+                event_type: t.name,
+                description: t.description,
+            })
+            .collect(),
+    )
 }
 
 /// Filters of the delivery log.
@@ -413,7 +494,11 @@ pub struct DeliveryQuery {
 impl Validate for DeliveryQuery {
     fn validate(&mut self, violations: &mut Violations) {
         PageRequest::checked(self.page, self.per_page, 20, 100, violations);
-        if self.status.as_deref().is_some_and(|s| !["pending", "success", "failed", "exhausted"].contains(&s)) {
+        if self
+            .status
+            .as_deref()
+            .is_some_and(|s| !["pending", "success", "failed", "exhausted"].contains(&s))
+        {
             violations.add("status", "must be pending, success, failed or exhausted");
         }
         if let Some(event_type) = &mut self.event_type {
@@ -437,22 +522,43 @@ async fn list_deliveries(
 ) -> Result<Json<Paginated<WebhookDelivery>>> {
     let tenant = caller.tenant_id.as_uuid();
     load_webhook(&state, tenant, id).await?;
-    let page = PageRequest::checked(query.page, query.per_page, 20, 100, &mut Violations::default());
+    let page = PageRequest::checked(
+        query.page,
+        query.per_page,
+        20,
+        100,
+        &mut Violations::default(),
+    );
     let filtered = |select: &str| {
         let mut builder = QueryBuilder::<Postgres>::new(select);
-        builder.push(" FROM webhook_deliveries WHERE tenant_id = ").push_bind(tenant).push(" AND webhook_id = ").push_bind(id);
+        builder
+            .push(" FROM webhook_deliveries WHERE tenant_id = ")
+            .push_bind(tenant)
+            .push(" AND webhook_id = ")
+            .push_bind(id);
         if let Some(status) = &query.status {
             builder.push(" AND status = ").push_bind(status.clone());
         }
         if let Some(event_type) = &query.event_type {
-            builder.push(" AND event_type = ").push_bind(event_type.clone());
+            builder
+                .push(" AND event_type = ")
+                .push_bind(event_type.clone());
         }
         builder
     };
-    let total: i64 = filtered("SELECT count(*)").build_query_scalar().fetch_one(&state.pool).await?;
+    let total: i64 = filtered("SELECT count(*)")
+        .build_query_scalar()
+        .fetch_one(&state.pool)
+        .await?;
     let mut rows = filtered(&format!("SELECT {DELIVERY_COLUMNS}"));
-    rows.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(page.limit()).push(" OFFSET ").push_bind(page.offset());
-    let data = rows.build_query_as::<WebhookDelivery>().fetch_all(&state.pool).await?;
+    rows.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(page.limit())
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let data = rows
+        .build_query_as::<WebhookDelivery>()
+        .fetch_all(&state.pool)
+        .await?;
     Ok(Json(Paginated::new(data, total, page)))
 }
 
@@ -467,8 +573,15 @@ pub struct TestWebhookRequest {
 
 impl Validate for TestWebhookRequest {
     fn validate(&mut self, violations: &mut Violations) {
-        if self.event_type.as_deref().is_some_and(|t| t != TEST_EVENT_TYPE && !is_public_event_type(t)) {
-            violations.add("event_type", "must be webhook.test or a catalogue event type");
+        if self
+            .event_type
+            .as_deref()
+            .is_some_and(|t| t != TEST_EVENT_TYPE && !is_public_event_type(t))
+        {
+            violations.add(
+                "event_type",
+                "must be webhook.test or a catalogue event type",
+            );
         }
     }
 }
@@ -487,11 +600,16 @@ async fn test_webhook(
     IdPath(id): IdPath,
     body: axum::body::Bytes,
 ) -> Result<Json<WebhookDelivery>> {
-    let request: TestWebhookRequest =
-        if body.iter().all(u8::is_ascii_whitespace) { TestWebhookRequest::default() } else { crate::extract::parse_body(&body)? };
+    let request: TestWebhookRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TestWebhookRequest::default()
+    } else {
+        crate::extract::parse_body(&body)?
+    };
     let tenant = caller.tenant_id.as_uuid();
     let webhook = load_webhook(&state, tenant, id).await?;
-    let event_type = request.event_type.unwrap_or_else(|| TEST_EVENT_TYPE.to_owned());
+    let event_type = request
+        .event_type
+        .unwrap_or_else(|| TEST_EVENT_TYPE.to_owned());
     let event_id = format!("evt_test_{}", Uuid::new_v4().simple());
     let envelope = json!({
         "id": event_id,
@@ -500,7 +618,10 @@ async fn test_webhook(
         "organization_id": tenant,
         "data": {"test": true, "message": "A test event from OmniStream"},
     });
-    let secret = state.secrets.decrypt(&webhook.secret).map_err(|e| ApiError::Internal(e.into()))?;
+    let secret = state
+        .secrets
+        .decrypt(&webhook.secret)
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let headers: Vec<(String, String)> = webhook
         .headers
         .as_object()

@@ -30,6 +30,9 @@ use crate::auth::Caller;
 use crate::conversations::push_visibility;
 use crate::error::{ApiError, ErrorResponse, Result};
 
+/// How often an open stream re-checks the caller's credential.
+const REVALIDATE_EVERY: Duration = Duration::from_secs(5);
+
 /// Where to resume.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -89,7 +92,10 @@ async fn stream(
             .ok_or_else(|| ApiError::invalid_field("after", "not an event id of this stream"))?,
         None => {
             let latest: Option<(i64, i64)> = sqlx::query_as(
+                // Only what is committed and below every running transaction: an open transaction
+                // with a lower id commits after this cursor and is still delivered.
                 "SELECT transaction_id::text::bigint, global_position FROM events
+                 WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
                  ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
             )
             .fetch_optional(&state.pool)
@@ -105,12 +111,27 @@ async fn stream(
         }
     };
     let prefix = format!("{}:%", caller.tenant_id);
+    let checked = tokio::time::Instant::now();
     let events = futures::stream::unfold(
-        (state, caller, prefix, start, Vec::<Event>::new()),
-        |(state, caller, prefix, mut position, mut pending)| async move {
+        (state, caller, prefix, start, Vec::<Event>::new(), checked),
+        |(state, caller, prefix, mut position, mut pending, mut checked)| async move {
             loop {
+                // Credentials are re-checked while the stream is open: a logout, a revoked key,
+                // a deactivated agent or a suspended organization ends it.
+                if checked.elapsed() >= REVALIDATE_EVERY {
+                    if !crate::auth::still_valid(&state, &caller)
+                        .await
+                        .unwrap_or(true)
+                    {
+                        return None;
+                    }
+                    checked = tokio::time::Instant::now();
+                }
                 if let Some(event) = pending.pop() {
-                    return Some((Ok(event), (state, caller, prefix, position, pending)));
+                    return Some((
+                        Ok(event),
+                        (state, caller, prefix, position, pending, checked),
+                    ));
                 }
                 match next_batch(&state, &caller, &prefix, &mut position).await {
                     Ok(batch) if !batch.is_empty() => {

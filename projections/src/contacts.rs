@@ -1,4 +1,7 @@
 //! Contacts (`contacts`), built from the Contact aggregate's events.
+//!
+//! It runs as part of the inbox projector (in the same transactions, in log order), so a
+//! conversation never shows up in the inbox before its contact.
 
 use async_trait::async_trait;
 use omnistream_domain::contact::ContactEvent;
@@ -7,7 +10,7 @@ use sqlx::PgConnection;
 
 use crate::{Projector, RecordedEvent};
 
-/// Maintains `contacts`.
+/// Maintains `contacts` (driven by [`crate::InboxProjector`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ContactsProjector;
 

@@ -1,5 +1,6 @@
-//! The inbox: one row per conversation (`conversations`) and its transfer history
-//! (`conversation_transfers`).
+//! The inbox: one row per conversation (`conversations`), its transfer history
+//! (`conversation_transfers`), and the contacts they show (`contacts`, applied in the same
+//! transactions so a conversation never appears before its contact).
 //!
 //! The row is computed by a pure fold over the conversation's events ([`fold`]), which the audit
 //! endpoint also uses to show a conversation as it was at any time.
@@ -212,7 +213,7 @@ impl Projector for InboxProjector {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["conversations", "conversation_transfers"]
+        &["conversations", "conversation_transfers", "contacts"]
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
@@ -225,6 +226,9 @@ impl Projector for InboxProjector {
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> anyhow::Result<()> {
+        for event in events.iter().filter(|e| e.aggregate_type == "Contact") {
+            crate::ContactsProjector.apply(conn, event).await?;
+        }
         let parsed: Vec<(StreamId, ConversationEvent)> =
             events.iter().filter_map(conversation_event).collect();
         if parsed.is_empty() {

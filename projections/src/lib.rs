@@ -31,7 +31,6 @@ use std::sync::Arc;
 pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
     vec![
         Arc::new(TenantUsageProjector),
-        Arc::new(ContactsProjector),
         Arc::new(InboxProjector),
         Arc::new(MessagesProjector),
         Arc::new(OutboundQueueProjector),

@@ -161,9 +161,25 @@ pub async fn run_projector(
 }
 
 /// Read-your-writes for the API: waits until `projector` has applied the latest event of stream
-/// `aggregate_id`, helping along with a batch of its own when the worker is busy. Gives up
-/// quietly after `patience` (the read model then shows the state a moment earlier).
+/// `aggregate_id`, helping along with a batch of its own when the worker is busy. Best effort:
+/// after `patience`, or when the read model cannot be updated right now, it logs and returns
+/// (the write has succeeded; the read model then shows the state a moment earlier).
 pub async fn wait_until_applied(
+    pool: &PgPool,
+    projector: &dyn Projector,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    patience: Duration,
+) -> anyhow::Result<()> {
+    if let Err(error) =
+        try_wait_until_applied(pool, projector, aggregate_type, aggregate_id, patience).await
+    {
+        tracing::warn!(projection = projector.name(), aggregate_id, %error, "could not wait for the read model");
+    }
+    Ok(())
+}
+
+async fn try_wait_until_applied(
     pool: &PgPool,
     projector: &dyn Projector,
     aggregate_type: &str,

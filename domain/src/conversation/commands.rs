@@ -94,9 +94,11 @@ pub enum ConversationCommand {
         status: ConversationStatus,
         at: DateTime<Utc>,
     },
-    /// Expire an open or pending conversation (the caller checked staleness).
+    /// Expire an open or pending conversation whose customer last wrote (else which opened)
+    /// before `cutoff`.
     Expire {
         at: DateTime<Utc>,
+        cutoff: DateTime<Utc>,
     },
     UpdateTags {
         tags: Vec<String>,
@@ -211,7 +213,7 @@ pub(super) fn decide(
                 .outbound
                 .get(&message_id)
                 .ok_or(ConversationError::UnknownMessage)?;
-            if outbound.provider_message_id.is_some() || outbound.status != MessageStatus::Pending {
+            if outbound.status != MessageStatus::Pending {
                 return Ok(vec![]);
             }
             let mut events = vec![E::OutboundMessageSent {
@@ -244,7 +246,7 @@ pub(super) fn decide(
                 .outbound
                 .get(&message_id)
                 .ok_or(ConversationError::UnknownMessage)?;
-            if outbound.status == MessageStatus::Failed {
+            if outbound.status != MessageStatus::Pending {
                 return Ok(vec![]);
             }
             vec![E::OutboundMessageFailed {
@@ -255,6 +257,7 @@ pub(super) fn decide(
             }]
         }
         C::RecordProviderStatus(status) => {
+            state.require_opened()?;
             match state.by_provider_id.get(&status.provider_message_id) {
                 None => vec![E::OutboundStatusDeferred { status }],
                 Some(message_id) => {
@@ -313,12 +316,16 @@ pub(super) fn decide(
                 at,
             }]
         }
-        C::Expire { at } => {
+        C::Expire { at, cutoff } => {
             state.require_opened()?;
-            if matches!(
-                state.status,
-                ConversationStatus::Open | ConversationStatus::Pending
-            ) {
+            let last_activity = state.last_customer_message_at.or(state.opened_at);
+            let stale = last_activity.is_none_or(|last| last < cutoff);
+            if stale
+                && matches!(
+                    state.status,
+                    ConversationStatus::Open | ConversationStatus::Pending
+                )
+            {
                 vec![E::StatusChanged {
                     from: state.status,
                     to: ConversationStatus::Expired,

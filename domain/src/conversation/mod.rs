@@ -123,6 +123,8 @@ const PRUNE_EVERY: usize = 256;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     opened: bool,
+    #[serde(default)]
+    opened_at: Option<DateTime<Utc>>,
     channel: Option<Channel>,
     status: ConversationStatus,
     assigned_agent_id: Option<Uuid>,
@@ -203,9 +205,11 @@ impl Aggregate for Conversation {
             E::ConversationOpened {
                 channel,
                 division_id,
+                opened_at,
                 ..
             } => {
                 self.opened = true;
+                self.opened_at = Some(opened_at);
                 self.channel = Some(channel);
                 self.division_id = division_id;
                 self.status = ConversationStatus::Open;
@@ -286,6 +290,9 @@ impl Aggregate for Conversation {
                 }
             }
             E::OutboundStatusDeferred { status } => {
+                let horizon = status.occurred_at - Duration::days(DEDUPE_HORIZON_DAYS);
+                self.early_statuses
+                    .retain(|_, pending| pending.iter().any(|s| s.occurred_at >= horizon));
                 self.early_statuses
                     .entry(status.provider_message_id.clone())
                     .or_default()
@@ -297,8 +304,12 @@ impl Aggregate for Conversation {
                 }
             }
             E::OutboundMessageRetried { message_id, .. } => {
+                // A new attempt gets a new provider id; the old one no longer names it.
                 if let Some(state) = self.outbound.get_mut(&message_id) {
                     state.status = MessageStatus::Pending;
+                    if let Some(old) = state.provider_message_id.take() {
+                        self.by_provider_id.remove(&old);
+                    }
                 }
             }
             E::AgentAssigned { to_agent_id, .. } => self.assigned_agent_id = to_agent_id,

@@ -359,7 +359,10 @@ fn expired_is_only_set_by_expiry() {
         .then_expect_error(ConversationError::ExpiredIsSystemOnly);
     Framework::with(())
         .given(vec![opened(t(0))])
-        .when(ConversationCommand::Expire { at: t(1) })
+        .when(ConversationCommand::Expire {
+            at: t(1),
+            cutoff: t(1),
+        })
         .then_expect_events(vec![ConversationEvent::StatusChanged {
             from: ConversationStatus::Open,
             to: ConversationStatus::Expired,
@@ -422,4 +425,69 @@ fn state_stays_small_however_long_the_conversation_is() {
     // Only the last 8 days of provider ids are kept: 20,000 minutes is about 14 days.
     assert!(state.seen.len() < 12_000, "{} ids kept", state.seen.len());
     assert!(size < 1_000_000, "snapshot of {size} bytes");
+}
+
+#[test]
+fn expiry_spares_a_conversation_the_customer_just_wrote_to() {
+    let message = inbound(1, "wamid.A", t(100));
+    Framework::with(())
+        .given(vec![opened(t(0)), received(&message)])
+        .when(ConversationCommand::Expire {
+            at: t(101),
+            cutoff: t(60),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_retried_message_takes_its_new_provider_id() {
+    let (mut history, id) = sent_history();
+    history.push(ConversationEvent::OutboundMessageFailed {
+        message_id: id,
+        error_code: Some(131026),
+        reason: "x".into(),
+        at: t(3),
+    });
+    history.push(ConversationEvent::OutboundMessageRetried {
+        message_id: id,
+        at: t(4),
+    });
+    Framework::with(())
+        .given(history)
+        .when(ConversationCommand::MarkSent {
+            message_id: id,
+            provider_message_id: "wamid.NEW".into(),
+            at: t(5),
+        })
+        .then_expect_events(vec![ConversationEvent::OutboundMessageSent {
+            message_id: id,
+            provider_message_id: "wamid.NEW".into(),
+            at: t(5),
+        }]);
+}
+
+#[test]
+fn a_late_failure_never_moves_a_delivered_message_backwards() {
+    let (history, id) = sent_history();
+    Framework::with(())
+        .given(history)
+        .when(ConversationCommand::MarkFailed {
+            message_id: id,
+            error_code: None,
+            reason: "late".into(),
+            at: t(9),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn statuses_for_a_conversation_that_never_opened_are_refused() {
+    Framework::with(())
+        .given_no_previous_events()
+        .when(ConversationCommand::RecordProviderStatus(provider_status(
+            "wamid.X",
+            MessageStatus::Read,
+            t(1),
+        )))
+        .then_expect_error(ConversationError::NotOpened);
 }

@@ -369,3 +369,30 @@ async fn from_api_key(state: &AppState, key: &str) -> Result<(PrincipalRow, Cred
     let credential = Credential::ApiKey(ApiKeyId(row.credential_id));
     Ok((row, credential))
 }
+
+/// Whether the caller's credential still holds (not revoked or expired, agent active, tenant
+/// active): long-lived connections such as the realtime stream check it periodically.
+pub async fn still_valid(state: &AppState, caller: &Caller) -> Result<bool> {
+    let sql = match caller.credential {
+        Credential::Session(_) => {
+            "SELECT EXISTS (SELECT 1 FROM sessions s JOIN agents a ON a.id = s.agent_id AND a.tenant_id = s.tenant_id
+               JOIN tenants t ON t.id = a.tenant_id
+               WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now() AND a.is_active
+                 AND a.deleted_at IS NULL AND t.status = 'active')"
+        }
+        Credential::ApiKey(_) => {
+            "SELECT EXISTS (SELECT 1 FROM api_keys k JOIN agents a ON a.id = k.agent_id AND a.tenant_id = k.tenant_id
+               JOIN tenants t ON t.id = a.tenant_id
+               WHERE k.id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+                 AND a.is_active AND a.deleted_at IS NULL AND t.status = 'active')"
+        }
+    };
+    let id = match caller.credential {
+        Credential::Session(sid) => sid.as_uuid(),
+        Credential::ApiKey(key) => key.as_uuid(),
+    };
+    Ok(sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_one(&state.pool)
+        .await?)
+}

@@ -12,9 +12,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{
-    command_error, execute_and_wait, load_visible, wait_for_inbox, ConversationWithContact,
-};
+use super::{execute_and_wait, load_visible, wait_for_inbox, ConversationWithContact};
 use crate::activity::{self, Activity};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
@@ -265,8 +263,10 @@ pub async fn expire_stale(
     channel: Option<Channel>,
     caller: Option<&Caller>,
 ) -> Result<ExpireResponse> {
-    let candidates: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT c.id FROM conversations c
+    // The read model proposes candidates; the aggregate decides with its own, current facts,
+    // so a customer message that is stored but not yet projected still keeps it open.
+    let candidates: Vec<(Uuid, i32)> = sqlx::query_as(
+        "SELECT c.id, r.expiration_hours FROM conversations c
          JOIN chat_expiration_rules r ON r.tenant_id = c.tenant_id AND r.channel = c.channel AND r.is_active
          WHERE c.tenant_id = $1 AND c.status IN ('open', 'pending') AND ($2::text IS NULL OR c.channel = $2)
            AND COALESCE(c.last_customer_message_at, c.created_at) < now() - make_interval(hours => r.expiration_hours)",
@@ -280,14 +280,26 @@ pub async fn expire_stale(
         None => CommandContext::system(tenant),
     };
     let mut expired = Vec::new();
-    for id in candidates {
-        state
-            .conversations
-            .execute(&context, id, ConversationCommand::Expire { at: Utc::now() })
-            .await
-            .map_err(command_error)?;
+    for (id, hours) in candidates {
+        let now = Utc::now();
+        let command = ConversationCommand::Expire {
+            at: now,
+            cutoff: now - chrono::Duration::hours(i64::from(hours)),
+        };
+        if let Err(error) = state.conversations.execute(&context, id, command).await {
+            tracing::warn!(conversation_id = %id, %error, "could not expire a conversation");
+            continue;
+        }
         wait_for_inbox(state, tenant, id).await?;
-        expired.push(id);
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM conversations WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_uuid())
+                .bind(id)
+                .fetch_optional(&state.pool)
+                .await?;
+        if status.as_deref() == Some("expired") {
+            expired.push(id);
+        }
     }
     Ok(ExpireResponse {
         expired: expired.len(),
@@ -517,6 +529,10 @@ pub(super) async fn bulk(
             Err(error) => {
                 let (code, message) = match &error {
                     ApiError::NotFound => ("not_found", "resource not found".to_owned()),
+                    ApiError::Internal(cause) => {
+                        tracing::error!(conversation_id = %id, error = ?cause, "bulk action failed");
+                        ("internal_error", "an internal error occurred".to_owned())
+                    }
                     other => (error_code(other), other.to_string()),
                 };
                 failed.push(BulkFailure {

@@ -130,7 +130,7 @@ pub(super) async fn start_conversation(
             let stream = omnistream_domain::StreamId::new(tenant, id).to_string();
             omnistream_projections::wait_until_applied(
                 &state.pool,
-                &omnistream_projections::ContactsProjector,
+                &omnistream_projections::InboxProjector,
                 "Contact",
                 &stream,
                 std::time::Duration::from_secs(5),

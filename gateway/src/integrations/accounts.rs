@@ -395,6 +395,28 @@ pub(super) async fn update_account(
     ensure_division(&state, tenant, body.division_id.flatten()).await?;
     let mut tx = state.pool.begin().await?;
     let current = load_account(&mut tx, tenant, id).await?;
+    if current.channel == "whatsapp"
+        && body
+            .account_key
+            .as_ref()
+            .is_some_and(|k| *k != current.account_key)
+    {
+        return Err(ApiError::invalid_field(
+            "account_key",
+            "is derived from phone_number_id for WhatsApp and cannot change",
+        ));
+    }
+    if current.channel == "whatsapp"
+        && body
+            .config
+            .as_ref()
+            .is_some_and(|c| c.contains_key("phone_number_id"))
+    {
+        return Err(ApiError::invalid_field(
+            "config.phone_number_id",
+            "cannot change; create another account for another number",
+        ));
+    }
     if body.is_default == Some(false) && current.is_default {
         return Err(ApiError::conflict(
             "default_account_required",

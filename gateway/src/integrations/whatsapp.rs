@@ -47,6 +47,13 @@ pub(super) async fn onboard(state: &AppState, config: &Map<String, Value>) -> Re
             "phone_number_id, waba_id and access_token are required",
         ));
     };
+    // The supplied token must be able to read the number: a tenant cannot claim (and so receive
+    // the webhooks of) a phone number id it does not control.
+    state
+        .graph
+        .phone_number(token, phone_number_id)
+        .await
+        .map_err(upstream)?;
     if let Some(pin) = text(config, "pin") {
         state
             .graph
@@ -265,7 +272,9 @@ pub(super) async fn embedded_signup(
         .graph
         .phone_number(&token, &body.phone_number_id)
         .await
-        .ok()
+        .map_err(upstream)?
+        .as_object()
+        .cloned()
         .and_then(|p| {
             p.get("display_phone_number")
                 .and_then(Value::as_str)

@@ -216,6 +216,13 @@ async fn the_openapi_document_lists_every_endpoint_and_the_docs_page_works_offli
         "GET /api/integrations/whatsapp/embedded-signup-config",
         "POST /api/integrations/whatsapp/embedded-signup",
         "GET /api/stream",
+        "GET /api/outgoing-webhooks",
+        "POST /api/outgoing-webhooks",
+        "PATCH /api/outgoing-webhooks/{id}",
+        "DELETE /api/outgoing-webhooks/{id}",
+        "GET /api/outgoing-webhooks/event-types",
+        "GET /api/outgoing-webhooks/{id}/deliveries",
+        "POST /api/outgoing-webhooks/{id}/test",
     ]
     .into_iter()
     .map(String::from)
