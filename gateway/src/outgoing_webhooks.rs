@@ -618,10 +618,26 @@ async fn test_webhook(
         "organization_id": tenant,
         "data": {"test": true, "message": "A test event from OmniStream"},
     });
-    let secret = state
+    let mut secrets = vec![state
         .secrets
         .decrypt(&webhook.secret)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|e| ApiError::Internal(e.into()))?];
+    // While a rotation settles, deliveries carry both signatures.
+    let previous: Option<String> =
+        sqlx::query_scalar("SELECT previous_secret FROM outgoing_webhooks WHERE id = $1 AND previous_secret_expires_at > now()")
+            .bind(id)
+            .fetch_optional(&state.pool)
+            .await?
+            .flatten();
+    if let Some(previous) = previous {
+        secrets.push(
+            state
+                .secrets
+                .decrypt(&previous)
+                .map_err(|e| ApiError::Internal(e.into()))?,
+        );
+    }
+    let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let headers: Vec<(String, String)> = webhook
         .headers
         .as_object()
@@ -633,7 +649,7 @@ async fn test_webhook(
     let outcome = wire::attempt(
         &webhook.url,
         state.config.outgoing_webhooks_allow_private,
-        &[&secret],
+        &secret_refs,
         &event_id,
         &event_type,
         &headers,

@@ -8,6 +8,7 @@
 
 pub mod fake_meta;
 pub mod sse;
+pub mod webhook_receiver;
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -144,6 +145,8 @@ impl TestApp {
             "DATABASE_MAX_CONNECTIONS" => Some("6".to_owned()),
             "META_APP_SECRET" => Some(TEST_META_APP_SECRET.to_owned()),
             "NATS_PREFIX" => Some("omnistream_test".to_owned()),
+            "OUTGOING_WEBHOOKS_ALLOW_PRIVATE" => Some("true".to_owned()),
+            "OUTGOING_WEBHOOKS_RETRY_SCHEDULE" => Some("200ms,400ms,800ms".to_owned()),
             "META_VERIFY_TOKEN" => Some(TEST_META_VERIFY_TOKEN.to_owned()),
             "META_APP_ID" => Some("test-meta-app-id".to_owned()),
             "META_CONFIG_ID" => Some("test-meta-config-id".to_owned()),

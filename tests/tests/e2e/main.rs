@@ -14,4 +14,5 @@ mod isolation;
 mod observability;
 mod relay;
 mod roles;
+mod webhooks;
 mod whatsapp;

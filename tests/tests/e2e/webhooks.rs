@@ -1,0 +1,385 @@
+//! Outgoing webhooks: endpoints, signed delivery of real events, retries, 410, SSRF, isolation.
+
+use std::time::Duration;
+
+use omnistream_tests::fake_meta::whatsapp_text_webhook;
+use omnistream_tests::webhook_receiver::Receiver;
+use omnistream_tests::{nats_url, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::whatsapp::{spine_with, Spine};
+
+/// A spine on a NATS prefix of its own (the dispatcher's durable consumer is per prefix).
+async fn isolated_spine(phone_number_id: &str) -> (Spine, String) {
+    let prefix = format!("wh_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let configured = prefix.clone();
+    let spine = spine_with(phone_number_id, move |config| {
+        config.nats_prefix = configured
+    })
+    .await;
+    (spine, prefix)
+}
+
+async fn drop_stream(prefix: &str) {
+    if let Ok(client) = async_nats::connect(nats_url()).await {
+        let _ = async_nats::jetstream::new(client)
+            .delete_stream(format!("{}_EVENTS", prefix.to_uppercase()))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn endpoints_are_validated_and_their_secrets_shown_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.register("Org").await;
+    let api = admin.client(&app);
+    let receiver = Receiver::start().await;
+    let created = api
+        .post("/api/outgoing-webhooks", json!({"name": "CRM", "url": receiver.url, "events": ["message.received", "conversation.created"], "headers": {"X-Team": "ops"}}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let id = created.body["id"].as_str().unwrap();
+    let listed = api.get("/api/outgoing-webhooks").await.body;
+    assert_eq!(
+        listed[0]["secret"],
+        format!("****{}", &secret[secret.len() - 4..])
+    );
+
+    for (body, field) in [
+        (
+            json!({"name": "x", "url": receiver.url, "events": ["message.exploded"]}),
+            "events",
+        ),
+        (
+            json!({"name": "x", "url": receiver.url, "events": []}),
+            "events",
+        ),
+        (
+            json!({"name": "x", "url": receiver.url, "events": ["*"], "secret": "too-short"}),
+            "secret",
+        ),
+        (
+            json!({"name": "x", "url": receiver.url, "events": ["*"], "headers": {"webhook-signature": "forged"}}),
+            "headers.webhook-signature",
+        ),
+        (
+            json!({"name": "x", "url": "not a url", "events": ["*"]}),
+            "url",
+        ),
+    ] {
+        let response = api.post("/api/outgoing-webhooks", body).await;
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{field}: {}",
+            response.body
+        );
+        assert!(
+            response.body["error"]["details"][field].is_string(),
+            "{field}: {}",
+            response.body
+        );
+    }
+
+    let types = api.get("/api/outgoing-webhooks/event-types").await.body;
+    assert_eq!(types.as_array().unwrap().len(), 14);
+    assert_eq!(types[0]["type"], "conversation.created");
+
+    receiver.set_secret(&secret).await;
+    let tested = api
+        .post(&format!("/api/outgoing-webhooks/{id}/test"), json!({}))
+        .await;
+    assert_eq!(tested.status, StatusCode::OK, "{}", tested.body);
+    assert_eq!(tested.body["status"], "success");
+    assert_eq!(tested.body["event_type"], "webhook.test");
+    let got = receiver.received().await;
+    assert!(
+        got[0].verified,
+        "a Standard Webhooks library verifies the signature"
+    );
+    assert_eq!(got[0].headers["x-team"], "ops");
+
+    let rotated = api
+        .patch(
+            &format!("/api/outgoing-webhooks/{id}"),
+            json!({"secret": omnistream_commands::webhooks::generate_secret()}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    api.post(&format!("/api/outgoing-webhooks/{id}/test"), json!({}))
+        .await;
+    let after = receiver.received().await;
+    assert!(
+        after[1].verified,
+        "during a rotation the old secret still verifies"
+    );
+    assert_eq!(
+        after[1].headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        2
+    );
+
+    receiver.fail_with(Some(503)).await;
+    let failed = api
+        .post(
+            &format!("/api/outgoing-webhooks/{id}/test"),
+            json!({"event_type": "message.received"}),
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::OK);
+    assert_eq!(failed.body["status"], "failed");
+    assert_eq!(failed.body["response_status"], 503);
+    let log = api
+        .get(&format!(
+            "/api/outgoing-webhooks/{id}/deliveries?status=failed"
+        ))
+        .await
+        .body;
+    assert_eq!(log["total"], 1);
+
+    let other = app.register("Other").await;
+    for (method, path) in [
+        ("PATCH", format!("/api/outgoing-webhooks/{id}")),
+        ("DELETE", format!("/api/outgoing-webhooks/{id}")),
+        ("GET", format!("/api/outgoing-webhooks/{id}/deliveries")),
+        ("POST", format!("/api/outgoing-webhooks/{id}/test")),
+    ] {
+        let response = other
+            .client(&app)
+            .send(method.parse().unwrap(), &path, Some(json!({})))
+            .await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    assert_eq!(
+        other.client(&app).get("/api/outgoing-webhooks").await.body,
+        json!([])
+    );
+    assert_eq!(
+        api.delete(&format!("/api/outgoing-webhooks/{id}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let agent = app.create_agent(&admin, "agent", json!({})).await;
+    assert_eq!(
+        agent
+            .client(&app)
+            .get("/api/outgoing-webhooks")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn private_and_plain_http_endpoints_are_refused_by_default() {
+    let app = TestApp::spawn_with(|config| config.outgoing_webhooks_allow_private = false).await;
+    let admin = app.register("Org").await;
+    let api = admin.client(&app);
+    for url in [
+        "https://127.0.0.1/hook",
+        "https://localhost/hook",
+        "https://10.0.0.8/hook",
+        "https://169.254.169.254/latest",
+        "https://[::1]/hook",
+        "http://example.com/hook",
+    ] {
+        let response = api
+            .post(
+                "/api/outgoing-webhooks",
+                json!({"name": "x", "url": url, "events": ["*"]}),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{url}: {}",
+            response.body
+        );
+        assert_eq!(response.error_code(), "url_not_allowed", "{url}");
+    }
+}
+
+#[tokio::test]
+async fn real_events_are_delivered_signed_and_retried_until_the_endpoint_recovers() {
+    let (Spine { app, admin, .. }, prefix) = isolated_spine("500000000000001").await;
+    let api = admin.client(&app);
+    let healthy = Receiver::start().await;
+    let flaky = Receiver::start().await;
+    let mut secrets = Vec::new();
+    for receiver in [&healthy, &flaky] {
+        let created = api
+            .post(
+                "/api/outgoing-webhooks",
+                json!({"name": "r", "url": receiver.url, "events": ["*"]}),
+            )
+            .await;
+        let secret = created.body["secret"].as_str().unwrap().to_owned();
+        receiver.set_secret(&secret).await;
+        secrets.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    flaky.fail_with(Some(500)).await;
+    let now = chrono::Utc::now().timestamp();
+    for n in 0..3 {
+        let webhook = whatsapp_text_webhook(
+            "500000000000001",
+            "62809001",
+            "Hana",
+            &format!("wamid.W{n}"),
+            &format!("msg {n}"),
+            now,
+        );
+        app.post_meta_webhook(&webhook).await;
+    }
+    let received = healthy
+        .wait_until("three messages", |r| {
+            r.iter()
+                .filter(|e| e.event_type == "message.received")
+                .count()
+                == 3
+        })
+        .await;
+    assert!(
+        received.iter().all(|r| r.verified),
+        "every delivery verifies"
+    );
+    let contents: Vec<String> = received
+        .iter()
+        .filter(|r| r.event_type == "message.received")
+        .map(|r| r.body["data"]["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        contents,
+        ["msg 0", "msg 1", "msg 2"],
+        "in conversation order"
+    );
+    let first = received
+        .iter()
+        .find(|r| r.event_type == "contact.created")
+        .expect("contact.created");
+    assert_eq!(
+        first.body["organization_id"],
+        admin.organization_id.as_str()
+    );
+    assert_eq!(
+        first.body["id"],
+        first.id.as_str(),
+        "webhook-id is the envelope id"
+    );
+
+    // The failing endpoint got attempts with the same webhook-id; it recovers and catches up in order.
+    flaky.wait_until("retries", |r| r.len() >= 2).await;
+    flaky.fail_with(None).await;
+    let caught_up = flaky
+        .wait_until("everything after recovery", |r| {
+            let ok: Vec<&str> = r
+                .iter()
+                .filter(|e| e.event_type == "message.received")
+                .map(|e| e.id.as_str())
+                .collect();
+            let mut unique = ok.clone();
+            unique.dedup();
+            unique.len() >= 3
+        })
+        .await;
+    let mut attempts_per_id = std::collections::HashMap::<&str, usize>::new();
+    for request in &caught_up {
+        *attempts_per_id.entry(request.id.as_str()).or_default() += 1;
+    }
+    assert!(
+        attempts_per_id.values().any(|n| *n >= 2),
+        "a retry carries the same webhook-id: {attempts_per_id:?}"
+    );
+    let order: Vec<String> = caught_up
+        .iter()
+        .filter(|e| e.event_type == "message.received")
+        .map(|e| e.body["data"]["content"].as_str().unwrap().to_owned())
+        .collect();
+    let mut seen = Vec::new();
+    for content in order {
+        if seen.last() != Some(&content) {
+            seen.push(content);
+        }
+    }
+    assert_eq!(
+        seen,
+        ["msg 0", "msg 1", "msg 2"],
+        "per-conversation order survives the retries"
+    );
+    let log = api
+        .get(&format!(
+            "/api/outgoing-webhooks/{}/deliveries?per_page=100",
+            secrets[1]
+        ))
+        .await
+        .body;
+    let attempts: Vec<i64> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["attempt"].as_i64().unwrap())
+        .collect();
+    assert!(
+        attempts.iter().any(|a| *a > 1),
+        "attempts are logged one row each: {attempts:?}"
+    );
+    drop_stream(&prefix).await;
+}
+
+#[tokio::test]
+async fn an_endpoint_answering_410_is_disabled_and_the_activity_log_says_why() {
+    let (Spine { app, admin, .. }, prefix) = isolated_spine("500000000000002").await;
+    let api = admin.client(&app);
+    let gone = Receiver::start().await;
+    gone.fail_with(Some(410)).await;
+    let created = api
+        .post(
+            "/api/outgoing-webhooks",
+            json!({"name": "old", "url": gone.url, "events": ["message.received"]}),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let webhook = whatsapp_text_webhook(
+        "500000000000002",
+        "62809002",
+        "Ika",
+        "wamid.G1",
+        "hello",
+        chrono::Utc::now().timestamp(),
+    );
+    app.post_meta_webhook(&webhook).await;
+    gone.wait_until("one attempt", |r| !r.is_empty()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let hooks = api.get("/api/outgoing-webhooks").await.body;
+        if hooks[0]["is_active"] == false {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never disabled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = api
+        .get(&format!(
+            "/api/activity-logs?action=webhook.disabled&entity_id={id}"
+        ))
+        .await
+        .body;
+    assert_eq!(logs["total"], 1);
+    assert!(logs["data"][0]["details"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("410"));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        gone.received().await.len(),
+        1,
+        "no retries to a disabled endpoint"
+    );
+    drop_stream(&prefix).await;
+}
