@@ -33,6 +33,8 @@ CREATE TABLE webhook_deliveries
     webhook_id      UUID        NOT NULL,
     event_id        TEXT        NOT NULL,
     event_type      TEXT        NOT NULL,
+    -- The stored event it came from (`<aggregate_type>:<aggregate_id>:<sequence>`), for replays.
+    source_event    TEXT,
     payload         JSONB       NOT NULL,
     -- Deliveries with the same key (a conversation) reach an endpoint in order of order_seq;
     -- a retry keeps the order_seq of its first attempt.

@@ -128,8 +128,9 @@ pub async fn fan_out(
                 continue;
             }
             sqlx::query(
-                "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, status, attempt, next_retry_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 1, now())",
+                "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, status, attempt,
+                     next_retry_at, source_event)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 1, now(), $8)",
             )
             .bind(Uuid::new_v4())
             .bind(tenant)
@@ -138,6 +139,7 @@ pub async fn fan_out(
             .bind(event_type)
             .bind(&envelope)
             .bind(ordering_key)
+            .bind(message_id)
             .execute(&mut *tx)
             .await?;
             created += 1;
@@ -255,6 +257,7 @@ struct DueDelivery {
     payload: Value,
     ordering_key: String,
     order_seq: i64,
+    source_event: Option<String>,
     attempt: i32,
     url: String,
     secret: String,
@@ -321,7 +324,7 @@ impl WebhookSender {
              UPDATE webhook_deliveries d SET next_retry_at = now() + interval '60 seconds'
              FROM due, outgoing_webhooks w
              WHERE d.id = due.id AND w.id = d.webhook_id
-             RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.payload, d.ordering_key, d.order_seq,
+             RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.payload, d.ordering_key, d.order_seq, d.source_event,
                        d.attempt, w.url, w.secret,
                        CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret, w.headers",
         )
@@ -413,8 +416,8 @@ impl WebhookSender {
         if let Some(at) = next_retry_at {
             sqlx::query(
                 "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, order_seq,
-                     status, attempt, next_retry_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)",
+                     status, attempt, next_retry_at, source_event)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11)",
             )
             .bind(Uuid::new_v4())
             .bind(delivery.tenant_id)
@@ -426,6 +429,7 @@ impl WebhookSender {
             .bind(delivery.order_seq)
             .bind(delivery.attempt + 1)
             .bind(at)
+            .bind(&delivery.source_event)
             .execute(&mut *tx)
             .await?;
         }

@@ -678,6 +678,201 @@ async fn test_webhook(
     Ok(Json(delivery))
 }
 
+/// Re-send one delivery
+#[utoipa::path(
+    post, path = "/api/outgoing-webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "Outgoing Webhooks",
+    params(("id" = Uuid, Path), ("delivery_id" = Uuid, Path)),
+    responses((status = 202, description = "A new pending attempt with the same webhook-id", body = WebhookDelivery),
+              (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn redeliver(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
+    axum::extract::Path((id, delivery_id)): axum::extract::Path<(String, String)>,
+) -> Result<(StatusCode, Json<WebhookDelivery>)> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::invalid_field("id", "must be a UUID"))?;
+    let delivery_id = Uuid::parse_str(&delivery_id)
+        .map_err(|_| ApiError::invalid_field("delivery_id", "must be a UUID"))?;
+    let tenant = caller.tenant_id.as_uuid();
+    load_webhook(&state, tenant, id).await?;
+    let delivery: WebhookDelivery = sqlx::query_as(&format!(
+        "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, status, attempt,
+             next_retry_at, source_event)
+         SELECT $1, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, 'pending', 1, now(), source_event
+         FROM webhook_deliveries WHERE tenant_id = $2 AND webhook_id = $3 AND id = $4
+         RETURNING {DELIVERY_COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(tenant)
+    .bind(id)
+    .bind(delivery_id)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    let mut conn = state.pool.acquire().await?;
+    activity::record(
+        &mut conn,
+        &caller,
+        Activity {
+            action: "webhook.redelivered",
+            entity_type: "outgoing_webhook",
+            entity_id: Some(id.to_string()),
+            details: json!({"delivery_id": delivery_id, "event_id": delivery.event_id}),
+        },
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(delivery)))
+}
+
+/// Body of the replay endpoint: a time range, or everything after an event.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Start of the range (inclusive), by the time the event was recorded.
+    #[serde(default)]
+    since: Option<DateTime<Utc>>,
+    /// End of the range (exclusive); default now.
+    #[serde(default)]
+    until: Option<DateTime<Utc>>,
+    /// Instead of a range: every event recorded after this one (an `id` seen in a delivery).
+    #[serde(default)]
+    after_event_id: Option<String>,
+}
+
+impl Validate for ReplayRequest {
+    fn validate(&mut self, violations: &mut Violations) {
+        match (&self.since, &self.after_event_id) {
+            (None, None) => violations.add(
+                "since",
+                "give since (and optionally until), or after_event_id",
+            ),
+            (Some(_), Some(_)) => violations.add(
+                "after_event_id",
+                "give a time range or after_event_id, not both",
+            ),
+            _ => {}
+        }
+        if let (Some(since), Some(until)) = (self.since, self.until) {
+            if until <= since {
+                violations.add("until", "must be after since");
+            }
+        }
+    }
+}
+
+/// How many deliveries a replay queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayResponse {
+    pub queued: usize,
+}
+
+#[derive(sqlx::FromRow)]
+struct LoggedEvent {
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    payload: Value,
+    recorded_at: DateTime<Utc>,
+}
+
+/// Re-send every subscribed event of a range to this webhook
+#[utoipa::path(
+    post, path = "/api/outgoing-webhooks/{id}/replay", tag = "Outgoing Webhooks", params(("id" = Uuid, Path)), request_body = ReplayRequest,
+    responses((status = 202, description = "Every subscribed event recorded in [since, until), or after `after_event_id`, queued again with its original webhook-id", body = ReplayResponse),
+              (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)),
+    security(("bearer" = []), ("api_key" = []), ("cookie" = []))
+)]
+async fn replay(
+    State(state): State<AppState>,
+    Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
+    IdPath(id): IdPath,
+    ValidJson(body): ValidJson<ReplayRequest>,
+) -> Result<(StatusCode, Json<ReplayResponse>)> {
+    let tenant = caller.tenant_id.as_uuid();
+    load_webhook(&state, tenant, id).await?;
+    let prefix = format!("{tenant}:%");
+    let events: Vec<LoggedEvent> = match (&body.after_event_id, body.since) {
+        (Some(event_id), _) => {
+            let source: String = sqlx::query_scalar(
+                "SELECT source_event FROM webhook_deliveries WHERE tenant_id = $1 AND event_id = $2 AND source_event IS NOT NULL LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(event_id)
+            .fetch_optional(&state.pool)
+            .await?
+            .ok_or_else(|| ApiError::invalid_field("after_event_id", "no delivered event has this id"))?;
+            let (aggregate_type, rest) = source
+                .split_once(':')
+                .ok_or_else(|| ApiError::invalid_field("after_event_id", "unknown"))?;
+            let (aggregate_id, sequence) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| ApiError::invalid_field("after_event_id", "unknown"))?;
+            let sequence: i64 = sequence
+                .parse()
+                .map_err(|_| ApiError::invalid_field("after_event_id", "unknown"))?;
+            sqlx::query_as(
+                "SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.payload, e.recorded_at FROM events e,
+                     (SELECT transaction_id, global_position FROM events WHERE aggregate_type = $2 AND aggregate_id = $3 AND sequence = $4) s
+                 WHERE e.aggregate_id LIKE $1 AND (e.transaction_id, e.global_position) > (s.transaction_id, s.global_position)
+                   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                 ORDER BY e.transaction_id, e.global_position LIMIT 100000",
+            )
+            .bind(&prefix)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .bind(sequence)
+            .fetch_all(&state.pool)
+            .await?
+        }
+        (None, since) => {
+            sqlx::query_as(
+                "SELECT aggregate_type, aggregate_id, sequence, payload, recorded_at FROM events e
+                 WHERE e.aggregate_id LIKE $1 AND e.recorded_at >= $2 AND e.recorded_at < $3
+                 ORDER BY e.transaction_id, e.global_position LIMIT 100000",
+            )
+            .bind(&prefix)
+            .bind(since)
+            .bind(body.until.unwrap_or_else(Utc::now))
+            .fetch_all(&state.pool)
+            .await?
+        }
+    };
+    let mut queued = 0;
+    for event in &events {
+        let message_id = format!(
+            "{}:{}:{}",
+            event.aggregate_type, event.aggregate_id, event.sequence
+        );
+        queued += omnistream_commands::webhook_dispatch::fan_out(
+            &state.pool,
+            omnistream_commands::webhook_dispatch::EventRef {
+                tenant,
+                aggregate_type: &event.aggregate_type,
+                aggregate_id: &event.aggregate_id,
+                message_id: &message_id,
+                payload: &event.payload,
+                recorded_at: event.recorded_at,
+            },
+            Some(id),
+        )
+        .await?;
+    }
+    let mut conn = state.pool.acquire().await?;
+    activity::record(
+        &mut conn,
+        &caller,
+        Activity {
+            action: "webhook.replayed",
+            entity_type: "outgoing_webhook",
+            entity_id: Some(id.to_string()),
+            details: json!({"since": body.since, "until": body.until, "after_event_id": body.after_event_id, "queued": queued}),
+        },
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(ReplayResponse { queued })))
+}
+
 /// Routes of the Outgoing Webhooks tag.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -686,4 +881,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(event_types))
         .routes(routes!(list_deliveries))
         .routes(routes!(test_webhook))
+        .routes(routes!(redeliver))
+        .routes(routes!(replay))
 }

@@ -223,6 +223,8 @@ async fn the_openapi_document_lists_every_endpoint_and_the_docs_page_works_offli
         "GET /api/outgoing-webhooks/event-types",
         "GET /api/outgoing-webhooks/{id}/deliveries",
         "POST /api/outgoing-webhooks/{id}/test",
+        "POST /api/outgoing-webhooks/{id}/deliveries/{delivery_id}/redeliver",
+        "POST /api/outgoing-webhooks/{id}/replay",
     ]
     .into_iter()
     .map(String::from)

@@ -383,3 +383,101 @@ async fn an_endpoint_answering_410_is_disabled_and_the_activity_log_says_why() {
     );
     drop_stream(&prefix).await;
 }
+
+#[tokio::test]
+async fn replay_by_time_range_and_redelivery_resend_with_the_original_ids() {
+    let (Spine { app, admin, .. }, prefix) = isolated_spine("500000000000003").await;
+    let api = admin.client(&app);
+    let receiver = Receiver::start().await;
+    let created = api
+        .post(
+            "/api/outgoing-webhooks",
+            json!({"name": "r", "url": receiver.url, "events": ["message.received"]}),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let send = |n: u32| {
+        let webhook = whatsapp_text_webhook(
+            "500000000000003",
+            "62809003",
+            "Joko",
+            &format!("wamid.P{n}"),
+            &format!("m{n}"),
+            chrono::Utc::now().timestamp(),
+        );
+        let app = &app;
+        async move { app.post_meta_webhook(&webhook).await }
+    };
+    send(0).await;
+    receiver.wait_until("m0", |r| r.len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let since = chrono::Utc::now();
+    send(1).await;
+    send(2).await;
+    receiver.wait_until("m1, m2", |r| r.len() == 3).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let until = chrono::Utc::now();
+    send(3).await;
+    let before = receiver.wait_until("m3", |r| r.len() == 4).await;
+
+    let replayed = api
+        .post(
+            &format!("/api/outgoing-webhooks/{id}/replay"),
+            json!({"since": since, "until": until}),
+        )
+        .await;
+    assert_eq!(replayed.status, StatusCode::ACCEPTED, "{}", replayed.body);
+    assert_eq!(
+        replayed.body["queued"], 2,
+        "exactly the events of the range"
+    );
+    let after = receiver.wait_until("the replay", |r| r.len() == 6).await;
+    let replayed_contents: Vec<&str> = after[4..]
+        .iter()
+        .map(|r| r.body["data"]["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(replayed_contents, ["m1", "m2"]);
+    assert_eq!(
+        after[4].id, before[1].id,
+        "a replay keeps the original webhook-id"
+    );
+
+    let after_event = api
+        .post(
+            &format!("/api/outgoing-webhooks/{id}/replay"),
+            json!({"after_event_id": before[2].id}),
+        )
+        .await;
+    assert_eq!(after_event.body["queued"], 1, "only m3 follows m2");
+    receiver.wait_until("m3 again", |r| r.len() == 7).await;
+
+    let log = api
+        .get(&format!(
+            "/api/outgoing-webhooks/{id}/deliveries?status=success&per_page=1"
+        ))
+        .await
+        .body;
+    let delivery = log["data"][0]["id"].as_str().unwrap();
+    let redelivered = api
+        .post(
+            &format!("/api/outgoing-webhooks/{id}/deliveries/{delivery}/redeliver"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        redelivered.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        redelivered.body
+    );
+    assert_eq!(redelivered.body["status"], "pending");
+    let last = receiver
+        .wait_until("the redelivery", |r| r.len() == 8)
+        .await;
+    assert_eq!(last[7].id, log["data"][0]["event_id"].as_str().unwrap());
+    let bad = api
+        .post(&format!("/api/outgoing-webhooks/{id}/replay"), json!({}))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    drop_stream(&prefix).await;
+}
