@@ -78,3 +78,145 @@ pub const TEST_EVENT_TYPE: &str = "webhook.test";
 pub fn is_public_event_type(name: &str) -> bool {
     PUBLIC_EVENT_TYPES.iter().any(|t| t.name == name)
 }
+
+/// An example `data` object of `name`, produced by the real domain events (`None` for types no
+/// aggregate emits yet).
+pub fn example(name: &str) -> Option<serde_json::Value> {
+    use chrono::TimeZone;
+    use uuid::Uuid;
+
+    use crate::contact::{self, ContactChanges, ContactEvent};
+    use crate::conversation::{self, ConversationEvent, ConversationStatus, Sender, TransferKind};
+    use crate::message::{Channel, InboundContent, MessageStatus, MessageType};
+
+    let at = chrono::Utc
+        .with_ymd_and_hms(2026, 1, 15, 9, 30, 0)
+        .single()?;
+    let (conversation, contact_id, agent) = (
+        Uuid::from_u128(0xc0),
+        Uuid::from_u128(0xc1),
+        Uuid::from_u128(0xa1),
+    );
+    let conversation_events = [
+        ConversationEvent::ConversationOpened {
+            conversation_id: conversation,
+            tenant_id: Uuid::from_u128(0x01),
+            channel: Channel::Whatsapp,
+            integration_account_id: Uuid::from_u128(0x1a),
+            contact_id,
+            division_id: None,
+            opened_at: at,
+        },
+        ConversationEvent::InboundMessageReceived {
+            message_id: Uuid::from_u128(0xe1),
+            provider_message_id: Some("wamid.HBgLNjI4MTIzNDU2Nzg5MBUCABIYIDNFQjA".into()),
+            content: InboundContent {
+                message_type: MessageType::Text,
+                content: Some("Halo, pesanan saya belum sampai".into()),
+                media: None,
+                reply_to_provider_id: None,
+                data: None,
+            },
+            sender_name: Some("Sari".into()),
+            sent_at: at,
+            received_at: at,
+            raw: serde_json::Value::Null,
+        },
+        ConversationEvent::OutboundMessageQueued {
+            message_id: Uuid::from_u128(0xe2),
+            sender: Sender {
+                sender_type: "agent".into(),
+                id: Some(agent),
+                name: Some("Budi".into()),
+            },
+            message_type: MessageType::Text,
+            content: Some("Kami cek dulu ya".into()),
+            media_url: None,
+            filename: None,
+            template: None,
+            reply_to_message_id: None,
+            queued_at: at,
+        },
+        ConversationEvent::OutboundStatusChanged {
+            message_id: Uuid::from_u128(0xe2),
+            provider_message_id: "wamid.HBgLNjI4MTIzNDU2Nzg5MBUCABEYEjQ".into(),
+            status: MessageStatus::Delivered,
+            at,
+            error_code: None,
+            error_title: None,
+        },
+        ConversationEvent::StatusChanged {
+            from: ConversationStatus::Open,
+            to: ConversationStatus::Resolved,
+            resolved_at: Some(at),
+            at,
+        },
+        ConversationEvent::TagsUpdated {
+            tags: vec!["vip".into()],
+            at,
+        },
+        ConversationEvent::ConversationTransferred {
+            transfer_id: Uuid::from_u128(0x7f),
+            kind: TransferKind::Transfer,
+            from_agent_id: Some(agent),
+            to_agent_id: Some(Uuid::from_u128(0xa2)),
+            from_division_id: None,
+            to_division_id: None,
+            reason: Some("billing question".into()),
+            transferred_by: agent,
+            at,
+        },
+    ];
+    let contact_events = [
+        ContactEvent::ContactCreated {
+            tenant_id: Uuid::from_u128(0x01),
+            channel: Channel::Whatsapp,
+            external_id: "6281234567890".into(),
+            name: "Sari".into(),
+            phone_number: Some("6281234567890".into()),
+            at,
+        },
+        ContactEvent::ContactUpdated {
+            changes: ContactChanges {
+                name: Some("Ibu Sari".into()),
+                ..Default::default()
+            },
+            at,
+        },
+    ];
+    conversation_events
+        .iter()
+        .flat_map(|event| conversation::public_events(conversation, event))
+        .chain(
+            contact_events
+                .iter()
+                .flat_map(|event| contact::public_events(contact_id, event)),
+        )
+        .find(|(event_type, _)| *event_type == name)
+        .map(|(_, data)| data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emitted_types_have_examples_from_real_events() {
+        for name in [
+            "conversation.created",
+            "conversation.assigned",
+            "conversation.status_changed",
+            "conversation.tags_updated",
+            "conversation.transferred",
+            "message.received",
+            "message.sent",
+            "message.status_updated",
+            "contact.created",
+            "contact.updated",
+        ] {
+            assert!(example(name).is_some(), "{name}");
+            assert!(is_public_event_type(name));
+        }
+        assert!(example("csat.submitted").is_none());
+    }
+}

@@ -460,6 +460,10 @@ pub struct EventTypeInfo {
     #[serde(rename = "type")]
     pub event_type: &'static str,
     pub description: &'static str,
+    /// An example `data` object, produced by the real domain events; null for types no part of
+    /// the platform emits yet.
+    #[schema(value_type = Option<Object>)]
+    pub example: Option<Value>,
 }
 
 /// List available webhook event types
@@ -475,6 +479,7 @@ async fn event_types(_caller: Authorized<perm::WebhooksManage>) -> Json<Vec<Even
             .map(|t| EventTypeInfo {
                 event_type: t.name,
                 description: t.description,
+                example: omnistream_domain::catalogue::example(t.name),
             })
             .collect(),
     )

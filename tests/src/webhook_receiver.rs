@@ -22,6 +22,8 @@ pub struct Received {
     /// Whether the signature verified with the configured secret.
     pub verified: bool,
     pub headers: HeaderMap,
+    /// Whether the receiver answered 2xx.
+    pub ok: bool,
 }
 
 #[derive(Default)]
@@ -58,12 +60,14 @@ async fn receive(
             .unwrap_or_default()
             .to_owned()
     };
+    let ok = inner.failing.is_none();
     inner.received.push(Received {
         id: text("webhook-id"),
         event_type: text("x-omnistream-event"),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         verified,
         headers: headers.clone(),
+        ok,
     });
     match inner.failing {
         Some(status) => StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -87,6 +87,10 @@ async fn endpoints_are_validated_and_their_secrets_shown_once() {
     let types = api.get("/api/outgoing-webhooks/event-types").await.body;
     assert_eq!(types.as_array().unwrap().len(), 14);
     assert_eq!(types[0]["type"], "conversation.created");
+    assert_eq!(
+        types[5]["example"]["content"], "Halo, pesanan saya belum sampai",
+        "examples come from real events"
+    );
 
     receiver.set_secret(&secret).await;
     let tested = api
@@ -480,4 +484,206 @@ async fn replay_by_time_range_and_redelivery_resend_with_the_original_ids() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     drop_stream(&prefix).await;
+}
+
+#[tokio::test]
+async fn a_thousand_events_reach_healthy_endpoints_in_order_while_a_failing_one_waits_its_turn() {
+    let prefix = format!("wh_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let configured = prefix.clone();
+    let Spine { app, admin, .. } = spine_with("500000000000004", move |config| {
+        config.nats_prefix = configured;
+        config.outgoing_webhooks_retry_schedule =
+            omnistream_commands::webhooks::parse_schedule("200ms,500ms,1s,2s,3s,5s,5s,5s,5s,5s,5s")
+                .unwrap();
+    })
+    .await;
+    let api = admin.client(&app);
+    let receivers = [
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    ];
+    for receiver in &receivers {
+        let created = api
+            .post(
+                "/api/outgoing-webhooks",
+                json!({"name": "r", "url": receiver.url, "events": ["message.received"]}),
+            )
+            .await;
+        receiver
+            .set_secret(created.body["secret"].as_str().unwrap())
+            .await;
+    }
+    let failing = &receivers[2];
+    failing.fail_with(Some(503)).await;
+
+    // 10 customers × 100 messages, 10 messages per webhook call.
+    let ts = chrono::Utc::now().timestamp().to_string();
+    for batch in 0..100 {
+        let customer = batch % 10;
+        let messages: Vec<serde_json::Value> = (0..10)
+            .map(|i| {
+                let n = (batch / 10) * 10 + i;
+                json!({"from": format!("6281000{customer:02}"), "id": format!("wamid.K{customer}.{n}"), "timestamp": ts,
+                       "type": "text", "text": {"body": format!("{customer}:{n:03}")}})
+            })
+            .collect();
+        let value = json!({"contacts": [{"profile": {"name": format!("C{customer}")}, "wa_id": format!("6281000{customer:02}")}], "messages": messages});
+        assert_eq!(
+            app.post_meta_webhook(&omnistream_tests::fake_meta::whatsapp_webhook(
+                "500000000000004",
+                value
+            ))
+            .await
+            .status(),
+            StatusCode::OK
+        );
+    }
+    let complete = |r: &[omnistream_tests::webhook_receiver::Received]| {
+        let ok: std::collections::HashSet<&str> =
+            r.iter().filter(|e| e.ok).map(|e| e.id.as_str()).collect();
+        ok.len() == 1000
+    };
+    for healthy in &receivers[..2] {
+        healthy.wait_until("1,000 events", complete).await;
+    }
+    assert!(
+        failing.received().await.iter().all(|r| !r.ok),
+        "the healthy endpoints did not wait for the failing one"
+    );
+    failing.fail_with(None).await;
+    failing
+        .wait_until("1,000 events after recovery", complete)
+        .await;
+
+    for receiver in &receivers {
+        let received = receiver.received().await;
+        assert!(received.iter().all(|r| r.verified));
+        let delivered: Vec<&str> = received
+            .iter()
+            .filter(|r| r.ok)
+            .map(|r| r.body["data"]["content"].as_str().unwrap())
+            .collect();
+        assert_eq!(delivered.len(), 1000, "each event delivered once");
+        for customer in 0..10 {
+            let theirs: Vec<&str> = delivered
+                .iter()
+                .copied()
+                .filter(|c| c.starts_with(&format!("{customer}:")))
+                .collect();
+            let mut sorted = theirs.clone();
+            sorted.sort();
+            assert_eq!(
+                theirs, sorted,
+                "customer {customer}'s messages arrive in order"
+            );
+            assert_eq!(theirs.len(), 100);
+        }
+    }
+    drop_stream(&prefix).await;
+}
+
+#[tokio::test]
+async fn redirects_are_failures_and_an_endpoint_failing_for_five_days_is_disabled() {
+    use axum::routing::post;
+    let (Spine { app, admin, .. }, prefix) = isolated_spine("500000000000005").await;
+    let api = admin.client(&app);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirecting = format!("http://{}/hook", listener.local_addr().unwrap());
+    let router = axum::Router::new().route(
+        "/hook",
+        post(|| async {
+            (
+                StatusCode::FOUND,
+                [("location", "http://169.254.169.254/latest/meta-data")],
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let created = api
+        .post(
+            "/api/outgoing-webhooks",
+            json!({"name": "r", "url": redirecting, "events": ["*"]}),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let tested = api
+        .post(&format!("/api/outgoing-webhooks/{id}/test"), json!({}))
+        .await;
+    assert_eq!(tested.body["status"], "failed");
+    assert_eq!(tested.body["response_status"], 302);
+    assert!(tested.body["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("redirect"));
+
+    sqlx::query("UPDATE outgoing_webhooks SET failing_since = now() - interval '6 days' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let webhook = whatsapp_text_webhook(
+        "500000000000005",
+        "62809005",
+        "Lia",
+        "wamid.Z1",
+        "hi",
+        chrono::Utc::now().timestamp(),
+    );
+    app.post_meta_webhook(&webhook).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while api.get("/api/outgoing-webhooks").await.body[0]["is_active"] != false {
+        assert!(tokio::time::Instant::now() < deadline, "never disabled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = api
+        .get(&format!(
+            "/api/activity-logs?action=webhook.disabled&entity_id={id}"
+        ))
+        .await
+        .body;
+    assert!(logs["data"][0]["details"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("5 days"));
+    drop_stream(&prefix).await;
+}
+
+#[tokio::test]
+async fn fanning_out_the_same_event_twice_creates_one_delivery() {
+    let app = TestApp::spawn().await;
+    let admin = app.register("Org").await;
+    let receiver = Receiver::start().await;
+    admin
+        .client(&app)
+        .post(
+            "/api/outgoing-webhooks",
+            json!({"name": "r", "url": receiver.url, "events": ["*"]}),
+        )
+        .await;
+    let tenant: uuid::Uuid = admin.organization_id.parse().unwrap();
+    let aggregate_id = format!("{tenant}:{}", uuid::Uuid::new_v4());
+    let payload = json!({"TagsUpdated": {"tags": ["a"], "at": "2026-01-01T00:00:00Z"}});
+    let message_id = format!("Conversation:{aggregate_id}:3");
+    let event = omnistream_commands::webhook_dispatch::EventRef {
+        tenant,
+        aggregate_type: "Conversation",
+        aggregate_id: &aggregate_id,
+        message_id: &message_id,
+        payload: &payload,
+        recorded_at: chrono::Utc::now(),
+    };
+    assert_eq!(
+        omnistream_commands::webhook_dispatch::fan_out(&app.pool, event, None)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        omnistream_commands::webhook_dispatch::fan_out(&app.pool, event, None)
+            .await
+            .unwrap(),
+        0,
+        "a JetStream redelivery is a no-op"
+    );
 }
