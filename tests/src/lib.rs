@@ -140,6 +140,24 @@ impl TestApp {
         roles: Roles,
         customize: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::spawn_with_infrastructure(database_url, nats_url(), roles, customize).await
+    }
+
+    /// Starts the whole platform on an existing database with its own NATS server.
+    pub async fn spawn_on_nats(
+        database_url: String,
+        nats: String,
+        customize: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::spawn_with_infrastructure(database_url, nats, Roles::ALL, customize).await
+    }
+
+    async fn spawn_with_infrastructure(
+        database_url: String,
+        nats: String,
+        roles: Roles,
+        customize: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::from_lookup(|name| match name {
             "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
             "DATABASE_MAX_CONNECTIONS" => Some("6".to_owned()),
@@ -157,7 +175,7 @@ impl TestApp {
         let settings = Settings {
             config,
             database_url: database_url.clone(),
-            nats_url: nats_url(),
+            nats_url: nats,
             jwt_secret: Secret::new(TEST_JWT_SECRET),
             encryption_key: Secret::new(TEST_ENCRYPTION_KEY),
             roles,

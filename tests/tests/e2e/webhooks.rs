@@ -687,3 +687,148 @@ async fn fanning_out_the_same_event_twice_creates_one_delivery() {
         "a JetStream redelivery is a no-op"
     );
 }
+
+fn start_private_nats(port: u16, store: &std::path::Path) -> std::process::Child {
+    let binary = [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .unwrap_or("nats-server");
+    std::process::Command::new(binary)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server starts")
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
+#[tokio::test]
+async fn a_nats_restart_loses_nothing_and_delivers_nothing_twice() {
+    let store = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut nats = start_private_nats(port, store.path());
+    wait_for_port(port).await;
+    let fake2 = omnistream_tests::fake_meta::FakeMeta::start().await;
+    let base2 = fake2.base_url.clone();
+    let database_url = omnistream_tests::create_test_database().await;
+    let app = TestApp::spawn_on_nats(
+        database_url,
+        format!("nats://127.0.0.1:{port}"),
+        move |config| {
+            config.meta_graph_base_url = base2;
+            config.nats_prefix = "restart".into();
+        },
+    )
+    .await;
+    let admin = app.register("Org").await;
+    let api = admin.client(&app);
+    let account = api
+        .post(
+            "/api/integrations/accounts",
+            json!({"channel": "whatsapp", "is_active": true,
+                   "config": {"phone_number_id": "500000000000006", "waba_id": "1", "access_token": "EAAG-token-9999"}}),
+        )
+        .await;
+    assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
+    let receiver = Receiver::start().await;
+    let created = api
+        .post(
+            "/api/outgoing-webhooks",
+            json!({"name": "r", "url": receiver.url, "events": ["message.received"]}),
+        )
+        .await;
+    receiver
+        .set_secret(created.body["secret"].as_str().unwrap())
+        .await;
+    let send = |n: u32| {
+        let webhook = whatsapp_text_webhook(
+            "500000000000006",
+            "62809006",
+            "Maya",
+            &format!("wamid.N{n}"),
+            &format!("n{n}"),
+            chrono::Utc::now().timestamp(),
+        );
+        let app = &app;
+        async move {
+            assert_eq!(
+                app.post_meta_webhook(&webhook).await.status(),
+                StatusCode::OK
+            )
+        }
+    };
+    for n in 0..5 {
+        send(n).await;
+    }
+    receiver
+        .wait_until("the first five", |r| r.len() >= 5)
+        .await;
+
+    nats.kill().unwrap();
+    nats.wait().unwrap();
+    for n in 5..10 {
+        send(n).await;
+    }
+    let health = app.anonymous().get("/api/health").await;
+    assert_eq!(
+        health.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "health names NATS while it is down: {}",
+        health.body
+    );
+    assert_eq!(health.body["checks"]["nats"], "error");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut nats = start_private_nats(port, store.path());
+    wait_for_port(port).await;
+    let received = receiver
+        .wait_until("all ten after the restart", |r| {
+            r.iter()
+                .filter(|e| e.ok)
+                .map(|e| e.id.clone())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == 10
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received_again = receiver.received().await;
+    assert_eq!(
+        received_again.len(),
+        received.len(),
+        "nothing arrives twice"
+    );
+    let delivered: Vec<&str> = received
+        .iter()
+        .filter(|r| r.ok)
+        .map(|r| r.body["data"]["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        delivered.len(),
+        10,
+        "each event delivered once: {delivered:?}"
+    );
+    nats.kill().unwrap();
+    let _ = nats.wait();
+}
