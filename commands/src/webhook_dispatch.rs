@@ -272,14 +272,20 @@ pub struct WebhookSender {
     pub secrets: SecretBox,
     pub allow_private: bool,
     pub schedule: Arc<Vec<Duration>>,
+    /// Attempts in flight per endpoint.
+    pub in_flight: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, usize>>>,
 }
+
+/// Attempts one endpoint may have in flight in this process.
+const MAX_IN_FLIGHT_PER_ENDPOINT: usize = 8;
 
 impl WebhookSender {
     /// Delivers until `shutdown`; at most 64 attempts in flight.
     pub async fn run(self, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(64));
         loop {
-            let claimed = match self.claim(slots.available_permits() as i64).await {
+            let full: Vec<Uuid> = self.in_flight_full();
+            let claimed = match self.claim(slots.available_permits() as i64, &full).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(%error, "webhook sender round failed");
@@ -292,10 +298,13 @@ impl WebhookSender {
                     return;
                 };
                 let sender = self.clone();
+                let webhook = delivery.webhook_id;
+                sender.track(webhook, 1);
                 tokio::spawn(async move {
                     if let Err(error) = sender.deliver(delivery).await {
                         tracing::warn!(%error, "recording a webhook attempt failed");
                     }
+                    sender.track(webhook, -1);
                     drop(permit);
                 });
             }
@@ -308,19 +317,26 @@ impl WebhookSender {
 
     /// Claims due deliveries (with a lease longer than the 15 s timeout), never one that has an
     /// earlier pending delivery of the same conversation to the same endpoint.
-    async fn claim(&self, limit: i64) -> anyhow::Result<Vec<DueDelivery>> {
+    async fn claim(&self, limit: i64, full: &[Uuid]) -> anyhow::Result<Vec<DueDelivery>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // Endpoints take turns (a few attempts each per round) and those already at their
+        // in-flight limit are skipped, so one slow endpoint cannot take every slot.
         Ok(sqlx::query_as(
-            "WITH due AS (
-                 SELECT d.id FROM webhook_deliveries d
+            "WITH ranked AS (
+                 SELECT d.id, d.order_seq,
+                        row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.order_seq) AS turn
+                 FROM webhook_deliveries d
                  JOIN outgoing_webhooks w ON w.id = d.webhook_id AND w.tenant_id = d.tenant_id AND w.is_active
-                 WHERE d.status = 'pending' AND d.next_retry_at <= now()
+                 WHERE d.status = 'pending' AND d.next_retry_at <= now() AND NOT (d.webhook_id = ANY($3))
                    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
                                    WHERE e.webhook_id = d.webhook_id AND e.ordering_key = d.ordering_key
-                                     AND e.status = 'pending' AND e.order_seq < d.order_seq)
-                 ORDER BY d.order_seq LIMIT $1 FOR UPDATE OF d SKIP LOCKED)
+                                     AND e.status = 'pending' AND e.order_seq < d.order_seq)),
+             due AS (
+                 SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id
+                 WHERE r.turn <= $2
+                 ORDER BY r.turn, r.order_seq LIMIT $1 FOR UPDATE OF d SKIP LOCKED)
              UPDATE webhook_deliveries d SET next_retry_at = now() + interval '60 seconds'
              FROM due, outgoing_webhooks w
              WHERE d.id = due.id AND w.id = d.webhook_id
@@ -329,8 +345,33 @@ impl WebhookSender {
                        CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret, w.headers",
         )
         .bind(limit)
+        .bind(MAX_IN_FLIGHT_PER_ENDPOINT as i64)
+        .bind(full)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    fn track(&self, webhook: Uuid, change: isize) {
+        if let Ok(mut counts) = self.in_flight.lock() {
+            let count = counts.entry(webhook).or_default();
+            *count = count.saturating_add_signed(change);
+            if *count == 0 {
+                counts.remove(&webhook);
+            }
+        }
+    }
+
+    fn in_flight_full(&self) -> Vec<Uuid> {
+        self.in_flight
+            .lock()
+            .map(|counts| {
+                counts
+                    .iter()
+                    .filter(|(_, n)| **n >= MAX_IN_FLIGHT_PER_ENDPOINT)
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     async fn deliver(&self, delivery: DueDelivery) -> anyhow::Result<()> {

@@ -202,6 +202,7 @@ impl Application {
                 secrets: self.state.secrets.clone(),
                 allow_private: self.state.config.outgoing_webhooks_allow_private,
                 schedule: Arc::new(self.state.config.outgoing_webhooks_retry_schedule.clone()),
+                in_flight: Arc::default(),
             };
             workers.push(tokio::spawn(webhook_sender.run(self.shutdown.clone())));
             match NatsRelay::new(
