@@ -151,6 +151,12 @@ pub fn example(name: &str) -> Option<serde_json::Value> {
             resolved_at: Some(at),
             at,
         },
+        ConversationEvent::NoteAdded {
+            note_id: Uuid::from_u128(0x40),
+            agent_id: agent,
+            content: "Customer prefers a call back".into(),
+            at,
+        },
         ConversationEvent::TagsUpdated {
             tags: vec!["vip".into()],
             at,
@@ -213,6 +219,7 @@ mod tests {
             "message.status_updated",
             "contact.created",
             "contact.updated",
+            "note.created",
         ] {
             assert!(example(name).is_some(), "{name}");
             assert!(is_public_event_type(name));

@@ -14,7 +14,9 @@ use uuid::Uuid;
 use crate::activity::{self, Activity};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
-use crate::conversations::load_visible;
+use omnistream_domain::conversation::ConversationCommand;
+
+use crate::conversations::{command_context, command_error, load_visible};
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::extract::{check_text, DeleteResponse, IdPath, ValidJson, Validate};
 
@@ -115,6 +117,19 @@ async fn create_note(
 ) -> Result<(StatusCode, Json<NoteResponse>)> {
     load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
     let note_id = Uuid::new_v4();
+    // The event first: the conversation's history (and `note.created` subscribers) always know
+    // of a note that exists.
+    let command = ConversationCommand::AddNote {
+        note_id,
+        agent_id: caller.agent_id.as_uuid(),
+        content: body.content.clone(),
+        at: chrono::Utc::now(),
+    };
+    state
+        .conversations
+        .execute(&command_context(&caller, None), id, command)
+        .await
+        .map_err(command_error)?;
     let mut tx = state.pool.begin().await?;
     sqlx::query("INSERT INTO notes (id, tenant_id, conversation_id, agent_id, content) VALUES ($1, $2, $3, $4, $5)")
         .bind(note_id)

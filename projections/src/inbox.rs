@@ -193,7 +193,8 @@ pub fn fold(row: Option<ConversationRow>, event: &ConversationEvent) -> Option<C
         | E::OutboundStatusChanged { .. }
         | E::OutboundStatusDeferred { .. }
         | E::OutboundMessageFailed { .. }
-        | E::OutboundMessageRetried { .. } => {}
+        | E::OutboundMessageRetried { .. }
+        | E::NoteAdded { .. } => {}
     }
     Some(row)
 }

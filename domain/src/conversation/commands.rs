@@ -107,6 +107,13 @@ pub enum ConversationCommand {
     MarkRead {
         at: DateTime<Utc>,
     },
+    /// Record an internal note.
+    AddNote {
+        note_id: Uuid,
+        agent_id: Uuid,
+        content: String,
+        at: DateTime<Utc>,
+    },
     Transfer {
         transfer_id: Uuid,
         to_agent_id: Option<Uuid>,
@@ -351,6 +358,20 @@ pub(super) fn decide(
             } else {
                 vec![E::ConversationRead { at }]
             }
+        }
+        C::AddNote {
+            note_id,
+            agent_id,
+            content,
+            at,
+        } => {
+            state.require_opened()?;
+            vec![E::NoteAdded {
+                note_id,
+                agent_id,
+                content,
+                at,
+            }]
         }
         C::Transfer {
             transfer_id,

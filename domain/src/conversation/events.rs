@@ -105,6 +105,13 @@ pub enum ConversationEvent {
     },
     /// An agent read the conversation.
     ConversationRead { at: DateTime<Utc> },
+    /// An agent added an internal note (the note itself lives in the notes table).
+    NoteAdded {
+        note_id: Uuid,
+        agent_id: Uuid,
+        content: String,
+        at: DateTime<Utc>,
+    },
     /// A transfer or takeover was recorded.
     ConversationTransferred {
         transfer_id: Uuid,
@@ -136,6 +143,7 @@ impl ConversationEvent {
             Self::StatusChanged { .. } => "StatusChanged",
             Self::TagsUpdated { .. } => "TagsUpdated",
             Self::ConversationRead { .. } => "ConversationRead",
+            Self::NoteAdded { .. } => "NoteAdded",
             Self::ConversationTransferred { .. } => "ConversationTransferred",
         }
     }

@@ -165,6 +165,17 @@ pub fn public_events(
             ));
             events
         }
+        E::NoteAdded {
+            note_id,
+            agent_id,
+            content,
+            at,
+        } => vec![(
+            "note.created",
+            with_id(
+                json!({"note_id": note_id, "agent_id": agent_id, "content": content, "created_at": at}),
+            ),
+        )],
         E::ConversationRead { .. } | E::OutboundStatusDeferred { .. } => vec![],
     }
 }

@@ -263,6 +263,25 @@ async fn real_events_are_delivered_signed_and_retried_until_the_endpoint_recover
         ["msg 0", "msg 1", "msg 2"],
         "in conversation order"
     );
+    let conversation = api.get("/api/conversations").await.body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.post(
+        &format!("/api/conversations/{conversation}/notes"),
+        json!({"content": "VIP customer"}),
+    )
+    .await;
+    let received = healthy
+        .wait_until("note.created", |r| {
+            r.iter().any(|e| e.event_type == "note.created")
+        })
+        .await;
+    let note = received
+        .iter()
+        .find(|r| r.event_type == "note.created")
+        .unwrap();
+    assert_eq!(note.body["data"]["content"], "VIP customer");
     let first = received
         .iter()
         .find(|r| r.event_type == "contact.created")
