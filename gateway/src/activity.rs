@@ -236,22 +236,19 @@ async fn list_activity_logs(
         }
         builder
     };
-    let total: i64 = filtered("SELECT count(*)")
-        .build_query_scalar()
-        .fetch_one(&state.pool)
-        .await?;
-    let mut rows = filtered(
-        "SELECT l.id, l.agent_id, l.agent_name, l.action, l.entity_type, l.entity_id, l.details, l.ip_address, l.user_agent, l.created_at",
-    );
-    rows.push(" ORDER BY l.created_at DESC, l.id DESC LIMIT ")
-        .push_bind(page.limit())
-        .push(" OFFSET ")
-        .push_bind(page.offset());
-    let data = rows
-        .build_query_as::<ActivityLog>()
-        .fetch_all(&state.pool)
-        .await?;
-    Ok(Json(Paginated::new(data, total, page)))
+    let select =
+        "SELECT l.id, l.agent_id, l.agent_name, l.action, l.entity_type, l.entity_id, l.details, \
+                  l.ip_address, l.user_agent, l.created_at";
+    Ok(Json(
+        crate::extract::fetch_page(
+            &state.pool,
+            filtered,
+            select,
+            "l.created_at DESC, l.id DESC",
+            page,
+        )
+        .await?,
+    ))
 }
 
 /// Routes of the Activity Logs tag.

@@ -139,20 +139,16 @@ async fn list_contacts(
         }
         builder
     };
-    let total: i64 = filtered("SELECT count(*)")
-        .build_query_scalar()
-        .fetch_one(&state.pool)
-        .await?;
-    let mut rows = filtered(&format!("SELECT {CONTACT_COLUMNS}"));
-    rows.push(" ORDER BY updated_at DESC, id LIMIT ")
-        .push_bind(page.limit())
-        .push(" OFFSET ")
-        .push_bind(page.offset());
-    let data = rows
-        .build_query_as::<Contact>()
-        .fetch_all(&state.pool)
-        .await?;
-    Ok(Json(Paginated::new(data, total, page)))
+    Ok(Json(
+        crate::extract::fetch_page::<Contact>(
+            &state.pool,
+            filtered,
+            &format!("SELECT {CONTACT_COLUMNS}"),
+            "updated_at DESC, id",
+            page,
+        )
+        .await?,
+    ))
 }
 
 async fn load_contact(state: &AppState, tenant: Uuid, id: Uuid) -> Result<Contact> {

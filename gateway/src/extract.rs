@@ -335,3 +335,28 @@ where
 {
     T::deserialize(deserializer).map(Some)
 }
+
+/// Runs a paginated list: `filtered(select)` builds `<select> FROM … WHERE …`; the total is
+/// counted with the same filter, then one page is fetched in `order_by` order.
+pub async fn fetch_page<'q, T>(
+    pool: &sqlx::PgPool,
+    filtered: impl Fn(&str) -> sqlx::QueryBuilder<'q, sqlx::Postgres>,
+    select: &str,
+    order_by: &str,
+    page: PageRequest,
+) -> Result<Paginated<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let total: i64 = filtered("SELECT count(*)")
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await?;
+    let mut rows = filtered(select);
+    rows.push(format!(" ORDER BY {order_by} LIMIT "))
+        .push_bind(page.limit())
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let data = rows.build_query_as::<T>().fetch_all(pool).await?;
+    Ok(Paginated::new(data, total, page))
+}

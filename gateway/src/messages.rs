@@ -464,22 +464,18 @@ async fn search_messages(
         }
         builder
     };
-    let total: i64 = filtered("SELECT count(*)")
-        .build_query_scalar()
-        .fetch_one(&state.pool)
-        .await?;
-    let mut rows = filtered(&format!(
+    Ok(Json(
+        crate::extract::fetch_page::<MessageSearchHit>(
+            &state.pool,
+            filtered,
+            &format!(
         "SELECT {MESSAGE_COLUMNS}, c.contact_id, COALESCE(ct.name, '') AS contact_name, c.channel"
-    ));
-    rows.push(" ORDER BY m.created_at DESC, m.id DESC LIMIT ")
-        .push_bind(page.limit())
-        .push(" OFFSET ")
-        .push_bind(page.offset());
-    let data = rows
-        .build_query_as::<MessageSearchHit>()
-        .fetch_all(&state.pool)
-        .await?;
-    Ok(Json(Paginated::new(data, total, page)))
+    ),
+            "m.created_at DESC, m.id DESC",
+            page,
+        )
+        .await?,
+    ))
 }
 
 async fn load_visible_message(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Message> {

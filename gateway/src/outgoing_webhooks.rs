@@ -551,20 +551,16 @@ async fn list_deliveries(
         }
         builder
     };
-    let total: i64 = filtered("SELECT count(*)")
-        .build_query_scalar()
-        .fetch_one(&state.pool)
-        .await?;
-    let mut rows = filtered(&format!("SELECT {DELIVERY_COLUMNS}"));
-    rows.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(page.limit())
-        .push(" OFFSET ")
-        .push_bind(page.offset());
-    let data = rows
-        .build_query_as::<WebhookDelivery>()
-        .fetch_all(&state.pool)
-        .await?;
-    Ok(Json(Paginated::new(data, total, page)))
+    Ok(Json(
+        crate::extract::fetch_page::<WebhookDelivery>(
+            &state.pool,
+            filtered,
+            &format!("SELECT {DELIVERY_COLUMNS}"),
+            "created_at DESC, id DESC",
+            page,
+        )
+        .await?,
+    ))
 }
 
 /// Optional body of the test endpoint.
