@@ -7,6 +7,7 @@ mod auth;
 mod devstack;
 mod divisions;
 mod errors;
+mod faults;
 mod event_log;
 mod inbox;
 mod integrations;
