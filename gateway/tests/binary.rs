@@ -258,3 +258,182 @@ async fn a_crashed_serve_restarts_on_its_leftover_dev_stack() {
         "the adopted PostgreSQL is stopped on exit"
     );
 }
+
+fn meta_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn inbound(n: usize) -> Vec<u8> {
+    let body = serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": "700000000000001"},
+        "contacts": [{"profile": {"name": format!("C{}", n % 7)}, "wa_id": format!("62870000{:02}", n % 7)}],
+        "messages": [{"from": format!("62870000{:02}", n % 7), "id": format!("wamid.crash.{n}"),
+                      "timestamp": chrono::Utc::now().timestamp().to_string(), "type": "text", "text": {"body": format!("m{n}")}}]}}]}]});
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// `kill -9` during sustained webhook ingest: after a restart every acknowledged webhook is in the
+/// inbox exactly once, and Meta's retries of all of them are accepted and deduplicated.
+#[tokio::test]
+async fn a_kill_during_ingest_loses_no_acknowledged_webhook_and_duplicates_nothing() {
+    let admin_url = std::env::var("TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("omnistream_crash_{}", std::process::id());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let database_url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let data_dir = tempfile::tempdir().unwrap();
+    let secret = "crash-test-app-secret";
+    let start = |bind: &str| {
+        let mut command = omnistream(data_dir.path());
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &database_url)
+            .env("NATS_URL", &nats_url)
+            .env("NATS_PREFIX", format!("crash_{}", std::process::id()))
+            .env("BIND_ADDR", bind)
+            .env("JWT_SECRET", "a-secret-of-at-least-thirty-two-bytes!!")
+            .env("ENCRYPTION_KEY", "an-encryption-key-of-at-least-32-bytes")
+            .env("META_APP_SECRET", secret)
+            .stdout(Stdio::null());
+        command.spawn().unwrap()
+    };
+    let bind = free_address();
+    let mut first = start(&bind);
+    let base_url = format!("http://{bind}");
+    wait_healthy(&base_url).await;
+    let client = reqwest::Client::new();
+    let registered: serde_json::Value = client
+        .post(format!("{base_url}/api/auth/register"))
+        .json(&serde_json::json!({"organization_name": "Crash Co", "name": "A", "email": format!("crash{}@example.com", std::process::id()), "password": "password123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tenant: uuid::Uuid = registered["organization"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO integration_accounts (id, tenant_id, channel, account_key, display_name, is_active, is_default, verify_token)
+         VALUES ($1, $2, 'whatsapp', 'wa-700000000000001', 'line', true, true, 'token')",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(tenant)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    const TOTAL: usize = 120;
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let senders: Vec<_> = (0..4)
+        .map(|lane| {
+            let (client, base_url, acknowledged) =
+                (client.clone(), base_url.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                for n in (lane..TOTAL).step_by(4) {
+                    let body = inbound(n);
+                    let sent = client
+                        .post(format!("{base_url}/webhooks/meta"))
+                        .header("x-hub-signature-256", meta_signature(secret, &body))
+                        .body(body)
+                        .send()
+                        .await;
+                    if matches!(sent, Ok(r) if r.status() == 200) {
+                        acknowledged.lock().unwrap().push(n);
+                    }
+                }
+            })
+        })
+        .collect();
+    while acknowledged.lock().unwrap().len() < TOTAL / 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.kill().await.unwrap();
+    for sender in senders {
+        let _ = sender.await;
+    }
+    let acknowledged: Vec<usize> = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() < TOTAL, "the kill interrupted ingest");
+
+    let second = start(&bind);
+    wait_healthy(&base_url).await;
+    // Every acknowledged webhook is there once, before any retry.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let present: Vec<String> =
+            sqlx::query_scalar("SELECT external_id FROM messages WHERE direction = 'inbound'")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        if acknowledged
+            .iter()
+            .all(|n| present.contains(&format!("wamid.crash.{n}")))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acknowledged webhooks missing after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Meta retries everything (the unacknowledged and, to be safe, the acknowledged too).
+    for n in 0..TOTAL {
+        let body = inbound(n);
+        let response = client
+            .post(format!("{base_url}/webhooks/meta"))
+            .header("x-hub-signature-256", meta_signature(secret, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (total, distinct): (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(DISTINCT external_id) FROM messages WHERE direction = 'inbound'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(total, distinct, "no message twice");
+        if total == TOTAL as i64 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {total} of {TOTAL} messages after the retries"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    terminate(second).await;
+    pool.close().await;
+    if let Ok(nats) = async_nats::connect(&nats_url).await {
+        let _ = async_nats::jetstream::new(nats)
+            .delete_stream(format!("CRASH_{}_EVENTS", std::process::id()))
+            .await;
+    }
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}

@@ -73,9 +73,10 @@ impl InboundProcessor {
     /// One round; returns how many payloads were claimed.
     pub async fn process_due(&self) -> anyhow::Result<usize> {
         // A lease instead of a long transaction: readers of the event log wait for open
-        // transactions, so none may stay open across the commands below.
+        // transactions, so none may stay open across the commands below. A lease outlived by a
+        // crashed processor is taken over after 15 s; processing twice is harmless (idempotent).
         let claimed: Vec<Claimed> = sqlx::query_as(
-            "UPDATE inbound_webhooks SET attempts = attempts + 1, next_attempt_at = now() + interval '60 seconds'
+            "UPDATE inbound_webhooks SET attempts = attempts + 1, next_attempt_at = now() + interval '15 seconds'
              WHERE id IN (SELECT id FROM inbound_webhooks WHERE status = 'pending' AND next_attempt_at <= now()
                           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
              RETURNING id, body, attempts",

@@ -13,7 +13,9 @@ use uuid::Uuid;
 #[tokio::test]
 async fn fifty_concurrent_writers_on_one_conversation_lose_nothing() {
     let url = create_test_database().await;
-    let pool = db::connect(&url, 20, Duration::from_secs(10)).await.unwrap();
+    let pool = db::connect(&url, 20, Duration::from_secs(10))
+        .await
+        .unwrap();
     db::migrate(&pool).await.unwrap();
     let service = ConversationService::new(pool.clone());
     let tenant = TenantId::new();
@@ -45,17 +47,30 @@ async fn fifty_concurrent_writers_on_one_conversation_lose_nothing() {
                 received_at: Utc::now(),
                 raw: serde_json::Value::Null,
             };
-            service.execute(&CommandContext::system(tenant), conversation, ConversationCommand::ReceiveInbound { open, message }).await
+            service
+                .execute(
+                    &CommandContext::system(tenant),
+                    conversation,
+                    ConversationCommand::ReceiveInbound { open, message },
+                )
+                .await
         })
     });
     for writer in futures::future::join_all(writers).await {
-        writer.unwrap().expect("every writer succeeds: conflicts are retried by the server");
+        writer
+            .unwrap()
+            .expect("every writer succeeds: conflicts are retried by the server");
     }
     let stream = format!("{tenant}:{conversation}");
-    let sequences: Vec<i64> = sqlx::query_scalar("SELECT sequence FROM events WHERE aggregate_id = $1 ORDER BY sequence")
-        .bind(&stream)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert_eq!(sequences, (1..=51).collect::<Vec<i64>>(), "opened once, 50 messages, a contiguous sequence");
+    let sequences: Vec<i64> =
+        sqlx::query_scalar("SELECT sequence FROM events WHERE aggregate_id = $1 ORDER BY sequence")
+            .bind(&stream)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        sequences,
+        (1..=51).collect::<Vec<i64>>(),
+        "opened once, 50 messages, a contiguous sequence"
+    );
 }
