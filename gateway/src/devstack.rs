@@ -66,6 +66,17 @@ pub struct DevStack {
     pub started_nats: bool,
     children: Vec<Child>,
     adopted: Vec<u32>,
+    /// The private PostgreSQL this stack started: binaries, directory, port and process.
+    private_postgres: Option<PrivatePostgres>,
+}
+
+#[derive(Debug)]
+struct PrivatePostgres {
+    initdb: PathBuf,
+    postgres: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
 }
 
 const DATABASE: &str = "omnistream";
@@ -81,6 +92,7 @@ impl DevStack {
             started_nats: false,
             children: Vec::new(),
             adopted: Vec::new(),
+            private_postgres: None,
         };
         let postgres_binaries = find_postgres_binaries();
         let nats_binary = find_binary("nats-server", &["/usr/sbin", "/usr/bin", "/usr/local/bin"]);
@@ -108,7 +120,13 @@ impl DevStack {
             let port = free_port()?;
             let child =
                 start_postgres(&initdb, &postgres, &data_dir.join("postgres"), port).await?;
-            stack.children.push(child);
+            stack.private_postgres = Some(PrivatePostgres {
+                initdb,
+                postgres,
+                dir: data_dir.join("postgres"),
+                port,
+                child: Some(child),
+            });
             stack.started_postgres = true;
             tracing::info!(
                 port,
@@ -163,8 +181,36 @@ impl DevStack {
         Ok(stack)
     }
 
+    /// Stops the private PostgreSQL (fast shutdown), keeping its data: fault tests restart it.
+    pub async fn stop_postgres(&mut self) {
+        if let Some(child) = self.private_postgres.as_mut().and_then(|p| p.child.take()) {
+            stop_child(child).await;
+        }
+    }
+
+    /// Starts the private PostgreSQL again, on the same port and data.
+    pub async fn start_postgres(&mut self) -> anyhow::Result<()> {
+        let private = self
+            .private_postgres
+            .as_mut()
+            .context("this stack did not start PostgreSQL")?;
+        if private.child.is_none() {
+            private.child = Some(
+                start_postgres(
+                    &private.initdb,
+                    &private.postgres,
+                    &private.dir,
+                    private.port,
+                )
+                .await?,
+            );
+        }
+        Ok(())
+    }
+
     /// Stops the services this process started (PostgreSQL with a fast shutdown).
     pub async fn stop(mut self) {
+        self.stop_postgres().await;
         for pid in &self.adopted {
             let _ = Command::new("kill")
                 .args(["-INT", &pid.to_string()])
@@ -175,19 +221,8 @@ impl DevStack {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        for child in &mut self.children {
-            if let Some(pid) = child.id() {
-                let _ = Command::new("kill")
-                    .args(["-INT", &pid.to_string()])
-                    .status()
-                    .await;
-            }
-            if tokio::time::timeout(Duration::from_secs(15), child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.kill().await;
-            }
+        for child in self.children.drain(..) {
+            stop_child(child).await;
         }
     }
 }
@@ -218,6 +253,22 @@ pub fn process_alive(pid: u32) -> bool {
                 .map(|(_, rest)| rest.trim_start().to_owned())
         })
         .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+/// SIGINT (PostgreSQL's fast shutdown, NATS's clean exit), then SIGKILL after 15 s.
+async fn stop_child(mut child: Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
