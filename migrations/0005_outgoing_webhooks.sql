@@ -64,3 +64,8 @@ CREATE TABLE webhook_fanout
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (event_id, webhook_id)
 );
+
+-- Replays and the realtime stream select one tenant's events (aggregate ids start with the
+-- tenant) and time ranges.
+CREATE INDEX events_tenant_prefix_idx ON events (aggregate_id text_pattern_ops);
+CREATE INDEX events_recorded_at_idx ON events (recorded_at);

@@ -18,7 +18,7 @@ use omnistream_domain::conversation::{public_events, ConversationEvent};
 use omnistream_domain::StreamId;
 use rand::Rng;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -183,7 +183,12 @@ impl Dispatcher {
                 consumer::pull::Config {
                     durable_name: Some(name.clone()),
                     ack_policy: consumer::AckPolicy::Explicit,
-                    max_deliver: 20,
+                    // Practically never dropped (the relay's checkpoint is past it: with the
+                    // 2-minute backoff this is months of retries; NATS needs a bound above the
+                    // backoff list), and one event in flight across every dispatcher instance, so
+                    // fan-out keeps the log's order.
+                    max_deliver: 100_000,
+                    max_ack_pending: 1,
                     backoff: vec![
                         Duration::from_secs(1),
                         Duration::from_secs(5),
@@ -240,7 +245,11 @@ impl Dispatcher {
                 Ok(()) => message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?,
                 // Not acknowledged: JetStream redelivers it after its backoff.
                 Err(error) => {
-                    tracing::warn!(%error, "fan-out failed; the event will be redelivered")
+                    tracing::warn!(%error, "fan-out failed; the event will be redelivered");
+                    let _ = message
+                        .ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                    return Err(error);
                 }
             }
         }
@@ -275,6 +284,9 @@ pub struct WebhookSender {
     /// Attempts in flight per endpoint.
     pub in_flight: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, usize>>>,
 }
+
+/// The longest wait a receiver's `Retry-After` can impose.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Attempts one endpoint may have in flight in this process.
 const MAX_IN_FLIGHT_PER_ENDPOINT: usize = 8;
@@ -375,18 +387,12 @@ impl WebhookSender {
     }
 
     async fn deliver(&self, delivery: DueDelivery) -> anyhow::Result<()> {
-        let mut secrets = vec![self.secrets.decrypt(&delivery.secret)?];
+        let mut secrets = vec![self.secrets.decrypt(&delivery.secret).unwrap_or_default()];
         if let Some(previous) = &delivery.previous_secret {
-            secrets.push(self.secrets.decrypt(previous)?);
+            secrets.extend(self.secrets.decrypt(previous).ok());
         }
         let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let headers: Vec<(String, String)> = delivery
-            .headers
-            .as_object()
-            .unwrap_or(&Map::new())
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-            .collect();
+        let headers = crate::webhooks::open_headers(&self.secrets, &delivery.headers);
         let body = serde_json::to_vec(&delivery.payload)?;
         let outcome = attempt(
             &delivery.url,
@@ -403,7 +409,7 @@ impl WebhookSender {
         if outcome.succeeded() {
             sqlx::query(
                 "UPDATE webhook_deliveries SET status = 'success', response_status = $2, response_body = $3, duration_ms = $4,
-                     delivered_at = now(), next_retry_at = NULL WHERE id = $1",
+                     delivered_at = now(), next_retry_at = NULL WHERE id = $1 AND status = 'pending'",
             )
             .bind(delivery.id)
             .bind(outcome.status.map(i32::from))
@@ -437,13 +443,13 @@ impl WebhookSender {
             let mut wait = wait.mul_f64(jitter);
             let honours = outcome.status.is_some_and(|s| s == 429 || s >= 500);
             if let (true, Some(after)) = (honours, outcome.retry_after) {
-                wait = wait.max(after);
+                wait = wait.max(after.min(MAX_RETRY_AFTER));
             }
-            Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()
+            Utc::now() + chrono::Duration::from_std(wait.min(MAX_RETRY_AFTER)).unwrap_or_default()
         });
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE webhook_deliveries SET status = $2, response_status = $3, response_body = $4, error_message = $5,
-                 duration_ms = $6, next_retry_at = $7 WHERE id = $1",
+                 duration_ms = $6, next_retry_at = $7 WHERE id = $1 AND status = 'pending'",
         )
         .bind(delivery.id)
         .bind(status)
@@ -453,7 +459,12 @@ impl WebhookSender {
         .bind(duration_ms)
         .bind(next_retry_at)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            // Another sender already recorded this attempt (its lease ran out under us).
+            return Ok(());
+        }
         if let Some(at) = next_retry_at {
             sqlx::query(
                 "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, order_seq,
@@ -474,13 +485,15 @@ impl WebhookSender {
             .execute(&mut *tx)
             .await?;
         }
+        // Only a change from active to inactive is logged (not a webhook disabled by hand meanwhile).
         let disabled: Option<String> = sqlx::query_scalar(
-            "UPDATE outgoing_webhooks SET consecutive_failures = consecutive_failures + 1,
+            "WITH before AS (SELECT is_active FROM outgoing_webhooks WHERE id = $1)
+             UPDATE outgoing_webhooks SET consecutive_failures = consecutive_failures + 1,
                  failing_since = COALESCE(failing_since, now()),
                  is_active = CASE WHEN $2 OR COALESCE(failing_since, now()) < now() - interval '5 days' THEN false ELSE is_active END
              WHERE id = $1
-             RETURNING CASE WHEN NOT is_active THEN CASE WHEN $2 THEN 'the endpoint answered 410 Gone'
-                                                         ELSE 'the endpoint kept failing for 5 days' END END",
+             RETURNING CASE WHEN NOT is_active AND (SELECT is_active FROM before)
+                            THEN CASE WHEN $2 THEN 'the endpoint answered 410 Gone' ELSE 'the endpoint kept failing for 5 days' END END",
         )
         .bind(delivery.webhook_id)
         .bind(gone)

@@ -75,15 +75,27 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || a >= 240
         }
         IpAddr::V6(v6) => {
-            if let Some(mapped) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(mapped));
+            let segments = v6.segments();
+            let embedded_v4 = |hi: u16, lo: u16| {
+                std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
+            // Addresses that carry an IPv4 address: mapped, compatible, NAT64 and 6to4.
+            if let Some(v4) = v6.to_ipv4() {
+                return v4.is_unspecified() || is_internal(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_internal(IpAddr::V4(embedded_v4(segments[6], segments[7])));
+            }
+            if segments[0] == 0x2002 {
+                return is_internal(IpAddr::V4(embedded_v4(segments[1], segments[2])));
+            }
+            let first = segments[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
         }
     }
 }
@@ -187,6 +199,7 @@ pub async fn attempt(
     let host = parsed.host_str().unwrap_or_default().to_owned();
     let client = match reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .timeout(Duration::from_secs(15))
         .resolve_to_addrs(&host, &addresses)
         .build()
@@ -218,8 +231,18 @@ pub async fn attempt(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let text = response.text().await.unwrap_or_default();
-            let body: String = text.chars().take(2048).collect();
+            // Only the first 2 KB is kept, and no more is read: a receiver cannot make us buffer
+            // an endless body.
+            let mut response = response;
+            let mut bytes = Vec::new();
+            while bytes.len() < 2048 {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            bytes.truncate(2048);
+            let body: String = String::from_utf8_lossy(&bytes).replace('\0', "");
             let error = (!(200..300).contains(&status)).then(|| {
                 if (300..400).contains(&status) {
                     format!("redirect ({status}) not followed")
@@ -244,6 +267,61 @@ pub async fn attempt(
             started,
         ),
     }
+}
+
+/// Custom headers as stored: every value encrypted (they often carry credentials).
+pub fn seal_headers(
+    secrets: &crate::secrets::SecretBox,
+    headers: &serde_json::Value,
+) -> serde_json::Value {
+    let sealed: serde_json::Map<String, serde_json::Value> = headers
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        name.clone(),
+                        serde_json::Value::String(secrets.encrypt(value.as_str()?)),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::Value::Object(sealed)
+}
+
+/// Stored custom headers, decrypted, for sending (values that cannot be decrypted are dropped).
+pub fn open_headers(
+    secrets: &crate::secrets::SecretBox,
+    stored: &serde_json::Value,
+) -> Vec<(String, String)> {
+    stored
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .filter_map(|(name, value)| {
+                    Some((name.clone(), secrets.decrypt(value.as_str()?).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Stored custom headers with every value masked, for responses.
+pub fn mask_headers(
+    secrets: &crate::secrets::SecretBox,
+    stored: &serde_json::Value,
+) -> serde_json::Value {
+    let masked: serde_json::Map<String, serde_json::Value> = open_headers(secrets, stored)
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                name,
+                serde_json::Value::String(crate::secrets::mask(&value)),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(masked)
 }
 
 #[cfg(test)]
@@ -282,6 +360,9 @@ mod tests {
             "::1",
             "fd00::1",
             "fe80::1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "fec0::1",
             "::ffff:127.0.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use omnistream_commands::webhooks::{self as wire, UrlRefused};
 use omnistream_domain::catalogue::{is_public_event_type, PUBLIC_EVENT_TYPES, TEST_EVENT_TYPE};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -78,7 +78,7 @@ impl WebhookRow {
                 omnistream_commands::secrets::mask(&plain)
             },
             is_active: self.is_active,
-            headers: self.headers,
+            headers: wire::mask_headers(&state.secrets, &self.headers),
             last_delivery_at: self.last_delivery_at,
             consecutive_failures: self.consecutive_failures,
             created_by: self.created_by,
@@ -336,7 +336,7 @@ async fn create_webhook(
     .bind(&body.events)
     .bind(state.secrets.encrypt(&secret))
     .bind(body.is_active.unwrap_or(true))
-    .bind(body.headers.clone().unwrap_or_else(|| json!({})))
+    .bind(wire::seal_headers(&state.secrets, &body.headers.clone().unwrap_or_else(|| json!({}))))
     .bind(caller.agent_id.as_uuid())
     .fetch_one(&mut *tx)
     .await?;
@@ -395,7 +395,7 @@ async fn update_webhook(
     .bind(body.events.clone())
     .bind(new_secret)
     .bind(body.is_active)
-    .bind(body.headers.clone())
+    .bind(body.headers.as_ref().map(|h| wire::seal_headers(&state.secrets, h)))
     .fetch_one(&mut *tx)
     .await?;
     activity::record(
@@ -639,13 +639,7 @@ async fn test_webhook(
         );
     }
     let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let headers: Vec<(String, String)> = webhook
-        .headers
-        .as_object()
-        .unwrap_or(&Map::new())
-        .iter()
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-        .collect();
+    let headers = wire::open_headers(&state.secrets, &webhook.headers);
     let bytes = serde_json::to_vec(&envelope).map_err(anyhow::Error::from)?;
     let outcome = wire::attempt(
         &webhook.url,

@@ -595,13 +595,12 @@ async fn another_tenant_cannot_reach_conversations_messages_contacts_or_accounts
     let id = conversation["id"].as_str().unwrap();
     let contact = conversation["contact_id"].as_str().unwrap();
     let api = admin.client(&app);
-    let message = api
-        .get(&format!("/api/conversations/{id}/messages"))
-        .await
-        .body["data"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let messages = app
+        .eventually(&api, &format!("/api/conversations/{id}/messages"), |b| {
+            b["total"] == 1
+        })
+        .await;
+    let message = messages["data"][0]["id"].as_str().unwrap().to_owned();
     let note = api
         .post(
             &format!("/api/conversations/{id}/notes"),

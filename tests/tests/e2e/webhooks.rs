@@ -263,10 +263,10 @@ async fn real_events_are_delivered_signed_and_retried_until_the_endpoint_recover
         ["msg 0", "msg 1", "msg 2"],
         "in conversation order"
     );
-    let conversation = api.get("/api/conversations").await.body["data"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let inbox = app
+        .eventually(&api, "/api/conversations", |b| b["total"] == 1)
+        .await;
+    let conversation = inbox["data"][0]["id"].as_str().unwrap().to_owned();
     api.post(
         &format!("/api/conversations/{conversation}/notes"),
         json!({"content": "VIP customer"}),
