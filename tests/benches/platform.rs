@@ -24,6 +24,7 @@ use tokio::sync::Mutex;
 
 const REPLAY_EVENTS: i64 = 300_000;
 const RATES: [u32; 5] = [250, 500, 1000, 2000, 4000];
+const INGEST_RATES: [u32; 6] = [500, 1000, 2000, 4000, 6000, 8000];
 const STEP: Duration = Duration::from_secs(5);
 const P99_TARGET_MS: f64 = 50.0;
 
@@ -45,8 +46,9 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
-/// Fires requests at `rate`/s for `STEP`, each on its own schedule.
-async fn open_loop(client: &reqwest::Client, url: &str, token: &str, rate: u32) -> LatencyReport {
+/// Fires requests at `rate`/s for `STEP`, each on its own schedule (latency counted from the
+/// scheduled time, so a slow server cannot slow the generator down: no coordinated omission).
+async fn open_loop(rate: u32, request: impl Fn(usize) -> reqwest::RequestBuilder) -> LatencyReport {
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
@@ -56,10 +58,10 @@ async fn open_loop(client: &reqwest::Client, url: &str, token: &str, rate: u32) 
     for i in 0..total {
         let scheduled = start + interval * i as u32;
         tokio::time::sleep_until(scheduled.into()).await;
-        let (client, url, token) = (client.clone(), url.to_owned(), token.to_owned());
+        let pending = request(i);
         let (latencies, errors) = (latencies.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
-            let ok = matches!(client.get(&url).bearer_auth(&token).send().await, Ok(r) if r.status().is_success());
+            let ok = matches!(pending.send().await, Ok(r) if r.status().is_success());
             if !ok {
                 errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -109,6 +111,38 @@ async fn raw_sql_p99(pool: &sqlx::PgPool, session: uuid::Uuid, tenant: uuid::Uui
 }
 
 /// A memory figure of this process from /proc (`VmRSS` now, `VmHWM` the peak), in MB.
+/// Raw single-row INSERT transactions per second into an inbound-log-shaped table, with
+/// `connections` concurrent writers for `duration`.
+async fn raw_insert_rate(pool: &sqlx::PgPool, connections: usize, duration: Duration) -> f64 {
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw_inserts (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, provider TEXT NOT NULL, body BYTEA NOT NULL, received_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        .execute(pool)
+        .await
+        .unwrap();
+    let body = vec![b'x'; 700];
+    let deadline = Instant::now() + duration;
+    let writers = (0..connections).map(|_| {
+        let (pool, body) = (pool.clone(), body.clone());
+        tokio::spawn(async move {
+            let mut count = 0u64;
+            while Instant::now() < deadline {
+                sqlx::query("INSERT INTO bench_raw_inserts (provider, body) VALUES ('meta', $1)")
+                    .bind(&body)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                count += 1;
+            }
+            count
+        })
+    });
+    let total: u64 = futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or(0))
+        .sum();
+    total as f64 / duration.as_secs_f64()
+}
+
 fn memory_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -148,7 +182,7 @@ async fn main() {
     let raw_p99 = raw_sql_p99(&app.pool, session, tenant).await;
     let mut api = Vec::new();
     for rate in RATES {
-        let report = open_loop(&client, &url, &admin.token, rate).await;
+        let report = open_loop(rate, |_| client.get(&url).bearer_auth(&admin.token)).await;
         eprintln!("GET /api/agents at {rate}/s: {report:?}");
         let saturated = report.p99_ms > 10.0 * P99_TARGET_MS;
         api.push(report);
@@ -177,7 +211,7 @@ async fn main() {
     let tenants: Vec<uuid::Uuid> = (0..50).map(|_| uuid::Uuid::new_v4()).collect();
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         SELECT 'Conversation', ($1::uuid[])[1 + (i % 50)]::text || ':' || md5(i::text)::uuid, 1, 'Opened', '1.0',
+         SELECT 'Bench', ($1::uuid[])[1 + (i % 50)]::text || ':' || md5(i::text)::uuid, 1, 'Opened', '1.0',
                 '{\"Opened\": {}}', '{}'
          FROM generate_series(1, $2) AS i",
     )
@@ -211,9 +245,69 @@ async fn main() {
     let replay_rate = replayed as f64 / replay_started.elapsed().as_secs_f64();
     let rss_after = memory_mb("VmRSS:");
 
+    // B1: signed WhatsApp webhooks (one message each, unique wamid, many contacts and tenants)
+    // acknowledged once durably stored, against raw single-row INSERTs of the same shape.
+    let mut phone_ids = Vec::new();
+    for t in 0..5 {
+        let owner = app.register(&format!("Ingest {t}")).await;
+        let phone_number_id = format!("90000000000000{t}");
+        sqlx::query(
+            "INSERT INTO integration_accounts (id, tenant_id, channel, account_key, display_name, is_active, is_default, verify_token)
+             VALUES ($1, $2::uuid, 'whatsapp', $3, 'bench', true, true, 'token')",
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind(&owner.organization_id)
+        .bind(format!("wa-{phone_number_id}"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+        phone_ids.push(phone_number_id);
+    }
+    let raw_rate = raw_insert_rate(&app.pool, 16, Duration::from_secs(3)).await;
+    let webhook_url = format!("{}/webhooks/meta", app.base_url);
+    let mut ingest = Vec::new();
+    let mut sequence = 0usize;
+    for rate in INGEST_RATES {
+        let offset = sequence;
+        let report = open_loop(rate, |i| {
+            let n = offset + i;
+            let payload = omnistream_tests::fake_meta::whatsapp_text_webhook(
+                &phone_ids[n % phone_ids.len()],
+                &format!("628{:09}", n % 5000),
+                "Bench",
+                &format!("wamid.bench.{n}"),
+                "hello",
+                chrono::Utc::now().timestamp(),
+            );
+            let body = serde_json::to_vec(&payload).unwrap();
+            let signature =
+                omnistream_tests::fake_meta::sign(omnistream_tests::TEST_META_APP_SECRET, &body);
+            client
+                .post(&webhook_url)
+                .header("x-hub-signature-256", signature)
+                .body(body)
+        })
+        .await;
+        sequence += report.sent;
+        eprintln!("POST /webhooks/meta at {rate}/s: {report:?}");
+        let saturated = report.p99_ms > 10.0 * P99_TARGET_MS;
+        ingest.push(report);
+        if saturated {
+            break;
+        }
+    }
+    let best_ingest = ingest
+        .iter()
+        .filter(|r| r.p99_ms <= P99_TARGET_MS && (r.errors as f64) < 0.001 * r.sent as f64)
+        .map(|r| r.rate)
+        .max()
+        .unwrap_or(0);
+
     let json = json!({
         "api_list_agents": {"runs": api, "highest_rate_within_target": best, "p99_target_ms": P99_TARGET_MS,
                             "raw_sql_p99_ms": raw_p99},
+        "b1_webhook_ingest": {"runs": ingest, "highest_rate_within_target": best_ingest, "raw_insert_per_second": raw_rate,
+                              "ratio": f64::from(best_ingest) / raw_rate},
         "login_per_second": logins_per_second,
         "replay": {"projection": TenantUsageProjector.name(), "events": replayed, "events_per_second": replay_rate,
                    "raw_copy_rows_per_second": copy_rate, "ratio": replay_rate / copy_rate,
@@ -254,6 +348,27 @@ async fn main() {
         md,
         "| {replay_rate:.0} | {copy_rate:.0} | {:.2} | {rss_before:.0} → {rss_after:.0} |\n",
         replay_rate / copy_rate
+    );
+    let _ = writeln!(
+        md,
+        "## B1: signed WhatsApp webhooks, acknowledged once durably stored\n"
+    );
+    let _ = writeln!(md, "Limit measured in the same run: raw single-row INSERT transactions of the same row shape, 16 connections: {raw_rate:.0}/s. Target: ≥ 0.5× that rate with ack p99 < 50 ms.\n");
+    let _ = writeln!(
+        md,
+        "| rate/s | sent | errors | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|"
+    );
+    for r in &ingest {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+            r.rate, r.sent, r.errors, r.p50_ms, r.p99_ms, r.max_ms
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nHighest rate holding the target: **{best_ingest}/s** = {:.2}× the raw INSERT rate.\n",
+        f64::from(best_ingest) / raw_rate
     );
     let _ = writeln!(md, "## Login (argon2id)\n\n{logins_per_second:.1} logins/s with 4 concurrent clients (deliberately expensive hashing).\n");
     let _ = writeln!(
