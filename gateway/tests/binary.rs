@@ -9,6 +9,27 @@ use tokio::process::{Child, Command};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_omnistream");
 
+/// A new, empty database on the test server: the admin connection, its name and its URL.
+async fn fresh_database(label: &str) -> (sqlx::PgConnection, String, String) {
+    let admin_url = std::env::var("TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("omnistream_{label}_{}", std::process::id());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let database_url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    (admin, name, database_url)
+}
+
 fn free_address() -> String {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -121,22 +142,7 @@ async fn serve_brings_up_the_whole_platform_on_an_empty_machine() {
 /// tenant is invented in a real database.
 #[tokio::test]
 async fn subcommands_run_against_configured_infrastructure() {
-    let admin_url = std::env::var("TEST_DATABASE_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("omnistream_bin_{}", std::process::id());
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let database_url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let (mut admin, name, database_url) = fresh_database("bin").await;
     let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
     let data_dir = tempfile::tempdir().unwrap();
     let configured = |command: &mut Command| {
@@ -279,22 +285,7 @@ fn inbound(n: usize) -> Vec<u8> {
 /// inbox exactly once, and Meta's retries of all of them are accepted and deduplicated.
 #[tokio::test]
 async fn a_kill_during_ingest_loses_no_acknowledged_webhook_and_duplicates_nothing() {
-    let admin_url = std::env::var("TEST_DATABASE_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("omnistream_crash_{}", std::process::id());
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let database_url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let (mut admin, name, database_url) = fresh_database("crash").await;
     let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
     let data_dir = tempfile::tempdir().unwrap();
     let secret = "crash-test-app-secret";
