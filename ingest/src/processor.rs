@@ -189,6 +189,19 @@ impl InboundProcessor {
             Err(other) => return Err(other.into()),
         }
         let conversation_id = ids::conversation(tenant, account.id, contact_id);
+        // The aggregate remembers only recent provider ids; a much later repeat of an old message
+        // is recognised by its deterministic id in the messages read model.
+        let message_id = ids::inbound_message(tenant, account.id, &message.provider_message_id);
+        let known: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND tenant_id = $2)",
+        )
+        .bind(message_id)
+        .bind(tenant.as_uuid())
+        .fetch_one(&self.pool)
+        .await?;
+        if known {
+            return Ok(());
+        }
         let now = Utc::now();
         let command = ConversationCommand::ReceiveInbound {
             open: OpenConversation {
@@ -201,7 +214,7 @@ impl InboundProcessor {
                 at: now,
             },
             message: InboundMessage {
-                message_id: ids::inbound_message(tenant, account.id, &message.provider_message_id),
+                message_id,
                 provider_message_id: Some(message.provider_message_id.clone()),
                 content: message.content.clone(),
                 sender_name: message.profile_name.clone(),

@@ -143,6 +143,70 @@ async fn raw_insert_rate(pool: &sqlx::PgPool, connections: usize, duration: Dura
     total as f64 / duration.as_secs_f64()
 }
 
+/// Mean milliseconds per `ReceiveInbound` on a conversation already holding 10,000 messages and
+/// on a new one (300 commands each, sequential, through the real event store).
+async fn b3_command_cost(pool: &sqlx::PgPool) -> (f64, f64) {
+    use omnistream_commands::service::{CommandContext, ConversationService};
+    use omnistream_domain::conversation::{ConversationCommand, InboundMessage, OpenConversation};
+    use omnistream_domain::{Channel, InboundContent, MessageType, TenantId};
+
+    let service = ConversationService::new(pool.clone());
+    let tenant = TenantId::new();
+    let context = CommandContext::system(tenant);
+    let command = |conversation: uuid::Uuid, n: usize| ConversationCommand::ReceiveInbound {
+        open: OpenConversation {
+            conversation_id: conversation,
+            tenant_id: tenant.as_uuid(),
+            channel: Channel::Whatsapp,
+            integration_account_id: uuid::Uuid::nil(),
+            contact_id: uuid::Uuid::nil(),
+            division_id: None,
+            at: chrono::Utc::now(),
+        },
+        message: InboundMessage {
+            message_id: uuid::Uuid::new_v4(),
+            provider_message_id: Some(format!("wamid.{conversation}.{n}")),
+            content: InboundContent {
+                message_type: MessageType::Text,
+                content: Some(format!("message {n}")),
+                media: None,
+                reply_to_provider_id: None,
+                data: None,
+            },
+            sender_name: None,
+            sent_at: chrono::Utc::now(),
+            received_at: chrono::Utc::now(),
+            raw: serde_json::Value::Null,
+        },
+    };
+    let big = uuid::Uuid::new_v4();
+    for n in 0..10_000 {
+        service
+            .execute(&context, big, command(big, n))
+            .await
+            .unwrap();
+    }
+    let measure = |conversation: uuid::Uuid, from: usize| {
+        let service = service.clone();
+        let context = context.clone();
+        let command = &command;
+        async move {
+            let started = Instant::now();
+            for n in from..from + 300 {
+                service
+                    .execute(&context, conversation, command(conversation, n))
+                    .await
+                    .unwrap();
+            }
+            started.elapsed().as_secs_f64() * 1000.0 / 300.0
+        }
+    };
+    let fresh = uuid::Uuid::new_v4();
+    let new_ms = measure(fresh, 0).await;
+    let big_ms = measure(big, 10_000).await;
+    (big_ms, new_ms)
+}
+
 fn memory_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -303,11 +367,17 @@ async fn main() {
         .max()
         .unwrap_or(0);
 
+    // B3: a command on a conversation that already holds 10,000 messages vs. on a new one.
+    let (big_ms, new_ms) = b3_command_cost(&app.pool).await;
+    let b3_ratio = big_ms / new_ms;
+    eprintln!("B3: {big_ms:.3} ms vs {new_ms:.3} ms per command (ratio {b3_ratio:.2})");
+
     let json = json!({
         "api_list_agents": {"runs": api, "highest_rate_within_target": best, "p99_target_ms": P99_TARGET_MS,
                             "raw_sql_p99_ms": raw_p99},
         "b1_webhook_ingest": {"runs": ingest, "highest_rate_within_target": best_ingest, "raw_insert_per_second": raw_rate,
                               "ratio": f64::from(best_ingest) / raw_rate},
+        "b3_command_cost": {"ms_per_command_at_10000_messages": big_ms, "ms_per_command_new": new_ms, "ratio": b3_ratio},
         "login_per_second": logins_per_second,
         "replay": {"projection": TenantUsageProjector.name(), "events": replayed, "events_per_second": replay_rate,
                    "raw_copy_rows_per_second": copy_rate, "ratio": replay_rate / copy_rate,
@@ -370,6 +440,12 @@ async fn main() {
         "\nHighest rate holding the target: **{best_ingest}/s** = {:.2}× the raw INSERT rate.\n",
         f64::from(best_ingest) / raw_rate
     );
+    let _ = writeln!(
+        md,
+        "## B3: inbound message into a conversation holding 10,000 messages vs. a new one\n"
+    );
+    let _ = writeln!(md, "| at 10,000 messages (ms/command) | new conversation (ms/command) | ratio (target ≤ 1.1) |\n|---|---|---|");
+    let _ = writeln!(md, "| {big_ms:.3} | {new_ms:.3} | {b3_ratio:.2} |\n");
     let _ = writeln!(md, "## Login (argon2id)\n\n{logins_per_second:.1} logins/s with 4 concurrent clients (deliberately expensive hashing).\n");
     let _ = writeln!(
         md,

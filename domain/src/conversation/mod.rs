@@ -117,7 +117,32 @@ const DEDUPE_HORIZON_DAYS: i64 = 8;
 /// How long outbound messages keep their delivery state (late read receipts).
 const OUTBOUND_HORIZON_DAYS: i64 = 30;
 /// Pruning runs once per this many remembered ids.
-const PRUNE_EVERY: usize = 256;
+const PRUNE_EVERY: usize = 64;
+/// At most this many recent ids (inbound) and messages (outbound) are kept, whatever their age, so
+/// loading a conversation costs the same however busy it is. Older repeats are caught before the
+/// command by the ingest worker (deterministic message ids in the messages read model).
+const RECENT_LIMIT: usize = 128;
+
+/// Keeps the `RECENT_LIMIT` newest entries of `map` by `time`.
+fn keep_newest<K: Ord + Clone, V>(
+    map: &mut BTreeMap<K, V>,
+    time: impl Fn(&V) -> DateTime<Utc>,
+) -> Vec<(K, V)> {
+    if map.len() <= RECENT_LIMIT {
+        return Vec::new();
+    }
+    let mut times: Vec<DateTime<Utc>> = map.values().map(&time).collect();
+    times.sort_unstable();
+    let cutoff = times[times.len() - RECENT_LIMIT];
+    let old: Vec<K> = map
+        .iter()
+        .filter(|(_, v)| time(v) < cutoff)
+        .map(|(k, _)| k.clone())
+        .collect();
+    old.into_iter()
+        .filter_map(|k| map.remove(&k).map(|v| (k, v)))
+        .collect()
+}
 
 /// The aggregate.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -236,6 +261,7 @@ impl Aggregate for Conversation {
                 if self.seen.len().is_multiple_of(PRUNE_EVERY) {
                     let horizon = received_at - Duration::days(DEDUPE_HORIZON_DAYS);
                     self.seen.retain(|_, at| *at >= horizon);
+                    keep_newest(&mut self.seen, |at| *at);
                 }
             }
             E::OutboundMessageQueued {
@@ -265,6 +291,11 @@ impl Aggregate for Conversation {
                             .remove(&id)
                             .and_then(|s| s.provider_message_id)
                         {
+                            self.by_provider_id.remove(&provider_id);
+                        }
+                    }
+                    for (_, state) in keep_newest(&mut self.outbound, |s| s.queued_at) {
+                        if let Some(provider_id) = state.provider_message_id {
                             self.by_provider_id.remove(&provider_id);
                         }
                     }
