@@ -1,6 +1,7 @@
 //! OmniStream write side: command services, channel adapters and workers.
 
 pub mod outbound;
+pub mod pacing;
 pub mod secrets;
 pub mod service;
 pub mod webhook_dispatch;

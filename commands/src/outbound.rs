@@ -2,10 +2,15 @@
 //! the conversation as a command (`MarkSent` with the provider id, or `MarkFailed`).
 //!
 //! Jobs are claimed with a short lease in a short transaction (never holding a transaction open
-//! across the network call, which would hold back every event-log reader). A crash between the
+//! across the network call, which would hold back every event-log reader). Up to
+//! [`MAX_IN_FLIGHT`] attempts run at once, each on its own task, and the sends of each business
+//! number are paced to its throughput (`throughput_mps` in the account config, else Meta's
+//! default of 80 per second), so a burst is sent at the number's full rate without tripping
+//! Meta's throughput limit (130429). A crash between the
 //! provider's answer and `MarkSent` leaves the job to be retried when the lease runs out: the
 //! provider may then receive that message twice; nothing is ever lost.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,15 +18,23 @@ use omnistream_domain::conversation::ConversationCommand;
 use omnistream_domain::TenantId;
 use serde_json::{Map, Value};
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::pacing::Pacer;
 use crate::secrets::SecretBox;
 use crate::service::{CommandContext, CommandError, ConversationService};
 use crate::whatsapp::{message_body, GraphClient, GraphError, OutboundPayload};
 
-/// Jobs claimed per round.
-const BATCH: i64 = 20;
+/// Jobs claimed per round, at most.
+const BATCH: usize = 100;
+/// Attempts in flight at once: Meta answers in about 50 ms, so 1,000 sends/s needs ~50.
+pub const MAX_IN_FLIGHT: usize = 128;
+/// Meta's default throughput per business number (messages per second).
+pub const DEFAULT_THROUGHPUT_MPS: u32 = 80;
+/// The highest throughput Meta grants a number.
+pub const MAX_THROUGHPUT_MPS: u32 = 1000;
 /// How long a claimed job is hidden from other senders.
 const LEASE_SECONDS: f64 = 60.0;
 /// Provider attempts before a retryable error counts as a failure.
@@ -34,6 +47,8 @@ pub struct OutboundSender {
     pub conversations: ConversationService,
     pub graph: GraphClient,
     pub secrets: SecretBox,
+    /// Spaces the sends of each business number.
+    pub pacer: Pacer,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -75,12 +90,26 @@ enum Outcome {
 }
 
 impl OutboundSender {
-    /// Sends due jobs until `shutdown` is cancelled.
+    /// Sends due jobs until `shutdown` is cancelled, [`MAX_IN_FLIGHT`] at most at once.
     pub async fn run(self, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         loop {
-            let pause = match self.send_due().await {
-                Ok(0) => Duration::from_millis(50),
-                Ok(_) => Duration::ZERO,
+            let free = slots.available_permits().min(BATCH);
+            let pause = match self.claim(free).await {
+                Ok(jobs) if jobs.is_empty() && free > 0 => Duration::from_millis(50),
+                Ok(jobs) => {
+                    for job in jobs {
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let sender = self.clone();
+                        tokio::spawn(async move {
+                            sender.attempt_logged(&job).await;
+                            drop(permit);
+                        });
+                    }
+                    Duration::from_millis(2)
+                }
                 Err(error) => {
                     tracing::warn!(%error, "outbound round failed");
                     Duration::from_secs(1)
@@ -93,9 +122,20 @@ impl OutboundSender {
         }
     }
 
-    /// One round: claims due jobs and attempts each; returns how many were claimed.
+    /// One round, awaited: claims due jobs and attempts each; returns how many were claimed.
     pub async fn send_due(&self) -> anyhow::Result<usize> {
-        let jobs: Vec<ClaimedJob> = sqlx::query_as(
+        let jobs = self.claim(BATCH).await?;
+        let claimed = jobs.len();
+        futures::future::join_all(jobs.iter().map(|job| self.attempt_logged(job))).await;
+        Ok(claimed)
+    }
+
+    /// Claims up to `limit` due jobs, hiding them from other senders for the lease.
+    async fn claim(&self, limit: usize) -> anyhow::Result<Vec<ClaimedJob>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as(
             "UPDATE outbound_jobs SET next_attempt_at = now() + make_interval(secs => $1), attempts = attempts + 1
              WHERE message_id IN (
                  SELECT message_id FROM outbound_jobs WHERE next_attempt_at <= now()
@@ -103,17 +143,15 @@ impl OutboundSender {
              RETURNING message_id, tenant_id, conversation_id, attempts",
         )
         .bind(LEASE_SECONDS)
-        .bind(BATCH)
+        .bind(limit as i64)
         .fetch_all(&self.pool)
-        .await?;
-        let claimed = jobs.len();
-        let rounds = jobs.into_iter().map(|job| async move {
-            if let Err(error) = self.attempt(&job).await {
-                tracing::warn!(message_id = %job.message_id, %error, "outbound attempt failed");
-            }
-        });
-        futures::future::join_all(rounds).await;
-        Ok(claimed)
+        .await?)
+    }
+
+    async fn attempt_logged(&self, job: &ClaimedJob) {
+        if let Err(error) = self.attempt(job).await {
+            tracing::warn!(message_id = %job.message_id, %error, "outbound attempt failed");
+        }
     }
 
     async fn attempt(&self, job: &ClaimedJob) -> anyhow::Result<()> {
@@ -281,6 +319,13 @@ impl OutboundSender {
             }
         };
         let body = message_body(&to, &payload, delivery.reply_to_external_id.as_deref());
+        let throughput = config
+            .get("throughput_mps")
+            .and_then(Value::as_u64)
+            .map_or(DEFAULT_THROUGHPUT_MPS, |mps| {
+                mps.clamp(1, u64::from(MAX_THROUGHPUT_MPS)) as u32
+            });
+        self.pacer.wait(&phone_number_id, throughput).await;
         match self
             .graph
             .send_message(&token, &phone_number_id, &body)

@@ -185,6 +185,7 @@ impl Application {
                 conversations: self.state.conversations.clone(),
                 graph: self.state.graph.clone(),
                 secrets: self.state.secrets.clone(),
+                pacer: Default::default(),
             };
             workers.push(tokio::spawn(outbound.run(self.shutdown.clone())));
             workers.push(tokio::spawn(crate::conversations::run_expiry(

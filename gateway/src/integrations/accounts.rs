@@ -195,7 +195,8 @@ pub struct CreateIntegrationAccount {
     #[serde(default)]
     division_id: Option<Uuid>,
     /// WhatsApp: `phone_number_id`, `waba_id` and `access_token` are required; `pin` (two-step
-    /// verification PIN) registers the number.
+    /// verification PIN) registers the number; `throughput_mps` (1..1000, default 80, Meta's tier
+    /// for the number) paces outbound sends so they never trip Meta's throughput limit.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     config: Option<Map<String, Value>>,
@@ -209,6 +210,22 @@ fn config_text<'a>(config: &'a Map<String, Value>, key: &str) -> Option<&'a str>
         .filter(|v| !v.is_empty())
 }
 
+/// `config.throughput_mps`, when given: the number's Meta throughput tier, which paces sends.
+fn check_throughput(config: &Map<String, Value>, violations: &mut Violations) {
+    let max = omnistream_commands::outbound::MAX_THROUGHPUT_MPS;
+    match config.get("throughput_mps") {
+        None | Some(Value::Null) => {}
+        Some(value)
+            if value
+                .as_u64()
+                .is_some_and(|mps| (1..=u64::from(max)).contains(&mps)) => {}
+        Some(_) => violations.add(
+            "config.throughput_mps",
+            format!("must be an integer from 1 to {max} (messages per second)"),
+        ),
+    }
+}
+
 impl Validate for CreateIntegrationAccount {
     fn validate(&mut self, violations: &mut Violations) {
         let channel = self.channel.parse::<Channel>();
@@ -216,6 +233,7 @@ impl Validate for CreateIntegrationAccount {
             violations.add("channel", "must be whatsapp, instagram, email or messenger");
         }
         let config = self.config.get_or_insert_with(Map::new);
+        check_throughput(config, violations);
         if channel == Ok(Channel::Whatsapp) {
             for key in ["phone_number_id", "waba_id", "access_token"] {
                 if config_text(config, key).is_none() {
@@ -373,6 +391,9 @@ impl Validate for UpdateIntegrationAccount {
         }
         if let Some(name) = &mut self.display_name {
             check_text(violations, "display_name", name, 1, 200);
+        }
+        if let Some(config) = &self.config {
+            check_throughput(config, violations);
         }
     }
 }
