@@ -10,6 +10,7 @@ test:
 
 # Run the benchmarks; results go to bench/results/latest.md and latest.json.
 bench:
+    cargo build --release --bin omnistream
     cargo bench -p omnistream-tests --bench platform
 
 # Format the code.
@@ -28,3 +29,12 @@ migrate:
 # Rebuild a projection (or `all`) from the event log.
 replay projection="all":
     cargo run --release -- replay {{projection}}
+
+# Property-test the inbound parsers and the request DTOs (also part of `just test`).
+fuzz:
+    cargo test -p omnistream-ingest --test fuzz_meta
+    cargo test -p omnistream-tests --test e2e fuzz::
+
+# schemathesis against /api/openapi.json of a running server (zero 5xx, zero schema breaks).
+fuzz-api:
+    tests/fuzz/api.sh
