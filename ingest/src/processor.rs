@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use omnistream_commands::service::{
     ids, CommandContext, CommandError, ContactService, ConversationService,
 };
@@ -18,7 +19,9 @@ use crate::meta::{
 };
 
 /// Rows claimed per round.
-const BATCH: i64 = 50;
+const BATCH: i64 = 200;
+/// Ordering groups (see [`ordering_key`]) processed at once.
+const CONCURRENCY: usize = 8;
 /// Attempts before a payload is parked as `failed`.
 const MAX_ATTEMPTS: i32 = 10;
 
@@ -85,38 +88,59 @@ impl InboundProcessor {
         .fetch_all(&self.pool)
         .await?;
         let count = claimed.len();
+        // Payloads of one customer are processed in arrival order; different customers at once.
+        let mut groups: Vec<(String, Vec<Claimed>)> = Vec::new();
         let mut claimed = claimed;
         claimed.sort_by_key(|row| row.id);
         for row in claimed {
-            let outcome = self.process(row.id, &row.body).await;
-            let (status, error, retry) = match outcome {
-                Ok(Disposition::Processed) => ("processed", None, false),
-                Ok(Disposition::Ignored(reason)) => ("ignored", Some(reason), false),
-                Err(error) if row.attempts < MAX_ATTEMPTS => {
-                    ("pending", Some(error.to_string()), true)
-                }
-                Err(error) => ("failed", Some(error.to_string()), false),
-            };
-            if retry {
-                tracing::warn!(
-                    id = row.id,
-                    error = error.as_deref().unwrap_or_default(),
-                    "inbound payload will be retried"
-                );
+            let key = ordering_key(&row.body);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, rows)) => rows.push(row),
+                None => groups.push((key, vec![row])),
             }
-            sqlx::query(
-                "UPDATE inbound_webhooks SET status = $2, error = $3,
-                    processed_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END,
-                    next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => least(2 ^ attempts, 300)) ELSE next_attempt_at END
-                 WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(status)
-            .bind(error)
-            .execute(&self.pool)
-            .await?;
         }
+        let results: Vec<anyhow::Result<()>> = futures::stream::iter(groups)
+            .map(|(_, rows)| async move {
+                for row in rows {
+                    self.settle(row).await?;
+                }
+                Ok(())
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
         Ok(count)
+    }
+
+    /// Processes one payload and records the outcome on its row.
+    async fn settle(&self, row: Claimed) -> anyhow::Result<()> {
+        let outcome = self.process(row.id, &row.body).await;
+        let (status, error, retry) = match outcome {
+            Ok(Disposition::Processed) => ("processed", None, false),
+            Ok(Disposition::Ignored(reason)) => ("ignored", Some(reason), false),
+            Err(error) if row.attempts < MAX_ATTEMPTS => ("pending", Some(error.to_string()), true),
+            Err(error) => ("failed", Some(error.to_string()), false),
+        };
+        if retry {
+            tracing::warn!(
+                id = row.id,
+                error = error.as_deref().unwrap_or_default(),
+                "inbound payload will be retried"
+            );
+        }
+        sqlx::query(
+            "UPDATE inbound_webhooks SET status = $2, error = $3,
+                processed_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END,
+                next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => least(2 ^ attempts, 300)) ELSE next_attempt_at END
+             WHERE id = $1",
+        )
+        .bind(row.id)
+        .bind(status)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn process(&self, id: i64, body: &[u8]) -> anyhow::Result<Disposition> {
@@ -259,4 +283,26 @@ impl InboundProcessor {
             Err(other) => Err(other.into()),
         }
     }
+}
+
+/// The customer a payload is about (business number and customer), so that payloads of one
+/// customer keep their order while others are processed alongside; unparseable payloads share
+/// one key.
+fn ordering_key(body: &[u8]) -> String {
+    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::new();
+    };
+    let value = payload.pointer("/entry/0/changes/0/value");
+    let text = |pointer: &str| {
+        value
+            .and_then(|v| v.pointer(pointer))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let customer = [text("/messages/0/from"), text("/statuses/0/recipient_id")]
+        .into_iter()
+        .find(|c| !c.is_empty())
+        .unwrap_or_default();
+    format!("{}:{customer}", text("/metadata/phone_number_id"))
 }
