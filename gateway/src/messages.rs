@@ -63,7 +63,7 @@ pub struct Message {
 }
 
 /// Columns of [`Message`] over `messages m`.
-pub(crate) const MESSAGE_COLUMNS: &str = "m.id::text AS id, m.conversation_id, m.direction, m.type, m.status, m.content, \
+pub const MESSAGE_COLUMNS: &str = "m.id::text AS id, m.conversation_id, m.direction, m.type, m.status, m.content, \
     NULL::text AS subject, NULL::uuid AS media_id, m.media_url, m.media_mime_type, m.filename, NULL::uuid AS template_id, \
     m.template_name, m.sender_type, m.sender_id, m.sender_name, m.external_id, m.reply_to_message_id, NULL::uuid AS campaign_id, \
     m.error_message, m.created_at, m.updated_at, NULL::text AS content_html, '[]'::jsonb AS attachments, m.data";

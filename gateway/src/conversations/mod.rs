@@ -127,7 +127,7 @@ impl From<ConversationDbRow> for ConversationWithContact {
 }
 
 /// `FROM` and the tenant filter of every conversation read; callers add conditions.
-pub(crate) const CONVERSATION_SELECT: &str = r#"
+pub const CONVERSATION_SELECT: &str = r#"
     SELECT c.id, c.tenant_id, c.contact_id, c.channel, c.integration_account_id, c.status, c.assigned_agent_id,
            ag.name AS assigned_agent_name, c.division_id, c.tags, c.unread_count, c.ai_active, c.ai_agent_id,
            c.last_message_at, c.last_message_preview, c.last_customer_message_at, c.resolved_at, c.created_at,
