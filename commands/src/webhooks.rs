@@ -174,6 +174,39 @@ impl AttemptOutcome {
     }
 }
 
+/// Clients kept for reuse (their connection pools), at most this many.
+const CLIENT_CACHE_SIZE: usize = 256;
+
+type ClientKey = (String, Vec<SocketAddr>);
+
+static CLIENTS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<ClientKey, reqwest::Client>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// A client that connects `host` only to the vetted `addresses` (the SSRF guard's answer), with
+/// a 15 s timeout and no redirects. Clients are cached per host and address set so that
+/// connections are reused: building one per attempt cost a TLS setup and a new connection each
+/// time, and capped deliveries at a few hundred per second.
+fn pinned_client(host: String, mut addresses: Vec<SocketAddr>) -> reqwest::Result<reqwest::Client> {
+    addresses.sort();
+    let key = (host, addresses);
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(client) = clients.get(&key) {
+        return Ok(client.clone());
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .resolve_to_addrs(&key.0, &key.1)
+        .build()?;
+    if clients.len() >= CLIENT_CACHE_SIZE {
+        clients.clear();
+    }
+    clients.insert(key, client.clone());
+    Ok(client)
+}
+
 /// One signed POST: 15 s timeout, redirects not followed (they count as failures).
 pub async fn attempt(
     url: &str,
@@ -197,13 +230,7 @@ pub async fn attempt(
         Err(refused) => return failure(refused.to_string(), started),
     };
     let host = parsed.host_str().unwrap_or_default().to_owned();
-    let client = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(Duration::from_secs(15))
-        .resolve_to_addrs(&host, &addresses)
-        .build()
-    {
+    let client = match pinned_client(host, addresses) {
         Ok(client) => client,
         Err(error) => return failure(error.to_string(), started),
     };
