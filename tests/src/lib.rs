@@ -158,6 +158,12 @@ impl TestApp {
         roles: Roles,
         customize: impl FnOnce(&mut Config),
     ) -> Self {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let mut config = Config::from_lookup(|name| match name {
             "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
             "DATABASE_MAX_CONNECTIONS" => Some("6".to_owned()),
