@@ -215,13 +215,12 @@ pub async fn run() -> Section {
     let rate = accepted as f64 / last.duration_since(opened).as_secs_f64();
     let ratio = rate / LIMIT_PER_SECOND;
     let throttled_share = throttled as f64 / (accepted + throttled).max(1) as f64;
-    wait_for(
-        &app.pool,
-        "SELECT count(*) FROM messages WHERE direction = 'outbound' AND status = 'sent'",
-        accepted as i64,
-        "messages marked sent",
-    )
-    .await;
+    let marked_deadline = Instant::now() + Duration::from_secs(120);
+    let sent_sql = "SELECT count(*) FROM messages WHERE direction = 'outbound' AND status = 'sent'";
+    while count(&app.pool, sent_sql).await < accepted as i64 && Instant::now() < marked_deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let marked = count(&app.pool, sent_sql).await;
     let recorded = opened.elapsed().as_secs_f64();
     eprintln!("B4: {accepted} accepted at {rate:.0}/s, {throttled} throttled");
     app.stop();
@@ -231,15 +230,15 @@ pub async fn run() -> Section {
          queued in {queue_seconds:.0} s while the fake Graph API held its answers; then the fake opens. It enforces \
          {LIMIT_PER_SECOND:.0} messages/s for the number (token bucket, {BURST:.0} deep), answers 130429 beyond it and takes \
          50 ± 20 ms. The account is configured with `throughput_mps: 1000`. Targets: ≥ 0.95× the fake's rate; 130429 < 0.1 % of sends.\n\n\
-         | accepted by the fake | sends/s (open → last accepted) | ratio to 1,000/s | 130429 answers | share of sends | all marked `sent` after |\n\
-         |---|---|---|---|---|---|\n| {accepted} | {rate:.0} | {ratio:.2} | {throttled} | {:.3} % | {recorded:.1} s |\n",
+         | accepted by the fake | sends/s (open → last accepted) | ratio to 1,000/s | 130429 answers | share of sends | marked `sent` in the inbox, after |\n\
+         |---|---|---|---|---|---|\n| {accepted} | {rate:.0} | {ratio:.2} | {throttled} | {:.3} % | {marked} after {recorded:.1} s |\n",
         throttled_share * 100.0
     );
     Section {
         key: "b4_outbound_burst",
         json: json!({"messages": MESSAGES, "accepted": accepted, "sends_per_second": rate, "limit_per_second": LIMIT_PER_SECOND,
                      "ratio": ratio, "throttled": throttled, "throttled_share": throttled_share,
-                     "queue_seconds": queue_seconds, "all_marked_sent_after_seconds": recorded}),
+                     "queue_seconds": queue_seconds, "marked_sent": marked, "marked_sent_after_seconds": recorded}),
         markdown,
     }
 }
