@@ -79,6 +79,24 @@ impl Roles {
         ingest: true,
         worker: true,
     };
+    /// The REST API alone (`omnistream gateway`).
+    pub const GATEWAY: Roles = Roles {
+        api: true,
+        ingest: false,
+        worker: false,
+    };
+    /// The webhook receivers alone (`omnistream ingest`).
+    pub const INGEST: Roles = Roles {
+        api: false,
+        ingest: true,
+        worker: false,
+    };
+    /// The projectors and workers alone (`omnistream worker`).
+    pub const WORKER: Roles = Roles {
+        api: false,
+        ingest: false,
+        worker: true,
+    };
 }
 
 /// Resolved connection settings for one process.

@@ -58,42 +58,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let database_url = infra.database_url.clone();
     let outcome = match command {
         Command::Serve => serve(config, infra, Roles::ALL).await,
-        Command::Gateway => {
-            serve(
-                config,
-                infra,
-                Roles {
-                    api: true,
-                    ingest: false,
-                    worker: false,
-                },
-            )
-            .await
-        }
-        Command::Ingest => {
-            serve(
-                config,
-                infra,
-                Roles {
-                    api: false,
-                    ingest: true,
-                    worker: false,
-                },
-            )
-            .await
-        }
-        Command::Worker => {
-            serve(
-                config,
-                infra,
-                Roles {
-                    api: false,
-                    ingest: false,
-                    worker: true,
-                },
-            )
-            .await
-        }
+        Command::Gateway => serve(config, infra, Roles::GATEWAY).await,
+        Command::Ingest => serve(config, infra, Roles::INGEST).await,
+        Command::Worker => serve(config, infra, Roles::WORKER).await,
         Command::Migrate => migrate(&database_url).await,
         Command::Replay { projection } => replay(&database_url, &projection).await,
     };

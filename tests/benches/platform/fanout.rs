@@ -136,11 +136,7 @@ async fn raw_rate(receivers: &[Receiver]) -> f64 {
 pub async fn run() -> Section {
     let app = TestApp::spawn_on(
         omnistream_tests::create_test_database().await,
-        Roles {
-            api: true,
-            ingest: false,
-            worker: false,
-        },
+        Roles::GATEWAY,
         |config| config.database_max_connections = 16,
     )
     .await;

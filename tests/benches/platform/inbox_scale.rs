@@ -105,11 +105,7 @@ pub async fn run() -> Section {
     let messages = (5_000_000.0 * scale()) as i64;
     let app = TestApp::spawn_on(
         omnistream_tests::create_test_database().await,
-        Roles {
-            api: true,
-            ingest: false,
-            worker: false,
-        },
+        Roles::GATEWAY,
         |_| {},
     )
     .await;
