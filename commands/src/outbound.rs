@@ -122,14 +122,6 @@ impl OutboundSender {
         }
     }
 
-    /// One round, awaited: claims due jobs and attempts each; returns how many were claimed.
-    pub async fn send_due(&self) -> anyhow::Result<usize> {
-        let jobs = self.claim(BATCH).await?;
-        let claimed = jobs.len();
-        futures::future::join_all(jobs.iter().map(|job| self.attempt_logged(job))).await;
-        Ok(claimed)
-    }
-
     /// Claims up to `limit` due jobs, hiding them from other senders for the lease.
     async fn claim(&self, limit: usize) -> anyhow::Result<Vec<ClaimedJob>> {
         if limit == 0 {

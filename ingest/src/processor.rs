@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use omnistream_commands::service::{
     ids, CommandContext, CommandError, ContactService, ConversationService,
 };
@@ -38,6 +38,13 @@ struct Claimed {
     id: i64,
     body: Vec<u8>,
     attempts: i32,
+}
+
+/// A claimed payload, parsed once (`None`: not JSON).
+struct Inbound {
+    id: i64,
+    attempts: i32,
+    payload: Option<serde_json::Value>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -89,33 +96,37 @@ impl InboundProcessor {
         .await?;
         let count = claimed.len();
         // Payloads of one customer are processed in arrival order; different customers at once.
-        let mut groups: Vec<(String, Vec<Claimed>)> = Vec::new();
+        let mut groups: Vec<(String, Vec<Inbound>)> = Vec::new();
         let mut claimed = claimed;
         claimed.sort_by_key(|row| row.id);
         for row in claimed {
-            let key = ordering_key(&row.body);
+            let inbound = Inbound {
+                id: row.id,
+                attempts: row.attempts,
+                payload: serde_json::from_slice(&row.body).ok(),
+            };
+            let key = ordering_key(inbound.payload.as_ref());
             match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, rows)) => rows.push(row),
-                None => groups.push((key, vec![row])),
+                Some((_, rows)) => rows.push(inbound),
+                None => groups.push((key, vec![inbound])),
             }
         }
-        let results: Vec<anyhow::Result<()>> = futures::stream::iter(groups)
+        futures::stream::iter(groups)
             .map(|(_, rows)| async move {
-                for row in rows {
-                    self.settle(row).await?;
+                for inbound in rows {
+                    self.settle(inbound).await?;
                 }
-                Ok(())
+                anyhow::Ok(())
             })
             .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(count)
     }
 
     /// Processes one payload and records the outcome on its row.
-    async fn settle(&self, row: Claimed) -> anyhow::Result<()> {
-        let outcome = self.process(row.id, &row.body).await;
+    async fn settle(&self, row: Inbound) -> anyhow::Result<()> {
+        let outcome = self.process(row.id, row.payload.as_ref()).await;
         let (status, error, retry) = match outcome {
             Ok(Disposition::Processed) => ("processed", None, false),
             Ok(Disposition::Ignored(reason)) => ("ignored", Some(reason), false),
@@ -143,14 +154,18 @@ impl InboundProcessor {
         Ok(())
     }
 
-    async fn process(&self, id: i64, body: &[u8]) -> anyhow::Result<Disposition> {
-        let Ok(payload) = serde_json::from_slice::<serde_json::Value>(body) else {
+    async fn process(
+        &self,
+        id: i64,
+        payload: Option<&serde_json::Value>,
+    ) -> anyhow::Result<Disposition> {
+        let Some(payload) = payload else {
             return Ok(Disposition::Ignored("not JSON".into()));
         };
         if payload.get("object").and_then(|o| o.as_str()) != Some(WHATSAPP_OBJECT) {
             return Ok(Disposition::Ignored("unsupported object".into()));
         }
-        let batch = parse_whatsapp(&payload);
+        let batch = parse_whatsapp(payload);
         let mut handled = 0;
         for change in &batch.changes {
             handled += self.whatsapp_change(id, change).await?;
@@ -286,19 +301,15 @@ impl InboundProcessor {
 }
 
 /// The customer a payload is about (business number and customer), so that payloads of one
-/// customer keep their order while others are processed alongside; unparseable payloads share
-/// one key.
-fn ordering_key(body: &[u8]) -> String {
-    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return String::new();
-    };
-    let value = payload.pointer("/entry/0/changes/0/value");
+/// customer keep their order while others are processed alongside; payloads without one share
+/// a key.
+fn ordering_key(payload: Option<&serde_json::Value>) -> String {
+    let value = payload.and_then(|p| p.pointer("/entry/0/changes/0/value"));
     let text = |pointer: &str| {
         value
             .and_then(|v| v.pointer(pointer))
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
-            .to_owned()
     };
     let customer = [text("/messages/0/from"), text("/statuses/0/recipient_id")]
         .into_iter()
