@@ -207,6 +207,17 @@ impl TestApp {
         }
     }
 
+    /// How many events `projection` has applied, per its checkpoint (`None`: no checkpoint yet).
+    pub async fn events_applied(&self, projection: &str) -> Option<i64> {
+        sqlx::query_scalar(
+            "SELECT events_applied FROM projection_checkpoints WHERE projection = $1",
+        )
+        .bind(projection)
+        .fetch_optional(&self.pool)
+        .await
+        .expect("read the checkpoint")
+    }
+
     /// Posts a Meta webhook signed with the test app secret.
     pub async fn post_meta_webhook(&self, payload: &Value) -> reqwest::Response {
         let body = serde_json::to_vec(payload).expect("payload");

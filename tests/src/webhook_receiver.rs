@@ -92,6 +92,20 @@ impl Receiver {
         Receiver { url, inner }
     }
 
+    /// Subscribes this receiver to `events` through `api` and checks signatures with the
+    /// secret the API returned.
+    pub async fn subscribe(&self, api: &crate::Client, events: &[&str]) {
+        let created = api
+            .post(
+                "/api/outgoing-webhooks",
+                serde_json::json!({"name": "r", "url": self.url, "events": events}),
+            )
+            .await;
+        assert_eq!(created.status.as_u16(), 201, "{}", created.body);
+        self.set_secret(created.body["secret"].as_str().expect("the secret, once"))
+            .await;
+    }
+
     /// The secret signatures are checked with.
     pub async fn set_secret(&self, secret: &str) {
         self.inner.lock().await.secret = Some(secret.to_owned());

@@ -63,15 +63,7 @@ async fn subscribed(app: &TestApp, phone_number_id: &str) -> Receiver {
         .await;
     assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
     let receiver = Receiver::start().await;
-    let created = api
-        .post(
-            "/api/outgoing-webhooks",
-            json!({"name": "r", "url": receiver.url, "events": ["message.received"]}),
-        )
-        .await;
-    receiver
-        .set_secret(created.body["secret"].as_str().unwrap())
-        .await;
+    receiver.subscribe(&api, &["message.received"]).await;
     receiver
 }
 
@@ -229,13 +221,7 @@ async fn a_relay_crash_between_the_nats_ack_and_its_checkpoint_delivers_nothing_
     receiver
         .wait_until("the first three", |r| delivered(r).0.len() == 3)
         .await;
-    let relayed: i64 = sqlx::query_scalar(
-        "SELECT events_applied FROM projection_checkpoints WHERE projection = $1",
-    )
-    .bind(RELAY_CHECKPOINT)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let relayed = app.events_applied(RELAY_CHECKPOINT).await.unwrap_or(0);
     assert!(relayed > 0);
     app.stop();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -255,13 +241,7 @@ async fn a_relay_crash_between_the_nats_ack_and_its_checkpoint_delivers_nothing_
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let applied: Option<i64> = sqlx::query_scalar(
-            "SELECT events_applied FROM projection_checkpoints WHERE projection = $1",
-        )
-        .bind(RELAY_CHECKPOINT)
-        .fetch_optional(&restarted.pool)
-        .await
-        .unwrap();
+        let applied = restarted.events_applied(RELAY_CHECKPOINT).await;
         if applied.is_some_and(|n| n > relayed) {
             break;
         }

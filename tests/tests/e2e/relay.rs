@@ -103,13 +103,7 @@ async fn events_are_published_to_jetstream_once_with_their_dedupe_ids() {
     // Re-publishing after a lost checkpoint (a crash between ack and checkpoint) is deduplicated.
     let wait_for_checkpoint = || async {
         loop {
-            let applied: Option<i64> = sqlx::query_scalar(
-                "SELECT events_applied FROM projection_checkpoints WHERE projection = $1",
-            )
-            .bind(RELAY_CHECKPOINT)
-            .fetch_optional(&app.pool)
-            .await
-            .unwrap();
+            let applied = app.events_applied(RELAY_CHECKPOINT).await;
             if applied.is_some_and(|n| n >= 2) {
                 return;
             }

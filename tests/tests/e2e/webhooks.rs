@@ -524,15 +524,7 @@ async fn three_hundred_events_reach_healthy_endpoints_in_order_while_a_failing_o
         Receiver::start().await,
     ];
     for receiver in &receivers {
-        let created = api
-            .post(
-                "/api/outgoing-webhooks",
-                json!({"name": "r", "url": receiver.url, "events": ["message.received"]}),
-            )
-            .await;
-        receiver
-            .set_secret(created.body["secret"].as_str().unwrap())
-            .await;
+        receiver.subscribe(&api, &["message.received"]).await;
     }
     let failing = &receivers[2];
     failing.fail_with(Some(503)).await;
