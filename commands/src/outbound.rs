@@ -94,9 +94,14 @@ impl OutboundSender {
     pub async fn run(self, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         loop {
+            // While every slot is taken, wait for one instead of polling.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                free = slots.acquire() => drop(free),
+            }
             let free = slots.available_permits().min(BATCH);
             let pause = match self.claim(free).await {
-                Ok(jobs) if jobs.is_empty() && free > 0 => Duration::from_millis(50),
+                Ok(jobs) if jobs.is_empty() => Duration::from_millis(50),
                 Ok(jobs) => {
                     for job in jobs {
                         let Ok(permit) = slots.clone().acquire_owned().await else {
