@@ -20,7 +20,7 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -291,10 +291,34 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Attempts one endpoint may have in flight in this process.
 const MAX_IN_FLIGHT_PER_ENDPOINT: usize = 8;
 
+/// Attempts in flight in this process.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Successes waiting to be recorded, at most (a full queue holds the attempts back).
+const SUCCESS_QUEUE: usize = 4096;
+
+/// Successes recorded by one statement, at most.
+const RECORD_BATCH: usize = 512;
+
+/// A successful attempt, waiting to be recorded.
+struct Success {
+    id: Uuid,
+    status: i32,
+    body: String,
+    duration_ms: i32,
+}
+
 impl WebhookSender {
-    /// Delivers until `shutdown`; at most 64 attempts in flight.
+    /// Delivers until `shutdown`; at most [`MAX_IN_FLIGHT`] attempts in flight.
+    ///
+    /// Due deliveries are claimed every 2 ms while there are any; when none is due the loop
+    /// waits for an attempt to end or a batch of successes to be recorded (either may make more
+    /// deliveries due), or 50 ms for new ones.
     pub async fn run(self, shutdown: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(64));
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let progress = Arc::new(Notify::new());
+        let (successes, recorded) = mpsc::channel(SUCCESS_QUEUE);
+        tokio::spawn(self.clone().record_successes(recorded, progress.clone()));
         loop {
             let full: Vec<Uuid> = self.in_flight_full();
             let claimed = match self.claim(slots.available_permits() as i64, &full).await {
@@ -307,24 +331,79 @@ impl WebhookSender {
             let idle = claimed.is_empty();
             for delivery in claimed {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
+                    break;
                 };
-                let sender = self.clone();
+                let (sender, successes, progress) =
+                    (self.clone(), successes.clone(), progress.clone());
                 let webhook = delivery.webhook_id;
                 sender.track(webhook, 1);
                 tokio::spawn(async move {
-                    if let Err(error) = sender.deliver(delivery).await {
+                    if let Err(error) = sender.deliver(delivery, &successes).await {
                         tracing::warn!(%error, "recording a webhook attempt failed");
                     }
                     sender.track(webhook, -1);
                     drop(permit);
+                    progress.notify_one();
                 });
             }
+            if idle {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = progress.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+            // A short pause lets several attempts end, so that one claim takes several rows.
             tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(if idle { Duration::from_millis(50) } else { Duration::from_millis(5) }) => {}
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_millis(2)) => {}
             }
         }
+        // Attempts still in flight go on; the recorder ends once they have all reported.
+    }
+
+    /// Records successful attempts in batches: one statement for everything that arrived
+    /// meanwhile, instead of a transaction (and a pooled connection) per delivery. A success
+    /// not yet recorded when the process dies is delivered again after its lease, with the same
+    /// `webhook-id` (Standard Webhooks receivers deduplicate on it).
+    async fn record_successes(self, mut recorded: mpsc::Receiver<Success>, progress: Arc<Notify>) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while recorded.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            let mut failures: u32 = 0;
+            while let Err(error) = self.record_batch(&batch).await {
+                failures = failures.saturating_add(1);
+                tracing::warn!(%error, count = batch.len(), "recording webhook successes failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(50)))).await;
+            }
+            metrics::counter!("omnistream_webhook_deliveries_total", "outcome" => "success")
+                .increment(batch.len() as u64);
+            batch.clear();
+            progress.notify_one();
+        }
+    }
+
+    async fn record_batch(&self, batch: &[Success]) -> anyhow::Result<()> {
+        let ids: Vec<Uuid> = batch.iter().map(|s| s.id).collect();
+        let statuses: Vec<i32> = batch.iter().map(|s| s.status).collect();
+        let bodies: Vec<&str> = batch.iter().map(|s| s.body.as_str()).collect();
+        let durations: Vec<i32> = batch.iter().map(|s| s.duration_ms).collect();
+        sqlx::query(
+            "WITH done AS (
+                 UPDATE webhook_deliveries d SET status = 'success', response_status = u.status, response_body = u.body,
+                        duration_ms = u.duration_ms, delivered_at = now(), next_retry_at = NULL
+                 FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[]) AS u(id, status, body, duration_ms)
+                 WHERE d.id = u.id AND d.status = 'pending'
+                 RETURNING d.webhook_id)
+             UPDATE outgoing_webhooks SET consecutive_failures = 0, failing_since = NULL, last_delivery_at = now()
+             WHERE id IN (SELECT webhook_id FROM done)",
+        )
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&bodies)
+        .bind(&durations)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Claims due deliveries (with a lease longer than the 15 s timeout), never one that has an
@@ -333,22 +412,29 @@ impl WebhookSender {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // Endpoints take turns (a few attempts each per round) and those already at their
-        // in-flight limit are skipped, so one slow endpoint cannot take every slot.
+        // Endpoints take turns: each active endpoint not at its in-flight limit offers its
+        // first few due deliveries (an index scan in order_seq order that stops after
+        // MAX_IN_FLIGHT_PER_ENDPOINT rows), so one slow endpoint cannot take every slot and a
+        // round costs a few index probes per endpoint, however large the backlog. `OFFSET 0`
+        // keeps the ordering probe a per-row subplan on webhook_deliveries_order_idx: as an
+        // anti-join, planned on a young table's statistics, it scanned the endpoint's whole
+        // backlog for every row (50 ms claims at 10,000 pending deliveries).
         Ok(sqlx::query_as(
-            "WITH ranked AS (
+            "WITH offered AS (
                  SELECT d.id, d.order_seq,
-                        row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.order_seq) AS turn
-                 FROM webhook_deliveries d
-                 JOIN outgoing_webhooks w ON w.id = d.webhook_id AND w.tenant_id = d.tenant_id AND w.is_active
-                 WHERE d.status = 'pending' AND d.next_retry_at <= now() AND NOT (d.webhook_id = ANY($3))
-                   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
-                                   WHERE e.webhook_id = d.webhook_id AND e.ordering_key = d.ordering_key
-                                     AND e.status = 'pending' AND e.order_seq < d.order_seq)),
-             due AS (
-                 SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id
-                 WHERE r.turn <= $2
-                 ORDER BY r.turn, r.order_seq LIMIT $1 FOR UPDATE OF d SKIP LOCKED)
+                        row_number() OVER (PARTITION BY w.id ORDER BY d.order_seq) AS turn
+                 FROM outgoing_webhooks w
+                 CROSS JOIN LATERAL (
+                     SELECT d.id, d.order_seq FROM webhook_deliveries d
+                     WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_retry_at <= now()
+                       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                                       WHERE e.webhook_id = d.webhook_id AND e.ordering_key = d.ordering_key
+                                         AND e.status = 'pending' AND e.order_seq < d.order_seq OFFSET 0)
+                     ORDER BY d.order_seq
+                     LIMIT $2
+                     FOR UPDATE OF d SKIP LOCKED) d
+                 WHERE w.is_active AND NOT (w.id = ANY($3))),
+             due AS (SELECT id FROM offered ORDER BY turn, order_seq LIMIT $1)
              UPDATE webhook_deliveries d SET next_retry_at = now() + interval '60 seconds'
              FROM due, outgoing_webhooks w
              WHERE d.id = due.id AND w.id = d.webhook_id
@@ -386,7 +472,11 @@ impl WebhookSender {
             .unwrap_or_default()
     }
 
-    async fn deliver(&self, delivery: DueDelivery) -> anyhow::Result<()> {
+    async fn deliver(
+        &self,
+        delivery: DueDelivery,
+        successes: &mpsc::Sender<Success>,
+    ) -> anyhow::Result<()> {
         let mut secrets = vec![self.secrets.decrypt(&delivery.secret).unwrap_or_default()];
         if let Some(previous) = &delivery.previous_secret {
             secrets.extend(self.secrets.decrypt(previous).ok());
@@ -405,29 +495,19 @@ impl WebhookSender {
         )
         .await;
         let duration_ms = outcome.duration.as_millis().min(i32::MAX as u128) as i32;
-        let mut tx = self.pool.begin().await?;
         if outcome.succeeded() {
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = 'success', response_status = $2, response_body = $3, duration_ms = $4,
-                     delivered_at = now(), next_retry_at = NULL WHERE id = $1 AND status = 'pending'",
-            )
-            .bind(delivery.id)
-            .bind(outcome.status.map(i32::from))
-            .bind(&outcome.body)
-            .bind(duration_ms)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE outgoing_webhooks SET consecutive_failures = 0, failing_since = NULL, last_delivery_at = now() WHERE id = $1",
-            )
-            .bind(delivery.webhook_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            metrics::counter!("omnistream_webhook_deliveries_total", "outcome" => "success")
-                .increment(1);
+            let success = Success {
+                id: delivery.id,
+                status: outcome.status.map_or(0, i32::from),
+                body: outcome.body.unwrap_or_default(),
+                duration_ms,
+            };
+            // The recorder is gone only when the sender is stopping: the lease then expires
+            // and the delivery is sent again.
+            let _ = successes.send(success).await;
             return Ok(());
         }
+        let mut tx = self.pool.begin().await?;
         let gone = outcome.status == Some(410);
         let retry_index = delivery.attempt as usize - 1;
         let next = (!gone)

@@ -506,8 +506,7 @@ async fn replay_by_time_range_and_redelivery_resend_with_the_original_ids() {
 }
 
 #[tokio::test]
-async fn three_hundred_events_reach_healthy_endpoints_in_order_while_a_failing_one_waits_its_turn()
-{
+async fn a_thousand_events_reach_healthy_endpoints_in_order_while_a_failing_one_waits_its_turn() {
     let prefix = format!("wh_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let configured = prefix.clone();
     let Spine { app, admin, .. } = spine_with("500000000000004", move |config| {
@@ -529,9 +528,9 @@ async fn three_hundred_events_reach_healthy_endpoints_in_order_while_a_failing_o
     let failing = &receivers[2];
     failing.fail_with(Some(503)).await;
 
-    // 10 customers × 30 messages, 10 messages per webhook call.
+    // 10 customers × 100 messages, 10 messages per webhook call.
     let ts = chrono::Utc::now().timestamp().to_string();
-    for batch in 0..30 {
+    for batch in 0..100 {
         let customer = batch % 10;
         let messages: Vec<serde_json::Value> = (0..10)
             .map(|i| {
@@ -554,10 +553,10 @@ async fn three_hundred_events_reach_healthy_endpoints_in_order_while_a_failing_o
     let complete = |r: &[omnistream_tests::webhook_receiver::Received]| {
         let ok: std::collections::HashSet<&str> =
             r.iter().filter(|e| e.ok).map(|e| e.id.as_str()).collect();
-        ok.len() == 300
+        ok.len() == 1000
     };
     for healthy in &receivers[..2] {
-        healthy.wait_until("300 events", complete).await;
+        healthy.wait_until("1,000 events", complete).await;
     }
     assert!(
         failing.received().await.iter().all(|r| !r.ok),
@@ -565,7 +564,7 @@ async fn three_hundred_events_reach_healthy_endpoints_in_order_while_a_failing_o
     );
     failing.fail_with(None).await;
     failing
-        .wait_until("300 events after recovery", complete)
+        .wait_until("1,000 events after recovery", complete)
         .await;
 
     for receiver in &receivers {
@@ -576,7 +575,7 @@ async fn three_hundred_events_reach_healthy_endpoints_in_order_while_a_failing_o
             .filter(|r| r.ok)
             .map(|r| r.body["data"]["content"].as_str().unwrap())
             .collect();
-        assert_eq!(delivered.len(), 300, "each event delivered once");
+        assert_eq!(delivered.len(), 1000, "each event delivered once");
         for customer in 0..10 {
             let theirs: Vec<&str> = delivered
                 .iter()
@@ -589,7 +588,7 @@ async fn three_hundred_events_reach_healthy_endpoints_in_order_while_a_failing_o
                 theirs, sorted,
                 "customer {customer}'s messages arrive in order"
             );
-            assert_eq!(theirs.len(), 30);
+            assert_eq!(theirs.len(), 100);
         }
     }
     drop_stream(&prefix).await;
