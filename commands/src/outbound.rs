@@ -223,25 +223,33 @@ impl OutboundSender {
             .execute(context, job.conversation_id, command)
             .await
         {
-            Ok(()) | Err(CommandError::Rule(_)) => {}
-            Err(other) => return Err(other.into()),
+            // The outbound-queue projector removes the job when it applies the event; until
+            // then the job's lease hides it.
+            Ok(()) => Ok(()),
+            // Refused (the message was already settled): no event will remove the job.
+            Err(CommandError::Rule(_)) => {
+                sqlx::query("DELETE FROM outbound_jobs WHERE message_id = $1")
+                    .bind(job.message_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            Err(other) => Err(other.into()),
         }
-        sqlx::query("DELETE FROM outbound_jobs WHERE message_id = $1")
-            .bind(job.message_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     async fn load(&self, job: &ClaimedJob) -> anyhow::Result<Option<Delivery>> {
         Ok(sqlx::query_as(
             "SELECT m.type AS message_type, m.content, m.media_url, m.filename, m.template,
-                    (SELECT r.external_id FROM messages r WHERE r.tenant_id = m.tenant_id AND r.id::text = m.reply_to_message_id) AS reply_to_external_id,
+                    r.external_id AS reply_to_external_id,
                     c.channel, a.config AS account_config, ct.id IS NOT NULL AS contact_known, ct.wa_id
              FROM messages m
              JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
              LEFT JOIN integration_accounts a ON a.id = c.integration_account_id AND a.tenant_id = c.tenant_id
              LEFT JOIN contacts ct ON ct.id = c.contact_id AND ct.tenant_id = c.tenant_id
+             LEFT JOIN messages r ON r.id = CASE WHEN m.reply_to_message_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                                                 THEN m.reply_to_message_id::uuid END
+                                 AND r.tenant_id = m.tenant_id
              WHERE m.id = $1 AND m.tenant_id = $2 AND m.status = 'pending'",
         )
         .bind(job.message_id)

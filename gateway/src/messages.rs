@@ -250,14 +250,18 @@ pub(crate) async fn queue_message(
     let channel: Channel = conversation.channel.parse().map_err(anyhow::Error::from)?;
     let mut conn = state.pool.acquire().await?;
     if let Some(reply_to) = &request.reply_to_message_id {
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND id::text = $3)",
-        )
-        .bind(caller.tenant_id.as_uuid())
-        .bind(conversation.id)
-        .bind(reply_to)
-        .fetch_one(&mut *conn)
-        .await?;
+        // Looked up by primary key: a conversation may hold many thousands of messages.
+        let exists = match reply_to.parse::<Uuid>() {
+            Ok(reply_to) => sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $3 AND tenant_id = $1 AND conversation_id = $2)",
+            )
+            .bind(caller.tenant_id.as_uuid())
+            .bind(conversation.id)
+            .bind(reply_to)
+            .fetch_one(&mut *conn)
+            .await?,
+            Err(_) => false,
+        };
         if !exists {
             return Err(ApiError::unprocessable(
                 "invalid_reply_to",
