@@ -1,8 +1,10 @@
 //! B4: an outbound burst of 20,000 queued template messages to a fake Graph API that enforces
 //! 1,000 messages/s per number (Meta's top tier), answers 130429 on excess and takes 50 ± 20 ms.
 //!
-//! The messages are queued through the API while the fake holds its answers back; the
-//! measurement starts when it opens, and counts what it accepted per second until the last one.
+//! The messages are queued through the API while the fake holds its answers back. Like Meta,
+//! the fake counts a send against the number's rate when the request arrives (held requests
+//! included); the measurement starts when it opens and counts what it accepted per second until
+//! the last one. `BENCH_B4_MESSAGES` shrinks the burst for working on it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,13 @@ use crate::ingest::signed_webhook;
 use crate::load::Section;
 
 const MESSAGES: usize = 20_000;
+
+fn messages() -> usize {
+    std::env::var("BENCH_B4_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(MESSAGES)
+}
 const LIMIT_PER_SECOND: f64 = 1000.0;
 /// The fake's tolerance for bunching: a token bucket this deep.
 const BURST: f64 = 50.0;
@@ -33,6 +42,8 @@ struct Fake {
     bucket: Arc<Mutex<(f64, Instant)>>,
     accepted: Arc<AtomicUsize>,
     throttled: Arc<AtomicUsize>,
+    /// Sends admitted while the fake was still closed (sent before the measurement started).
+    admitted_closed: Arc<AtomicUsize>,
     last_accepted: Arc<Mutex<Option<Instant>>>,
 }
 
@@ -58,9 +69,12 @@ async fn graph(State(fake): State<Fake>, uri: Uri, body: axum::body::Bytes) -> R
     if !uri.path().ends_with("/messages") {
         return Json(json!({"success": true})).into_response();
     }
+    let admitted = fake.admit();
+    if admitted && !*fake.open.borrow() {
+        fake.admitted_closed.fetch_add(1, Ordering::Relaxed);
+    }
     let mut open = fake.open.clone();
     let _ = open.wait_for(|open| *open).await;
-    let admitted = fake.admit();
     let latency = rand::thread_rng().gen_range(30..=70);
     tokio::time::sleep(Duration::from_millis(latency)).await;
     if !admitted {
@@ -100,12 +114,14 @@ async fn wait_for(pool: &sqlx::PgPool, sql: &str, expected: i64, what: &str) {
 }
 
 pub async fn run() -> Section {
+    let messages = messages();
     let (open_gate, open) = watch::channel(false);
     let fake = Fake {
         open,
         bucket: Arc::new(Mutex::new((BURST, Instant::now()))),
         accepted: Arc::default(),
         throttled: Arc::default(),
+        admitted_closed: Arc::default(),
         last_accepted: Arc::default(),
     };
     let router = axum::Router::new().fallback(graph).with_state(fake.clone());
@@ -133,7 +149,7 @@ pub async fn run() -> Section {
     let webhooks = format!("{}/webhooks/meta", app.base_url);
     let queueing = Instant::now();
     // Like Meta, retry a webhook until it is acknowledged.
-    futures::StreamExt::for_each_concurrent(futures::stream::iter(0..MESSAGES), 16, |n| {
+    futures::StreamExt::for_each_concurrent(futures::stream::iter(0..messages), 16, |n| {
         let (client, webhooks) = (&client, &webhooks);
         async move {
             loop {
@@ -160,7 +176,7 @@ pub async fn run() -> Section {
     wait_for(
         &app.pool,
         "SELECT count(*) FROM conversations",
-        MESSAGES as i64,
+        messages as i64,
         "conversations",
     )
     .await;
@@ -196,23 +212,25 @@ pub async fn run() -> Section {
     wait_for(
         &app.pool,
         "SELECT count(*) FROM outbound_jobs",
-        MESSAGES as i64,
+        messages as i64,
         "queued jobs",
     )
     .await;
     let queue_seconds = queueing.elapsed().as_secs_f64();
-    eprintln!("B4: {MESSAGES} conversations and template messages queued in {queue_seconds:.0}s");
+    eprintln!("B4: {messages} conversations and template messages queued in {queue_seconds:.0}s");
 
     let opened = Instant::now();
     open_gate.send(true).unwrap();
     let deadline = opened + Duration::from_secs(300);
-    while fake.accepted.load(Ordering::Relaxed) < MESSAGES && Instant::now() < deadline {
+    while fake.accepted.load(Ordering::Relaxed) < messages && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let accepted = fake.accepted.load(Ordering::Relaxed);
     let throttled = fake.throttled.load(Ordering::Relaxed);
     let last = fake.last_accepted.lock().unwrap().unwrap_or(opened);
-    let rate = accepted as f64 / last.duration_since(opened).as_secs_f64();
+    let sent_before_open = fake.admitted_closed.load(Ordering::Relaxed);
+    let rate = accepted.saturating_sub(sent_before_open) as f64
+        / last.duration_since(opened).as_secs_f64();
     let ratio = rate / LIMIT_PER_SECOND;
     let throttled_share = throttled as f64 / (accepted + throttled).max(1) as f64;
     let marked_deadline = Instant::now() + Duration::from_secs(120);
@@ -225,20 +243,20 @@ pub async fn run() -> Section {
     eprintln!("B4: {accepted} accepted at {rate:.0}/s, {throttled} throttled");
     app.stop();
     let markdown = format!(
-        "## B4: outbound burst of {MESSAGES} template messages\n\n\
-         {MESSAGES} conversations (inbound webhooks) and one template message each (`POST /api/conversations/{{id}}/messages`), \
+        "## B4: outbound burst of {messages} template messages\n\n\
+         {messages} conversations (inbound webhooks) and one template message each (`POST /api/conversations/{{id}}/messages`), \
          queued in {queue_seconds:.0} s while the fake Graph API held its answers; then the fake opens. It enforces \
-         {LIMIT_PER_SECOND:.0} messages/s for the number (token bucket, {BURST:.0} deep), answers 130429 beyond it and takes \
-         50 ± 20 ms. The account is configured with `throughput_mps: 1000`. Targets: ≥ 0.95× the fake's rate; 130429 < 0.1 % of sends.\n\n\
+         {LIMIT_PER_SECOND:.0} messages/s for the number (token bucket, {BURST:.0} deep, counted on arrival like Meta), answers 130429 beyond it and takes \
+         50 ± 20 ms. The {sent_before_open} sends admitted while it was closed are left out of the rate. The account is configured with `throughput_mps: 1000`. Targets: ≥ 0.95× the fake's rate; 130429 < 0.1 % of sends.\n\n\
          | accepted by the fake | sends/s (open → last accepted) | ratio to 1,000/s | 130429 answers | share of sends | marked `sent` in the inbox, after |\n\
          |---|---|---|---|---|---|\n| {accepted} | {rate:.0} | {ratio:.2} | {throttled} | {:.3} % | {marked} after {recorded:.1} s |\n",
         throttled_share * 100.0
     );
     Section {
         key: "b4_outbound_burst",
-        json: json!({"messages": MESSAGES, "accepted": accepted, "sends_per_second": rate, "limit_per_second": LIMIT_PER_SECOND,
+        json: json!({"messages": messages, "accepted": accepted, "sends_per_second": rate, "limit_per_second": LIMIT_PER_SECOND,
                      "ratio": ratio, "throttled": throttled, "throttled_share": throttled_share,
-                     "queue_seconds": queue_seconds, "marked_sent": marked, "marked_sent_after_seconds": recorded}),
+                     "queue_seconds": queue_seconds, "sent_before_open": sent_before_open, "marked_sent": marked, "marked_sent_after_seconds": recorded}),
         markdown,
     }
 }
