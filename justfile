@@ -33,6 +33,7 @@ replay projection="all":
 # Property-test the inbound parsers and the request DTOs (also part of `just test`).
 fuzz:
     cargo test -p omnistream-ingest --test fuzz_meta
+    cargo test -p omnistream-ingest --test fuzz_email
     cargo test -p omnistream-tests --test e2e fuzz::
 
 # schemathesis against /api/openapi.json of a running server (zero 5xx, zero schema breaks).
