@@ -232,6 +232,12 @@ impl Application {
                 Ok(relay) => workers.push(tokio::spawn(relay.run(self.shutdown.clone()))),
                 Err(error) => tracing::error!(%error, "the NATS relay cannot start"),
             }
+            workers.push(tokio::spawn(
+                omnistream_projections::statistics::keep_statistics(
+                    self.state.pool.clone(),
+                    self.shutdown.clone(),
+                ),
+            ));
             for projector in all_projectors() {
                 workers.push(tokio::spawn(run_projector(
                     self.state.pool.clone(),

@@ -14,6 +14,7 @@ pub mod reader;
 pub mod relay;
 pub mod replay;
 pub mod runner;
+pub mod statistics;
 pub mod usage;
 
 pub use contacts::ContactsProjector;

@@ -321,3 +321,47 @@ async fn the_running_worker_projects_events_appended_through_the_api_database() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_young_table_that_grows_is_analyzed_without_waiting_for_autovacuum() {
+    let pool = migrated_pool().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let keeper = tokio::spawn(omnistream_projections::statistics::keep_statistics(
+        pool.clone(),
+        stop.clone(),
+    ));
+    let analyzed = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'webhook_fanout'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert!(!analyzed().await, "a new table starts unanalyzed");
+    sqlx::query(
+        "INSERT INTO webhook_fanout (event_id, webhook_id) SELECT 'evt_' || g, gen_random_uuid() FROM generate_series(1, 2000) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !analyzed().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the grown table was never analyzed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let estimate: f32 =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'webhook_fanout'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        estimate >= 1000.0,
+        "the planner now knows the table's size: {estimate}"
+    );
+    stop.cancel();
+    keeper.await.unwrap();
+}
