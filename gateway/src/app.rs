@@ -305,6 +305,9 @@ pub fn build_router(state: AppState, roles: Roles) -> Router {
         .collect();
         router = router.merge(omnistream_ingest::router(IngestState {
             pool: state.pool.clone(),
+            storing: Arc::new(tokio::sync::Semaphore::new(
+                omnistream_ingest::receiver::MAX_STORING,
+            )),
             app_secrets: Arc::new(secrets),
             verify_token: state
                 .config
