@@ -13,16 +13,18 @@ use sqlx::PgPool;
 
 use crate::meta::verify_signature;
 
-/// Webhooks being stored at once, at most; more wait for a database connection anyway.
-pub const MAX_STORING: usize = 256;
+/// Webhooks being stored at once, at most; more would only wait for a database connection.
+pub const MAX_STORING: usize = 1024;
 
 /// What the receivers need.
 #[derive(Clone)]
 pub struct IngestState {
     pub pool: PgPool,
-    /// Admits at most [`MAX_STORING`] webhooks at once: beyond that a burst is refused with 503
-    /// and `Retry-After` (Meta retries) instead of queueing without bound, which held every
-    /// waiting request's connection and body in memory (hundreds of MB at 6,000 webhooks/s).
+    /// Admits at most [`MAX_STORING`] webhooks at once: beyond that a burst is refused with 429
+    /// and `Retry-After` (Meta retries anything but a 200) instead of queueing without bound,
+    /// which held every waiting request's connection and body in memory (hundreds of MB at
+    /// 6,000 webhooks/s). 429 rather than 503: shedding load is not a server failure, and is
+    /// not logged as one for every refused request.
     pub storing: Arc<tokio::sync::Semaphore>,
     /// App secrets whose `X-Hub-Signature-256` is accepted (`META_APP_SECRET`, `INSTAGRAM_APP_SECRET`).
     pub app_secrets: Arc<Vec<Vec<u8>>>,
@@ -123,7 +125,7 @@ async fn receive_meta(
     }
     let Ok(_admitted) = state.storing.try_acquire() else {
         let mut busy = error(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::TOO_MANY_REQUESTS,
             "overloaded",
             "too many webhooks at once; retry",
         );
@@ -188,7 +190,7 @@ mod tests {
             ))
             .await
             .expect("a response");
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(
             response.headers().get(axum::http::header::RETRY_AFTER),
             Some(&axum::http::HeaderValue::from_static("1"))
