@@ -50,10 +50,10 @@ pub fn public_events_of(
         return Vec::new();
     };
     let public = match aggregate_type {
-        "Conversation" => serde_json::from_value::<ConversationEvent>(payload.clone())
+        "Conversation" => ConversationEvent::deserialize(payload)
             .map(|event| public_events(stream.id, &event))
             .unwrap_or_default(),
-        "Contact" => serde_json::from_value::<ContactEvent>(payload.clone())
+        "Contact" => ContactEvent::deserialize(payload)
             .map(|event| contact_public_events(stream.id, &event))
             .unwrap_or_default(),
         _ => Vec::new(),

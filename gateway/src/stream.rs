@@ -233,7 +233,7 @@ async fn public_of(
         let Ok(stream) = event.aggregate_id.parse::<StreamId>() else {
             return Ok(None);
         };
-        let Ok(parsed) = serde_json::from_value::<ContactEvent>(event.payload.clone()) else {
+        let Ok(parsed) = ContactEvent::deserialize(&event.payload) else {
             return Ok(None);
         };
         let public = contact_public_events(stream.id, &parsed);

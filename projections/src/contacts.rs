@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use omnistream_domain::contact::ContactEvent;
 use omnistream_domain::{Channel, StreamId};
+use serde::Deserialize;
 use sqlx::PgConnection;
 
 use crate::{Projector, RecordedEvent};
@@ -29,7 +30,7 @@ impl Projector for ContactsProjector {
             return Ok(());
         }
         let stream: StreamId = event.aggregate_id.parse()?;
-        let parsed: ContactEvent = serde_json::from_value(event.payload.clone())?;
+        let parsed = ContactEvent::deserialize(&event.payload)?;
         let (tenant, id) = (stream.tenant_id.as_uuid(), stream.id);
         match parsed {
             ContactEvent::ContactCreated {

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use omnistream_domain::conversation::{ConversationEvent, ConversationStatus};
 use omnistream_domain::{InboundContent, MessageType, StreamId};
+use serde::Deserialize;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -45,7 +46,7 @@ pub fn conversation_event(event: &RecordedEvent) -> Option<(StreamId, Conversati
         return None;
     }
     let stream = event.aggregate_id.parse::<StreamId>().ok()?;
-    match serde_json::from_value::<ConversationEvent>(event.payload.clone()) {
+    match ConversationEvent::deserialize(&event.payload) {
         Ok(parsed) => Some((stream, parsed)),
         Err(error) => {
             tracing::warn!(%error, aggregate_id = %event.aggregate_id, event_type = %event.event_type, "unreadable conversation event");

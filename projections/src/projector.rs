@@ -23,6 +23,12 @@ pub trait Projector: Send + Sync + 'static {
         true
     }
 
+    /// Whether it reads events' `payload` and `metadata`. A projector that uses only the
+    /// envelope (stream, type, time) says false, and is handed events whose bodies are `null`.
+    fn reads_bodies(&self) -> bool {
+        true
+    }
+
     /// Applies one event. Errors abort the batch; it is retried from the last checkpoint.
     async fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()>;
 

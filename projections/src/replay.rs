@@ -6,12 +6,12 @@
 
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::reader::{read_after, LogCursor};
+use crate::reader::{read_after_with, LogCursor};
 use crate::runner::{lock_projection, store_checkpoint};
 use crate::Projector;
 
 /// Events applied per transaction while filling the shadow tables.
-const REPLAY_BATCH: i64 = 2_000;
+const REPLAY_BATCH: i64 = 10_000;
 
 /// Rebuilds `projector`'s tables from the whole log; returns how many events were applied.
 #[tracing::instrument(skip_all, fields(projection = projector.name()), err)]
@@ -76,7 +76,8 @@ async fn fill_and_swap(
     let mut applied: u64 = 0;
     loop {
         let mut tx = conn.begin().await?;
-        let events = read_after(&mut tx, cursor, REPLAY_BATCH).await?;
+        let events =
+            read_after_with(&mut tx, cursor, REPLAY_BATCH, projector.reads_bodies()).await?;
         projector.apply_batch(&mut tx, &events).await?;
         tx.commit().await?;
         let Some(last) = events.last() else { break };
@@ -92,11 +93,12 @@ async fn fill_and_swap(
     // Reads before writes in this transaction, so the reader sees every committed event.
     let mut late = Vec::new();
     loop {
-        let batch = read_after(
+        let batch = read_after_with(
             &mut tx,
             late.last()
                 .map_or(cursor, |e: &crate::RecordedEvent| e.cursor()),
             REPLAY_BATCH,
+            projector.reads_bodies(),
         )
         .await?;
         let done = (batch.len() as i64) < REPLAY_BATCH;

@@ -7,7 +7,7 @@ use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::reader::{read_after, LogCursor};
+use crate::reader::{read_after_with, LogCursor};
 use crate::Projector;
 
 /// Tuning of a projector loop.
@@ -105,7 +105,7 @@ pub async fn catch_up_once(
         return Ok(0);
     }
     let from = load_checkpoint(&mut tx, projector.name()).await?;
-    let events = read_after(&mut tx, from, batch_size).await?;
+    let events = read_after_with(&mut tx, from, batch_size, projector.reads_bodies()).await?;
     let Some(last) = events.last() else {
         return Ok(0);
     };

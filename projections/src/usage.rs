@@ -24,6 +24,11 @@ impl Projector for TenantUsageProjector {
         &["tenant_event_counters"]
     }
 
+    /// Counting needs the stream, the aggregate type and the time only.
+    fn reads_bodies(&self) -> bool {
+        false
+    }
+
     async fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
         self.apply_batch(conn, std::slice::from_ref(event)).await
     }
