@@ -163,6 +163,21 @@ pub mod ids {
         )
     }
 
+    /// The email conversation of `contact` on `account` whose thread starts at the message
+    /// `thread_root` (the first of its `References`, else what it replies to, else itself):
+    /// email has one conversation per thread, not per contact.
+    pub fn email_conversation(
+        tenant: TenantId,
+        account: Uuid,
+        contact: Uuid,
+        thread_root: &str,
+    ) -> Uuid {
+        Uuid::new_v5(
+            &NAMESPACE,
+            format!("email-conversation:{tenant}:{account}:{contact}:{thread_root}").as_bytes(),
+        )
+    }
+
     /// The message a provider delivered with id `provider_message_id` on `account`.
     pub fn inbound_message(tenant: TenantId, account: Uuid, provider_message_id: &str) -> Uuid {
         Uuid::new_v5(

@@ -314,6 +314,11 @@ pub fn build_router(state: AppState, roles: Roles) -> Router {
                 .meta_verify_token
                 .as_ref()
                 .map(|t| t.expose().to_owned()),
+            email_secret: state
+                .config
+                .email_webhook_secret
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
         }));
     }
     if roles.api {

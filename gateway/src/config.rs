@@ -69,6 +69,9 @@ pub struct Config {
     pub meta_config_id: Option<String>,
     /// `INSTAGRAM_APP_SECRET`: also accepted for `X-Hub-Signature-256`.
     pub instagram_app_secret: Option<Secret>,
+    /// `EMAIL_WEBHOOK_SECRET`: the `X-Webhook-Secret` of `POST /webhooks/email`; unset, the
+    /// receiver accepts nothing.
+    pub email_webhook_secret: Option<Secret>,
     /// `OUTGOING_WEBHOOKS_ALLOW_PRIVATE`, default false: allow private addresses and plain http.
     pub outgoing_webhooks_allow_private: bool,
     /// `OUTGOING_WEBHOOKS_RETRY_SCHEDULE`, default `5s,5m,30m,2h,5h,10h,10h`.
@@ -129,6 +132,7 @@ impl Config {
             meta_verify_token: get("META_VERIFY_TOKEN").map(Secret::new),
             meta_config_id: get("META_CONFIG_ID"),
             instagram_app_secret: get("INSTAGRAM_APP_SECRET").map(Secret::new),
+            email_webhook_secret: get("EMAIL_WEBHOOK_SECRET").map(Secret::new),
             database_max_connections,
             database_url: get("DATABASE_URL"),
             nats_url: get("NATS_URL"),

@@ -62,11 +62,13 @@ pub struct Message {
     pub data: Option<Value>,
 }
 
-/// Columns of [`Message`] over `messages m`.
+/// Columns of [`Message`] over `messages m`. An email's subject, sanitised HTML and attachment
+/// list are kept under `data.email` by the messages projector.
 pub const MESSAGE_COLUMNS: &str = "m.id::text AS id, m.conversation_id, m.direction, m.type, m.status, m.content, \
-    NULL::text AS subject, NULL::uuid AS media_id, m.media_url, m.media_mime_type, m.filename, NULL::uuid AS template_id, \
+    m.data->'email'->>'subject' AS subject, NULL::uuid AS media_id, m.media_url, m.media_mime_type, m.filename, NULL::uuid AS template_id, \
     m.template_name, m.sender_type, m.sender_id, m.sender_name, m.external_id, m.reply_to_message_id, NULL::uuid AS campaign_id, \
-    m.error_message, m.created_at, m.updated_at, NULL::text AS content_html, '[]'::jsonb AS attachments, m.data";
+    m.error_message, m.created_at, m.updated_at, m.data->'email'->>'html' AS content_html, \
+    COALESCE(m.data->'email'->'attachments', '[]'::jsonb) AS attachments, m.data";
 
 /// Pagination of a conversation's messages (default 50 per page).
 #[derive(Debug, Deserialize, IntoParams)]

@@ -8,6 +8,7 @@
 //! twice (after a crash, or redelivered by the provider) has no second effect.
 
 pub mod email;
+mod inbound_email;
 pub mod meta;
 pub mod processor;
 pub mod receiver;

@@ -36,27 +36,38 @@ pub struct InboundProcessor {
 #[derive(sqlx::FromRow)]
 struct Claimed {
     id: i64,
+    provider: String,
+    content_type: Option<String>,
     body: Vec<u8>,
     attempts: i32,
 }
 
-/// A claimed payload, parsed once (`None`: not JSON).
+/// A claimed payload, parsed once.
 struct Inbound {
     id: i64,
     attempts: i32,
-    payload: Option<serde_json::Value>,
+    body: Body,
+}
+
+/// A payload by provider: Meta's JSON (`None`: not JSON), or an email as stored.
+enum Body {
+    Meta(Option<serde_json::Value>),
+    Email {
+        content_type: Option<String>,
+        raw: Vec<u8>,
+    },
 }
 
 #[derive(sqlx::FromRow)]
-struct Account {
-    id: Uuid,
-    tenant_id: Uuid,
-    division_id: Option<Uuid>,
-    is_active: bool,
+pub(crate) struct Account {
+    pub(crate) id: Uuid,
+    pub(crate) tenant_id: Uuid,
+    pub(crate) division_id: Option<Uuid>,
+    pub(crate) is_active: bool,
 }
 
 /// What became of one payload.
-enum Disposition {
+pub(crate) enum Disposition {
     Processed,
     Ignored(String),
 }
@@ -89,7 +100,7 @@ impl InboundProcessor {
             "UPDATE inbound_webhooks SET attempts = attempts + 1, next_attempt_at = now() + interval '15 seconds'
              WHERE id IN (SELECT id FROM inbound_webhooks WHERE status = 'pending' AND next_attempt_at <= now()
                           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-             RETURNING id, body, attempts",
+             RETURNING id, provider, content_type, body, attempts",
         )
         .bind(BATCH)
         .fetch_all(&self.pool)
@@ -100,12 +111,23 @@ impl InboundProcessor {
         let mut claimed = claimed;
         claimed.sort_by_key(|row| row.id);
         for row in claimed {
+            let (body, key) = if row.provider == "email" {
+                // Emails keep their arrival order, so a reply never overtakes what it answers.
+                let body = Body::Email {
+                    content_type: row.content_type,
+                    raw: row.body,
+                };
+                (body, "email".to_owned())
+            } else {
+                let payload = serde_json::from_slice(&row.body).ok();
+                let key = ordering_key(payload.as_ref());
+                (Body::Meta(payload), key)
+            };
             let inbound = Inbound {
                 id: row.id,
                 attempts: row.attempts,
-                payload: serde_json::from_slice(&row.body).ok(),
+                body,
             };
-            let key = ordering_key(inbound.payload.as_ref());
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, rows)) => rows.push(inbound),
                 None => groups.push((key, vec![inbound])),
@@ -126,7 +148,13 @@ impl InboundProcessor {
 
     /// Processes one payload and records the outcome on its row.
     async fn settle(&self, row: Inbound) -> anyhow::Result<()> {
-        let outcome = self.process(row.id, row.payload.as_ref()).await;
+        let outcome = match &row.body {
+            Body::Meta(payload) => self.process(row.id, payload.as_ref()).await,
+            Body::Email { content_type, raw } => {
+                self.process_email(row.id, content_type.as_deref(), raw)
+                    .await
+            }
+        };
         let (status, error, retry) = match outcome {
             Ok(Disposition::Processed) => ("processed", None, false),
             Ok(Disposition::Ignored(reason)) => ("ignored", Some(reason), false),

@@ -1,4 +1,4 @@
-//! The HTTP side: `GET/POST /webhooks/meta`.
+//! The HTTP side: `GET/POST /webhooks/meta` and `POST /webhooks/email`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use sqlx::PgPool;
@@ -30,12 +30,15 @@ pub struct IngestState {
     pub app_secrets: Arc<Vec<Vec<u8>>>,
     /// The platform verify token (`META_VERIFY_TOKEN`).
     pub verify_token: Option<String>,
+    /// The `X-Webhook-Secret` inbound email must carry (`EMAIL_WEBHOOK_SECRET`).
+    pub email_secret: Option<String>,
 }
 
 /// Routes of the webhook-ingestor role.
 pub fn router<S: Clone + Send + Sync + 'static>(state: IngestState) -> Router<S> {
     Router::new()
         .route("/webhooks/meta", get(verify_meta).post(receive_meta))
+        .route("/webhooks/email", post(receive_email))
         .route("/webhooks/{*channel}", any(unknown_channel))
         .with_state(state)
 }
@@ -123,6 +126,21 @@ async fn receive_meta(
             "X-Hub-Signature-256 is missing or does not match",
         );
     }
+    match store(&state, "meta", None, &body).await {
+        Ok(()) => (StatusCode::OK, "EVENT_RECEIVED").into_response(),
+        Err(refusal) => refusal,
+    }
+}
+
+/// Records a payload in the raw inbound log, within the [`MAX_STORING`] admission limit. The
+/// error is the response to give instead (429 over the limit, 503 when the database fails):
+/// the provider retries either, so nothing is lost.
+async fn store(
+    state: &IngestState,
+    provider: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(), Response> {
     let Ok(_admitted) = state.storing.try_acquire() else {
         let mut busy = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -133,24 +151,71 @@ async fn receive_meta(
             axum::http::header::RETRY_AFTER,
             axum::http::HeaderValue::from_static("1"),
         );
-        return busy;
+        return Err(busy);
     };
-    let stored = sqlx::query("INSERT INTO inbound_webhooks (provider, body) VALUES ('meta', $1)")
-        .bind(body.as_ref())
+    sqlx::query("INSERT INTO inbound_webhooks (provider, body, content_type) VALUES ($1, $2, $3)")
+        .bind(provider)
+        .bind(body)
+        .bind(content_type)
         .execute(&state.pool)
-        .await;
-    match stored {
-        Ok(_) => (StatusCode::OK, "EVENT_RECEIVED").into_response(),
-        Err(cause) => {
-            // Not acknowledged: Meta retries, so nothing is lost.
-            tracing::error!(error = %cause, "could not store an inbound webhook");
+        .await
+        .map(|_| ())
+        .map_err(|cause| {
+            tracing::error!(error = %cause, provider, "could not store an inbound webhook");
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
                 "the payload could not be stored; retry",
             )
-        }
+        })
+}
+
+/// Inbound email (raw MIME, the contract's JSON or Postmark's): checks `X-Webhook-Secret`,
+/// stores the payload, then says whether it is addressed to a known email account
+/// (`{"status": "ok"}`) or not (`{"status": "ignored"}`; it stays in the raw log).
+async fn receive_email(
+    State(state): State<IngestState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let given = headers
+        .get("x-webhook-secret")
+        .and_then(|v| v.to_str().ok());
+    let authorised = match (&state.email_secret, given) {
+        (Some(expected), Some(given)) => constant_time_eq(expected, given),
+        _ => false,
+    };
+    if !authorised {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "X-Webhook-Secret is missing or does not match",
+        );
     }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if let Err(refusal) = store(&state, "email", content_type, &body).await {
+        return refusal;
+    }
+    let recipients: Vec<String> = crate::email::parse_inbound(content_type, &body)
+        .map(|email| {
+            email
+                .to
+                .iter()
+                .chain(&email.cc)
+                .map(|m| m.address.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let known = sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM integration_accounts WHERE channel = 'email' AND is_active AND account_key = ANY($1))",
+    )
+    .bind(&recipients)
+    .fetch_one(&state.pool)
+    .await
+    .unwrap_or(true);
+    Json(serde_json::json!({"status": if known { "ok" } else { "ignored" }})).into_response()
 }
 
 #[cfg(test)]
@@ -182,6 +247,7 @@ mod tests {
             storing: Arc::new(tokio::sync::Semaphore::new(0)),
             app_secrets: Arc::new(vec![SECRET.to_vec()]),
             verify_token: None,
+            email_secret: None,
         };
         let app: Router = router(state);
         let response = app

@@ -26,6 +26,8 @@ use uuid::Uuid;
 pub const TEST_ENCRYPTION_KEY: &str = "test-encryption-key-of-at-least-32-bytes";
 /// Meta's app secret for test apps (tests sign webhooks with it).
 pub const TEST_META_APP_SECRET: &str = "test-meta-app-secret";
+/// `EMAIL_WEBHOOK_SECRET` of every test app.
+pub const TEST_EMAIL_WEBHOOK_SECRET: &str = "test-email-webhook-secret";
 /// The platform verify token of test apps.
 pub const TEST_META_VERIFY_TOKEN: &str = "test-platform-verify-token";
 
@@ -168,6 +170,7 @@ impl TestApp {
             "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
             "DATABASE_MAX_CONNECTIONS" => Some("6".to_owned()),
             "META_APP_SECRET" => Some(TEST_META_APP_SECRET.to_owned()),
+            "EMAIL_WEBHOOK_SECRET" => Some(TEST_EMAIL_WEBHOOK_SECRET.to_owned()),
             "NATS_PREFIX" => Some("omnistream_test".to_owned()),
             "OUTGOING_WEBHOOKS_ALLOW_PRIVATE" => Some("true".to_owned()),
             "OUTGOING_WEBHOOKS_RETRY_SCHEDULE" => Some("200ms,400ms,800ms".to_owned()),
@@ -230,6 +233,22 @@ impl TestApp {
             .send()
             .await
             .expect("webhook posted")
+    }
+
+    /// Posts an inbound email to `/webhooks/email` with the test secret.
+    pub async fn post_email(
+        &self,
+        content_type: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}/webhooks/email", self.base_url))
+            .header("content-type", content_type)
+            .header("x-webhook-secret", TEST_EMAIL_WEBHOOK_SECRET)
+            .body(body.into())
+            .send()
+            .await
+            .expect("email posted")
     }
 
     /// Polls `path` with `client` until `accept` holds for the body (panics after 20 s).

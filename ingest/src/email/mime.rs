@@ -105,16 +105,35 @@ fn mailboxes<'a>(address: &'a Address<'_>) -> impl Iterator<Item = Mailbox> + 'a
 }
 
 fn mailbox(addr: &Addr<'_>) -> Option<Mailbox> {
-    let address = addr.address()?.trim().to_lowercase();
+    usable_mailbox(addr.address()?, addr.name())
+}
+
+/// A mailbox from its address and display name, when the address is usable (`local@domain`,
+/// no whitespace or control characters); the address is trimmed and lowercased.
+fn usable_mailbox(address: &str, name: Option<&str>) -> Option<Mailbox> {
+    let address = address.trim().to_lowercase();
     let (local, domain) = address.split_once('@')?;
     let usable = !local.is_empty()
         && !domain.is_empty()
         && !domain.contains('@')
         && !address.chars().any(|c| c.is_whitespace() || c.is_control());
     usable.then(|| Mailbox {
-        name: addr.name().and_then(non_blank),
+        name: name.and_then(non_blank),
         address,
     })
+}
+
+/// One mailbox written as in a header (`Name <local@domain>`, `"Name" <…>` or a bare address),
+/// as providers' JSON gives them.
+pub(crate) fn mailbox_of(written: &str) -> Option<Mailbox> {
+    let written = written.trim();
+    match (written.rfind('<'), written.rfind('>')) {
+        (Some(open), Some(close)) if open < close => {
+            let name = written[..open].trim().trim_matches('"').trim();
+            usable_mailbox(&written[open + 1..close], Some(name))
+        }
+        _ => usable_mailbox(written, None),
+    }
 }
 
 fn non_blank(value: &str) -> Option<String> {
@@ -123,7 +142,7 @@ fn non_blank(value: &str) -> Option<String> {
 }
 
 /// A message id without its angle brackets; `None` when nothing is left.
-fn clean_id(id: &str) -> Option<String> {
+pub(crate) fn clean_id(id: &str) -> Option<String> {
     let id = id
         .trim()
         .trim_start_matches('<')

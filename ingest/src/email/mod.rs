@@ -8,12 +8,14 @@
 //! in [`sanitize_html`], so that whatever stores or renders [`ParsedEmail::html`] can treat it as
 //! safe markup.
 
+mod inbound;
 mod mime;
 mod sanitize;
 
 #[cfg(test)]
 mod tests;
 
+pub use inbound::parse_inbound;
 pub use mime::parse_mime;
 pub use sanitize::sanitize_html;
 

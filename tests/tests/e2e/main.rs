@@ -7,6 +7,7 @@ mod auth;
 mod delivery_faults;
 mod devstack;
 mod divisions;
+mod email;
 mod errors;
 mod event_log;
 mod faults;

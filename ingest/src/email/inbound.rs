@@ -1,0 +1,326 @@
+//! The shapes an inbound email arrives in at `POST /webhooks/email`: raw MIME
+//! (`message/rfc822`), the contract's own JSON, and Postmark's inbound JSON. Each is turned into
+//! the same [`ParsedEmail`], so threading and storage never depend on the provider.
+
+use base64::Engine;
+use serde_json::Value;
+
+use super::mime::{clean_id, mailbox_of};
+use super::sanitize::html_to_text;
+use super::{
+    parse_mime, sanitize_html, Attachment, EmailError, Mailbox, ParsedEmail, MAX_EMAIL_BYTES,
+};
+
+/// Parses a stored inbound email by its content type (`message/rfc822` or JSON; a body that
+/// starts like a header block is taken as raw MIME whatever its declared type).
+pub fn parse_inbound(content_type: Option<&str>, body: &[u8]) -> Result<ParsedEmail, EmailError> {
+    if body.len() > MAX_EMAIL_BYTES {
+        return Err(EmailError::TooLarge {
+            size: body.len(),
+            max: MAX_EMAIL_BYTES,
+        });
+    }
+    let media_type = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let looks_json = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if media_type == "message/rfc822" || !looks_json {
+        return parse_mime(body);
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|_| EmailError::Unparseable)?;
+    if value.get("FromFull").is_some()
+        || value.get("TextBody").is_some()
+        || value.get("MessageID").is_some()
+    {
+        postmark(&value)
+    } else {
+        contract_json(&value)
+    }
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Mailboxes of a field that is a string ("A <a@x>, b@y"), an array of such strings, or an
+/// array of `{Email, Name}` objects (Postmark's `ToFull`).
+fn mailboxes(value: Option<&Value>) -> Vec<Mailbox> {
+    match value {
+        Some(Value::String(list)) => split_addresses(list)
+            .filter_map(|a| mailbox_of(&a))
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .flat_map(|item| match item {
+                Value::String(list) => split_addresses(list)
+                    .filter_map(|a| mailbox_of(&a))
+                    .collect(),
+                Value::Object(_) => {
+                    let address = text(item, "Email")
+                        .or_else(|| text(item, "email"))
+                        .unwrap_or_default();
+                    let name = text(item, "Name").or_else(|| text(item, "name"));
+                    let formatted = match name {
+                        Some(name) => format!("\"{}\" <{address}>", name.replace('"', "")),
+                        None => address.to_owned(),
+                    };
+                    mailbox_of(&formatted).into_iter().collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Splits an address list on the commas that are outside quotes and angle brackets.
+fn split_addresses(list: &str) -> impl Iterator<Item = String> + '_ {
+    let mut parts = Vec::new();
+    let (mut current, mut quoted, mut angled) = (String::new(), false, false);
+    for c in list.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => angled = true,
+            '>' if !quoted => angled = false,
+            ',' | ';' if !quoted && !angled => {
+                parts.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    parts.push(current);
+    parts.into_iter().filter(|p| !p.trim().is_empty())
+}
+
+/// Message ids of a header value (`<a@x> <b@y>`) or an array of ids.
+fn message_ids(value: Option<&Value>) -> Vec<String> {
+    let raw: Vec<String> = match value {
+        Some(Value::String(ids)) => vec![ids.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for chunk in raw {
+        for id in chunk.split(|c: char| c.is_whitespace() || c == ',') {
+            if let Some(id) = clean_id(id) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+    ids
+}
+
+fn bodies(text_body: Option<&str>, html_body: Option<&str>) -> (Option<String>, Option<String>) {
+    let html = html_body
+        .map(sanitize_html)
+        .filter(|h| !h.trim().is_empty());
+    let text = text_body
+        .map(str::to_owned)
+        .or_else(|| html.as_deref().map(html_to_text))
+        .filter(|t| !t.trim().is_empty());
+    (text, html)
+}
+
+/// Attachments given inline as base64 (`content_base64`, Postmark's `Content`); ones given only
+/// by URL are not fetched.
+fn attachments(items: Option<&Value>, keys: [&str; 3]) -> Vec<Attachment> {
+    let [name_key, type_key, content_key] = keys;
+    let Some(Value::Array(items)) = items else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(index, item)| {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(text(item, content_key)?.replace(['\n', '\r'], ""))
+                .ok()?;
+            let content_type = text(item, type_key)
+                .unwrap_or("application/octet-stream")
+                .to_ascii_lowercase();
+            let filename = text(item, name_key)
+                .map(|name| {
+                    name.rsplit(['/', '\\'])
+                        .next()
+                        .unwrap_or(name)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                })
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| format!("attachment-{}.bin", index + 1));
+            Some(Attachment {
+                filename,
+                content_type,
+                content_id: text(item, "ContentID").and_then(clean_id),
+                inline: false,
+                data,
+            })
+        })
+        .collect()
+}
+
+/// `{from, to, cc, subject, text, html, message_id, in_reply_to, references, attachments}`.
+fn contract_json(value: &Value) -> Result<ParsedEmail, EmailError> {
+    let from = mailboxes(value.get("from"))
+        .into_iter()
+        .next()
+        .ok_or(EmailError::NoSender)?;
+    let (text_body, html) = bodies(text(value, "text"), text(value, "html"));
+    Ok(ParsedEmail {
+        message_id: text(value, "message_id").and_then(clean_id),
+        in_reply_to: message_ids(value.get("in_reply_to")),
+        references: message_ids(value.get("references")),
+        from,
+        reply_to: mailboxes(value.get("reply_to")).into_iter().next(),
+        to: mailboxes(value.get("to")),
+        cc: mailboxes(value.get("cc")),
+        subject: text(value, "subject").map(str::to_owned),
+        text: text_body,
+        html,
+        attachments: attachments(
+            value.get("attachments"),
+            ["filename", "content_type", "content_base64"],
+        ),
+        sent_at: None,
+    })
+}
+
+/// Postmark's inbound webhook: `FromFull`, `ToFull`, `CcFull`, `Subject`, `TextBody`,
+/// `HtmlBody`, `MessageID`, `Headers` (for `Message-ID`, `In-Reply-To`, `References`) and
+/// `Attachments` with base64 `Content`.
+fn postmark(value: &Value) -> Result<ParsedEmail, EmailError> {
+    let header = |name: &str| {
+        value
+            .get("Headers")
+            .and_then(Value::as_array)
+            .and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|h| text(h, "Name").is_some_and(|n| n.eq_ignore_ascii_case(name)))
+                    .and_then(|h| h.get("Value"))
+                    .cloned()
+            })
+    };
+    let from = mailboxes(
+        value
+            .get("FromFull")
+            .map(|f| Value::Array(vec![f.clone()]))
+            .as_ref(),
+    )
+    .into_iter()
+    .next()
+    .or_else(|| mailboxes(value.get("From")).into_iter().next())
+    .ok_or(EmailError::NoSender)?;
+    let (text_body, html) = bodies(text(value, "TextBody"), text(value, "HtmlBody"));
+    let message_id = header("Message-ID")
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(clean_id)
+        .or_else(|| text(value, "MessageID").and_then(clean_id));
+    let to = match value.get("ToFull") {
+        Some(full) => mailboxes(Some(full)),
+        None => mailboxes(value.get("To")),
+    };
+    let cc = match value.get("CcFull") {
+        Some(full) => mailboxes(Some(full)),
+        None => mailboxes(value.get("Cc")),
+    };
+    Ok(ParsedEmail {
+        message_id,
+        in_reply_to: message_ids(header("In-Reply-To").as_ref()),
+        references: message_ids(header("References").as_ref()),
+        from,
+        reply_to: mailboxes(value.get("ReplyTo")).into_iter().next(),
+        to,
+        cc,
+        subject: text(value, "Subject").map(str::to_owned),
+        text: text_body,
+        html,
+        attachments: attachments(value.get("Attachments"), ["Name", "ContentType", "Content"]),
+        sent_at: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_json_shape_is_read() {
+        let body = serde_json::json!({
+            "from": "Budi Santoso <Budi@Example.COM>",
+            "to": ["support@shop.example", "other@x.example"],
+            "subject": "Order 42",
+            "text": "Where is my order?",
+            "html": "<p>Where is <b>my</b> order?<script>alert(1)</script></p>",
+            "message_id": "<m1@example.com>",
+            "in_reply_to": "<m0@shop.example>",
+            "references": "<r1@shop.example> <m0@shop.example>",
+            "attachments": [{"filename": "../../invoice.pdf", "content_type": "application/pdf", "content_base64": "JVBERi0xLjQ="}]
+        });
+        let email = parse_inbound(Some("application/json"), body.to_string().as_bytes()).unwrap();
+        assert_eq!(email.from.address, "budi@example.com");
+        assert_eq!(email.from.name.as_deref(), Some("Budi Santoso"));
+        assert_eq!(email.to.len(), 2);
+        assert_eq!(email.message_id.as_deref(), Some("m1@example.com"));
+        assert_eq!(email.in_reply_to, vec!["m0@shop.example"]);
+        assert_eq!(email.references, vec!["r1@shop.example", "m0@shop.example"]);
+        assert!(!email.html.as_deref().unwrap().contains("<script"));
+        assert_eq!(email.attachments[0].filename, "invoice.pdf");
+        assert_eq!(email.attachments[0].data, b"%PDF-1.4");
+    }
+
+    #[test]
+    fn postmark_json_is_read_with_its_threading_headers() {
+        let body = serde_json::json!({
+            "FromFull": {"Email": "ana@example.org", "Name": "Ana"},
+            "ToFull": [{"Email": "Support@Shop.example", "Name": ""}],
+            "Subject": "Re: Order 42",
+            "TextBody": "Thanks",
+            "MessageID": "22c74902-a0c1-4511-804f2-341342852c90",
+            "Headers": [{"Name": "Message-ID", "Value": "<abc@mail.example.org>"},
+                        {"Name": "In-Reply-To", "Value": "<m0@shop.example>"}],
+            "Attachments": []
+        });
+        let email = parse_inbound(Some("application/json"), body.to_string().as_bytes()).unwrap();
+        assert_eq!(email.from.address, "ana@example.org");
+        assert_eq!(email.to[0].address, "support@shop.example");
+        assert_eq!(email.message_id.as_deref(), Some("abc@mail.example.org"));
+        assert_eq!(email.in_reply_to, vec!["m0@shop.example"]);
+        assert_eq!(email.text.as_deref(), Some("Thanks"));
+    }
+
+    #[test]
+    fn raw_mime_is_read_whatever_the_declared_type() {
+        let raw = b"From: a@example.com\r\nTo: support@shop.example\r\nSubject: Hi\r\nMessage-ID: <x@y>\r\n\r\nHello\r\n";
+        let email = parse_inbound(Some("text/plain"), raw).unwrap();
+        assert_eq!(email.subject.as_deref(), Some("Hi"));
+        assert_eq!(email.message_id.as_deref(), Some("x@y"));
+    }
+
+    #[test]
+    fn json_without_a_sender_is_refused() {
+        let body = serde_json::json!({"to": "support@shop.example", "text": "hi"});
+        assert_eq!(
+            parse_inbound(Some("application/json"), body.to_string().as_bytes()),
+            Err(EmailError::NoSender)
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! Inbound email end to end: `POST /webhooks/email` with the shared secret, raw MIME and JSON
+//! shapes, into contacts and threaded email conversations, with sanitised HTML.
+
+use omnistream_tests::TestApp;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const INBOX: &str = "support@shop.example";
+
+async fn email_app() -> (TestApp, omnistream_tests::Client) {
+    let app = TestApp::spawn().await;
+    let admin = app.register("Mail Shop").await;
+    let api = admin.client(&app);
+    let account = api
+        .post(
+            "/api/integrations/accounts",
+            json!({"channel": "email", "account_key": "Support@Shop.example", "is_active": true,
+                   "config": {"from_name": "Shop", "from_address": INBOX}}),
+        )
+        .await;
+    assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
+    (app, api)
+}
+
+fn mime(
+    from: &str,
+    subject: &str,
+    message_id: &str,
+    in_reply_to: Option<&str>,
+    html: &str,
+) -> String {
+    let threading = in_reply_to
+        .map(|id| format!("In-Reply-To: <{id}>\r\nReferences: <{id}>\r\n"))
+        .unwrap_or_default();
+    format!(
+        "From: {from}\r\nTo: Shop <{INBOX}>\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n{threading}\
+         MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{subject} (text)\r\n\
+         --b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--b1--\r\n"
+    )
+}
+
+async fn conversations(app: &TestApp, api: &omnistream_tests::Client, count: usize) -> Value {
+    app.eventually(api, "/api/conversations?channel=email", |body| {
+        body["data"].as_array().is_some_and(|d| d.len() == count)
+    })
+    .await
+}
+
+async fn messages_of(
+    app: &TestApp,
+    api: &omnistream_tests::Client,
+    conversation: &str,
+    count: usize,
+) -> Vec<Value> {
+    app.eventually(
+        api,
+        &format!("/api/conversations/{conversation}/messages"),
+        |body| body["data"].as_array().is_some_and(|d| d.len() == count),
+    )
+    .await["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_raw_mime_email_opens_a_conversation_and_replies_join_its_thread() {
+    let (app, api) = email_app().await;
+    let hostile = "<p>Where is <b>order 42</b>?</p><script>alert(1)</script><img src=x onerror=alert(1)>\
+                   <a href=\"javascript:alert(1)\">click</a> <a href=\"https://shop.example/track\">track</a>";
+    let first = app
+        .post_email(
+            "message/rfc822",
+            mime(
+                "Budi <Budi@Example.com>",
+                "Order 42",
+                "m1@example.com",
+                None,
+                hostile,
+            ),
+        )
+        .await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.json::<Value>().await.unwrap()["status"], "ok");
+
+    let listed = conversations(&app, &api, 1).await;
+    let conversation = listed["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed["data"][0]["contact"]["email"], "budi@example.com");
+    assert_eq!(listed["data"][0]["contact"]["name"], "Budi");
+    let messages = messages_of(&app, &api, &conversation, 1).await;
+    assert_eq!(messages[0]["subject"], "Order 42");
+    assert_eq!(messages[0]["content"], "Order 42 (text)");
+    assert_eq!(messages[0]["external_id"], "m1@example.com");
+    let html = messages[0]["content_html"].as_str().unwrap().to_lowercase();
+    for forbidden in ["<script", "onerror", "javascript:"] {
+        assert!(!html.contains(forbidden), "{forbidden} survived: {html}");
+    }
+    assert!(html.contains("order 42") && html.contains("https://shop.example/track"));
+
+    // A reply of the same sender joins the thread; the same delivery twice has no second effect.
+    let reply = mime(
+        "budi@example.com",
+        "Re: Order 42",
+        "m2@example.com",
+        Some("m1@example.com"),
+        "<p>any news?</p>",
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            app.post_email("message/rfc822", reply.clone())
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    messages_of(&app, &api, &conversation, 2).await;
+
+    // The same thread answered by someone else, and a new subject without references, each
+    // start a conversation of their own.
+    let other = mime(
+        "ana@example.org",
+        "Re: Order 42",
+        "m3@example.org",
+        Some("m1@example.com"),
+        "<p>me too</p>",
+    );
+    app.post_email("message/rfc822", other).await;
+    let fresh = mime(
+        "budi@example.com",
+        "Another question",
+        "m4@example.com",
+        None,
+        "<p>hi</p>",
+    );
+    app.post_email("message/rfc822", fresh).await;
+    let listed = conversations(&app, &api, 3).await;
+    let budi: Vec<&Value> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["contact"]["email"] == "budi@example.com")
+        .collect();
+    assert_eq!(
+        budi.len(),
+        2,
+        "a new subject opens a second conversation: {listed}"
+    );
+    messages_of(&app, &api, &conversation, 2).await;
+    app.stop();
+}
+
+#[tokio::test]
+async fn json_emails_are_accepted_and_unknown_recipients_and_bad_secrets_are_not() {
+    let (app, api) = email_app().await;
+    let posted = app
+        .post_email(
+            "application/json",
+            json!({"from": "Cici <cici@example.net>", "to": [INBOX], "subject": "Refund",
+                   "text": "Please refund order 7", "message_id": "<j1@example.net>",
+                   "attachments": [{"filename": "receipt.pdf", "content_type": "application/pdf", "content_base64": "JVBERi0xLjQ="}]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(posted.json::<Value>().await.unwrap()["status"], "ok");
+    let listed = conversations(&app, &api, 1).await;
+    let conversation = listed["data"][0]["id"].as_str().unwrap();
+    let messages = messages_of(&app, &api, conversation, 1).await;
+    assert_eq!(messages[0]["content"], "Please refund order 7");
+    assert_eq!(messages[0]["attachments"][0]["filename"], "receipt.pdf");
+    assert_eq!(messages[0]["attachments"][0]["size"], 8);
+    let found = api.get("/api/messages/search?q=refund%20order").await;
+    assert_eq!(
+        found.body["data"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        found.body
+    );
+
+    let stranger = app
+        .post_email(
+            "application/json",
+            json!({"from": "x@example.net", "to": "nobody@elsewhere.example", "text": "hi"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(stranger.status(), StatusCode::OK);
+    assert_eq!(stranger.json::<Value>().await.unwrap()["status"], "ignored");
+
+    let forged = reqwest::Client::new()
+        .post(format!("{}/webhooks/email", app.base_url))
+        .header("content-type", "application/json")
+        .header("x-webhook-secret", "wrong")
+        .body(json!({"from": "x@example.net", "to": INBOX, "text": "hi"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        forged.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_signature"
+    );
+
+    // Another tenant's API sees none of it.
+    let other = app.register("Other Shop").await.client(&app);
+    let foreign = other.get("/api/conversations?channel=email").await;
+    assert_eq!(foreign.body["data"].as_array().map(Vec::len), Some(0));
+    let foreign = other
+        .get(&format!("/api/conversations/{conversation}/messages"))
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    app.stop();
+}
