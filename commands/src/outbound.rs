@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::email::{OutgoingEmail, SmtpMailer};
 use crate::pacing::Pacer;
 use crate::secrets::SecretBox;
 use crate::service::{CommandContext, CommandError, ConversationService};
@@ -49,6 +50,8 @@ pub struct OutboundSender {
     pub secrets: SecretBox,
     /// Spaces the sends of each business number.
     pub pacer: Pacer,
+    /// Sends the email channel's replies.
+    pub mailer: SmtpMailer,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -68,9 +71,14 @@ struct Delivery {
     template: Option<Value>,
     reply_to_external_id: Option<String>,
     channel: String,
+    account_key: Option<String>,
     account_config: Option<Value>,
     contact_known: bool,
     wa_id: Option<String>,
+    contact_email: Option<String>,
+    contact_name: Option<String>,
+    /// `data.email` of the conversation's latest inbound email, for threading the reply.
+    last_email: Option<Value>,
 }
 
 /// What became of one attempt.
@@ -154,7 +162,7 @@ impl OutboundSender {
     async fn attempt(&self, job: &ClaimedJob) -> anyhow::Result<()> {
         let outcome = match self.load(job).await? {
             // The contacts read model may trail the conversation by a moment.
-            Some(delivery) if delivery.contact_known => self.deliver(&delivery).await,
+            Some(delivery) if delivery.contact_known => self.deliver(job, &delivery).await,
             _ => Outcome::NotReady,
         };
         let context = CommandContext::system(TenantId(job.tenant_id));
@@ -242,7 +250,12 @@ impl OutboundSender {
         Ok(sqlx::query_as(
             "SELECT m.type AS message_type, m.content, m.media_url, m.filename, m.template,
                     r.external_id AS reply_to_external_id,
-                    c.channel, a.config AS account_config, ct.id IS NOT NULL AS contact_known, ct.wa_id
+                    c.channel, a.account_key, a.config AS account_config, ct.id IS NOT NULL AS contact_known, ct.wa_id,
+                    ct.email AS contact_email, ct.name AS contact_name,
+                    CASE WHEN c.channel = 'email' THEN
+                        (SELECT e.data->'email' FROM messages e
+                         WHERE e.conversation_id = c.id AND e.direction = 'inbound' AND e.data ? 'email'
+                         ORDER BY e.created_at DESC LIMIT 1) END AS last_email
              FROM messages m
              JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
              LEFT JOIN integration_accounts a ON a.id = c.integration_account_id AND a.tenant_id = c.tenant_id
@@ -258,13 +271,7 @@ impl OutboundSender {
         .await?)
     }
 
-    async fn deliver(&self, delivery: &Delivery) -> Outcome {
-        if delivery.channel != "whatsapp" {
-            return Outcome::Failed {
-                code: None,
-                reason: format!("sending on {} is not supported yet", delivery.channel),
-            };
-        }
+    async fn deliver(&self, job: &ClaimedJob, delivery: &Delivery) -> Outcome {
         let config: Map<String, Value> = delivery
             .account_config
             .as_ref()
@@ -276,6 +283,96 @@ impl OutboundSender {
                 reason: "the account's credentials cannot be decrypted".into(),
             };
         };
+        match delivery.channel.as_str() {
+            "whatsapp" => self.deliver_whatsapp(&config, delivery).await,
+            "email" => self.deliver_email(job.message_id, &config, delivery).await,
+            other => Outcome::Failed {
+                code: None,
+                reason: format!("sending on {other} is not supported yet"),
+            },
+        }
+    }
+
+    /// A reply by email, threaded under the conversation's latest inbound email.
+    async fn deliver_email(
+        &self,
+        message_id: Uuid,
+        config: &Map<String, Value>,
+        delivery: &Delivery,
+    ) -> Outcome {
+        let failed = |reason: &str| Outcome::Failed {
+            code: None,
+            reason: reason.to_owned(),
+        };
+        if delivery.message_type != "text" {
+            return failed("only text replies are sent by email yet");
+        }
+        let text = |key: &str| {
+            config
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let Some(from_address) = text("from_address").or_else(|| delivery.account_key.clone())
+        else {
+            return failed("the email account has no from_address");
+        };
+        let Some(to_address) = delivery.contact_email.clone() else {
+            return failed("the contact has no email address");
+        };
+        let last = delivery.last_email.as_ref();
+        let last_text = |key: &str| last.and_then(|l| l.get(key)).and_then(Value::as_str);
+        let subject = match last_text("subject") {
+            Some(subject) if subject.to_lowercase().starts_with("re:") => subject.to_owned(),
+            Some(subject) => format!("Re: {subject}"),
+            None => "(no subject)".to_owned(),
+        };
+        let in_reply_to = last_text("message_id").map(str::to_owned);
+        let mut references: Vec<String> = last
+            .and_then(|l| l.get("references"))
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(answered) = &in_reply_to {
+            if !references.contains(answered) {
+                references.push(answered.clone());
+            }
+        }
+        let domain = from_address
+            .rsplit('@')
+            .next()
+            .unwrap_or("omnistream.local");
+        let our_id = format!("{}@{domain}", message_id.simple());
+        let email = OutgoingEmail {
+            from_address: from_address.clone(),
+            from_name: text("from_name"),
+            to_address,
+            to_name: delivery.contact_name.clone().filter(|n| !n.is_empty()),
+            subject,
+            text: delivery.content.clone().unwrap_or_default(),
+            message_id: our_id.clone(),
+            in_reply_to,
+            references,
+        };
+        match self.mailer.send(config, &email).await {
+            Ok(()) => Outcome::Sent(our_id),
+            Err(error) if error.is_retryable() => Outcome::Retry {
+                error: error.to_string(),
+                after: None,
+            },
+            Err(error) => failed(&error.to_string()),
+        }
+    }
+
+    /// A message through the WhatsApp Cloud API, paced to the number's throughput.
+    async fn deliver_whatsapp(&self, config: &Map<String, Value>, delivery: &Delivery) -> Outcome {
         let text = |key: &str| config.get(key).and_then(|v| v.as_str()).map(str::to_owned);
         let (Some(phone_number_id), Some(token), Some(to)) = (
             text("phone_number_id"),

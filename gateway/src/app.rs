@@ -204,6 +204,14 @@ impl Application {
                 graph: self.state.graph.clone(),
                 secrets: self.state.secrets.clone(),
                 pacer: Default::default(),
+                mailer: omnistream_commands::email::SmtpMailer {
+                    default_url: self
+                        .state
+                        .config
+                        .smtp_url
+                        .as_ref()
+                        .map(|url| url.expose().to_owned()),
+                },
             };
             workers.push(tokio::spawn(outbound.run(self.shutdown.clone())));
             workers.push(tokio::spawn(crate::conversations::run_expiry(

@@ -72,6 +72,10 @@ pub struct Config {
     /// `EMAIL_WEBHOOK_SECRET`: the `X-Webhook-Secret` of `POST /webhooks/email`; unset, the
     /// receiver accepts nothing.
     pub email_webhook_secret: Option<Secret>,
+    /// `SMTP_URL`: the SMTP server for email accounts that name none of their own
+    /// (`smtp://user:pass@host:587`, `smtps://…`, `smtp://host:25?tls=none`); it may hold a
+    /// password, so it is kept as a secret.
+    pub smtp_url: Option<Secret>,
     /// `OUTGOING_WEBHOOKS_ALLOW_PRIVATE`, default false: allow private addresses and plain http.
     pub outgoing_webhooks_allow_private: bool,
     /// `OUTGOING_WEBHOOKS_RETRY_SCHEDULE`, default `5s,5m,30m,2h,5h,10h,10h`.
@@ -133,6 +137,7 @@ impl Config {
             meta_config_id: get("META_CONFIG_ID"),
             instagram_app_secret: get("INSTAGRAM_APP_SECRET").map(Secret::new),
             email_webhook_secret: get("EMAIL_WEBHOOK_SECRET").map(Secret::new),
+            smtp_url: get("SMTP_URL").map(Secret::new),
             database_max_connections,
             database_url: get("DATABASE_URL"),
             nats_url: get("NATS_URL"),

@@ -7,6 +7,7 @@
 //! the NATS server.
 
 pub mod fake_meta;
+pub mod smtp_sink;
 pub mod sse;
 pub mod webhook_receiver;
 

@@ -211,3 +211,97 @@ async fn json_emails_are_accepted_and_unknown_recipients_and_bad_secrets_are_not
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
     app.stop();
 }
+
+#[tokio::test]
+async fn an_agents_reply_goes_out_by_smtp_threaded_and_the_customers_answer_comes_back_to_it() {
+    let sink = omnistream_tests::smtp_sink::SmtpSink::start().await;
+    let app = TestApp::spawn().await;
+    let admin = app.register("Mail Shop").await;
+    let api = admin.client(&app);
+    let account = api
+        .post(
+            "/api/integrations/accounts",
+            json!({"channel": "email", "account_key": INBOX, "is_active": true,
+                   "config": {"from_name": "Shop Support", "from_address": INBOX,
+                              "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_tls": "none"}}),
+        )
+        .await;
+    assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
+    app.post_email(
+        "message/rfc822",
+        mime(
+            "Budi <budi@example.com>",
+            "Order 42",
+            "m1@example.com",
+            None,
+            "<p>where?</p>",
+        ),
+    )
+    .await;
+    let listed = conversations(&app, &api, 1).await;
+    let conversation = listed["data"][0]["id"].as_str().unwrap().to_owned();
+
+    let sent = api
+        .post(
+            &format!("/api/conversations/{conversation}/messages"),
+            json!({"type": "text", "content": "It ships today.\nRegards"}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    let delivered = sink.wait_for(1).await;
+    let mail = &delivered[0];
+    assert_eq!(mail.rcpt_to, vec!["<budi@example.com>"]);
+    assert_eq!(mail.header("Subject").as_deref(), Some("Re: Order 42"));
+    assert_eq!(
+        mail.header("In-Reply-To").as_deref(),
+        Some("<m1@example.com>")
+    );
+    assert_eq!(
+        mail.header("References").as_deref(),
+        Some("<m1@example.com>")
+    );
+    assert!(mail.header("From").unwrap().contains(INBOX));
+    assert!(mail
+        .header("Content-Type")
+        .unwrap()
+        .contains("multipart/alternative"));
+    assert!(mail.data.contains("It ships today."));
+    let our_id = mail.header("Message-ID").expect("a Message-ID");
+
+    // The message is marked sent with our Message-ID, and the customer's answer to it (quoting
+    // only our id, as many clients do) lands in the same conversation.
+    let messages = messages_of(&app, &api, &conversation, 2).await;
+    let outbound = app
+        .eventually(
+            &api,
+            &format!("/api/conversations/{conversation}/messages"),
+            |body| {
+                body["data"].as_array().is_some_and(|d| {
+                    d.iter()
+                        .any(|m| m["direction"] == "outbound" && m["status"] == "sent")
+                })
+            },
+        )
+        .await;
+    let ours = outbound["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["direction"] == "outbound")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        format!("<{}>", ours["external_id"].as_str().unwrap()),
+        our_id
+    );
+    assert_eq!(messages.len(), 2);
+    let answered = our_id.trim_matches(['<', '>']);
+    let answer = format!(
+        "From: budi@example.com\r\nTo: {INBOX}\r\nSubject: Re: Order 42\r\nMessage-ID: <m5@example.com>\r\n\
+         In-Reply-To: <{answered}>\r\n\r\nThanks!\r\n"
+    );
+    app.post_email("message/rfc822", answer).await;
+    messages_of(&app, &api, &conversation, 3).await;
+    conversations(&app, &api, 1).await;
+    app.stop();
+}
