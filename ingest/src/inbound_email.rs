@@ -9,15 +9,14 @@
 //! conversation rather than merging into another customer's thread.
 
 use chrono::Utc;
-use omnistream_commands::service::{ids, CommandContext, CommandError};
-use omnistream_domain::contact::ContactCommand;
+use omnistream_commands::service::ids;
 use omnistream_domain::conversation::{ConversationCommand, InboundMessage, OpenConversation};
 use omnistream_domain::{Channel, InboundContent, MessageType, TenantId};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::email::{parse_inbound, ParsedEmail};
-use crate::processor::{Account, Disposition, InboundProcessor};
+use crate::processor::{provider_context, Account, Disposition, InboundProcessor};
 
 impl InboundProcessor {
     /// Turns one stored inbound email into contact and conversation commands.
@@ -51,27 +50,16 @@ impl InboundProcessor {
             ));
         };
         let tenant = TenantId(account.tenant_id);
-        let context = CommandContext {
-            tenant_id: tenant,
-            actor_type: "provider",
-            actor_id: Some("email".into()),
-            request_id: None,
-            causation_id: Some(format!("inbound_webhook:{id}")),
-            correlation_id: None,
-        };
-        let contact_id = ids::contact(tenant, Channel::Email, &email.from.address);
-        let identity = ContactCommand::RecordIdentity {
-            tenant_id: tenant.as_uuid(),
-            channel: Channel::Email,
-            external_id: email.from.address.clone(),
-            profile_name: email.from.name.clone(),
-            phone_number: None,
-            at: Utc::now(),
-        };
-        match self.contacts.execute(&context, contact_id, identity).await {
-            Ok(()) | Err(CommandError::Rule(_)) => {}
-            Err(other) => return Err(other.into()),
-        }
+        let context = provider_context(tenant, "email", id);
+        let contact_id = self
+            .record_contact(
+                &context,
+                Channel::Email,
+                &email.from.address,
+                email.from.name.clone(),
+                None,
+            )
+            .await?;
         // Without a Message-ID the stored payload's id stands in, so a provider's retry of the
         // same delivery (a new row) is not recognised; with one, repeats are.
         let provider_message_id = email
@@ -79,14 +67,7 @@ impl InboundProcessor {
             .clone()
             .unwrap_or_else(|| format!("inbound-webhook-{id}@omnistream"));
         let message_id = ids::inbound_message(tenant, account.id, &provider_message_id);
-        let known: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND tenant_id = $2)",
-        )
-        .bind(message_id)
-        .bind(tenant.as_uuid())
-        .fetch_one(&self.pool)
-        .await?;
-        if known {
+        if self.already_received(tenant, message_id).await? {
             return Ok(Disposition::Processed);
         }
         let conversation_id = self
@@ -114,18 +95,8 @@ impl InboundProcessor {
                             "in_reply_to": email.in_reply_to, "references": email.references}),
             },
         };
-        match self
-            .conversations
-            .execute(&context, conversation_id, command)
-            .await
-        {
-            Ok(()) => Ok(Disposition::Processed),
-            Err(CommandError::Rule(rule)) => {
-                tracing::info!(%conversation_id, %rule, "inbound email refused");
-                Ok(Disposition::Processed)
-            }
-            Err(other) => Err(other.into()),
-        }
+        self.execute(&context, conversation_id, command).await?;
+        Ok(Disposition::Processed)
     }
 
     /// The conversation this email belongs to (see the module documentation).

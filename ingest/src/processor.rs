@@ -218,14 +218,7 @@ impl InboundProcessor {
             return Ok(0);
         };
         let tenant = TenantId(account.tenant_id);
-        let context = CommandContext {
-            tenant_id: tenant,
-            actor_type: "provider",
-            actor_id: Some("whatsapp".into()),
-            request_id: None,
-            causation_id: Some(format!("inbound_webhook:{id}")),
-            correlation_id: None,
-        };
+        let context = provider_context(tenant, "whatsapp", id);
         for message in &change.messages {
             self.inbound(&context, &account, message).await?;
         }
@@ -242,31 +235,18 @@ impl InboundProcessor {
         message: &WhatsAppInbound,
     ) -> anyhow::Result<()> {
         let tenant = context.tenant_id;
-        let contact_id = ids::contact(tenant, Channel::Whatsapp, &message.from);
-        let identity = ContactCommand::RecordIdentity {
-            tenant_id: tenant.as_uuid(),
-            channel: Channel::Whatsapp,
-            external_id: message.from.clone(),
-            profile_name: message.profile_name.clone(),
-            phone_number: Some(message.from.clone()),
-            at: Utc::now(),
-        };
-        match self.contacts.execute(context, contact_id, identity).await {
-            Ok(()) | Err(CommandError::Rule(_)) => {}
-            Err(other) => return Err(other.into()),
-        }
+        let contact_id = self
+            .record_contact(
+                context,
+                Channel::Whatsapp,
+                &message.from,
+                message.profile_name.clone(),
+                Some(message.from.clone()),
+            )
+            .await?;
         let conversation_id = ids::conversation(tenant, account.id, contact_id);
-        // The aggregate remembers only recent provider ids; a much later repeat of an old message
-        // is recognised by its deterministic id in the messages read model.
         let message_id = ids::inbound_message(tenant, account.id, &message.provider_message_id);
-        let known: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND tenant_id = $2)",
-        )
-        .bind(message_id)
-        .bind(tenant.as_uuid())
-        .fetch_one(&self.pool)
-        .await?;
-        if known {
+        if self.already_received(tenant, message_id).await? {
             return Ok(());
         }
         let now = Utc::now();
@@ -306,7 +286,50 @@ impl InboundProcessor {
         self.execute(context, conversation_id, command).await
     }
 
-    async fn execute(
+    /// Records the customer's identity on `channel` on their contact (created on first sight);
+    /// returns the contact's id.
+    pub(crate) async fn record_contact(
+        &self,
+        context: &CommandContext,
+        channel: Channel,
+        external_id: &str,
+        profile_name: Option<String>,
+        phone_number: Option<String>,
+    ) -> anyhow::Result<Uuid> {
+        let contact_id = ids::contact(context.tenant_id, channel, external_id);
+        let identity = ContactCommand::RecordIdentity {
+            tenant_id: context.tenant_id.as_uuid(),
+            channel,
+            external_id: external_id.to_owned(),
+            profile_name,
+            phone_number,
+            at: Utc::now(),
+        };
+        match self.contacts.execute(context, contact_id, identity).await {
+            Ok(()) | Err(CommandError::Rule(_)) => Ok(contact_id),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Whether the inbound message with this deterministic id is already in the read model. The
+    /// aggregate remembers only recent provider ids; a much later repeat of an old message is
+    /// recognised here.
+    pub(crate) async fn already_received(
+        &self,
+        tenant: TenantId,
+        message_id: Uuid,
+    ) -> anyhow::Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND tenant_id = $2)",
+        )
+        .bind(message_id)
+        .bind(tenant.as_uuid())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Executes a conversation command; a rule refusal is final, so it is logged, not retried.
+    pub(crate) async fn execute(
         &self,
         context: &CommandContext,
         conversation_id: Uuid,
@@ -325,6 +348,18 @@ impl InboundProcessor {
             }
             Err(other) => Err(other.into()),
         }
+    }
+}
+
+/// Who acts for commands from a provider's payload `id` in `tenant`.
+pub(crate) fn provider_context(tenant: TenantId, provider: &str, id: i64) -> CommandContext {
+    CommandContext {
+        tenant_id: tenant,
+        actor_type: "provider",
+        actor_id: Some(provider.to_owned()),
+        request_id: None,
+        causation_id: Some(format!("inbound_webhook:{id}")),
+        correlation_id: None,
     }
 }
 
