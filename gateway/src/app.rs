@@ -327,6 +327,11 @@ pub fn build_router(state: AppState, roles: Roles) -> Router {
                 .email_webhook_secret
                 .as_ref()
                 .map(|t| t.expose().to_owned()),
+            mailgun_signing_key: state
+                .config
+                .mailgun_webhook_signing_key
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
         }));
     }
     if roles.api {

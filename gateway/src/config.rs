@@ -72,6 +72,9 @@ pub struct Config {
     /// `EMAIL_WEBHOOK_SECRET`: the `X-Webhook-Secret` of `POST /webhooks/email`; unset, the
     /// receiver accepts nothing.
     pub email_webhook_secret: Option<Secret>,
+    /// `MAILGUN_WEBHOOK_SIGNING_KEY`: Mailgun route posts whose `signature` verifies with it are
+    /// accepted without `X-Webhook-Secret`.
+    pub mailgun_webhook_signing_key: Option<Secret>,
     /// `SMTP_URL`: the SMTP server for email accounts that name none of their own
     /// (`smtp://user:pass@host:587`, `smtps://…`, `smtp://host:25?tls=none`); it may hold a
     /// password, so it is kept as a secret.
@@ -137,6 +140,7 @@ impl Config {
             meta_config_id: get("META_CONFIG_ID"),
             instagram_app_secret: get("INSTAGRAM_APP_SECRET").map(Secret::new),
             email_webhook_secret: get("EMAIL_WEBHOOK_SECRET").map(Secret::new),
+            mailgun_webhook_signing_key: get("MAILGUN_WEBHOOK_SIGNING_KEY").map(Secret::new),
             smtp_url: get("SMTP_URL").map(Secret::new),
             database_max_connections,
             database_url: get("DATABASE_URL"),

@@ -32,6 +32,32 @@ pub struct IngestState {
     pub verify_token: Option<String>,
     /// The `X-Webhook-Secret` inbound email must carry (`EMAIL_WEBHOOK_SECRET`).
     pub email_secret: Option<String>,
+    /// Mailgun's webhook signing key (`MAILGUN_WEBHOOK_SIGNING_KEY`): a Mailgun route post
+    /// whose signature verifies needs no `X-Webhook-Secret`.
+    pub mailgun_signing_key: Option<String>,
+}
+
+/// How far a Mailgun post's `timestamp` may be from now (a replayed old post is refused).
+const MAILGUN_MAX_AGE_SECONDS: i64 = 15 * 60;
+
+/// Whether the body is a Mailgun form whose signature verifies with `key` and whose
+/// timestamp is recent.
+fn mailgun_authentic(key: &str, content_type: Option<&str>, body: &[u8]) -> bool {
+    let Some(fields) = content_type.and_then(|c| crate::email::form_fields(c, body)) else {
+        return false;
+    };
+    let recent = fields
+        .iter()
+        .find(|f| f.name == "timestamp")
+        .and_then(|f| {
+            std::str::from_utf8(&f.data)
+                .ok()?
+                .trim()
+                .parse::<i64>()
+                .ok()
+        })
+        .is_some_and(|at| (chrono::Utc::now().timestamp() - at).abs() <= MAILGUN_MAX_AGE_SECONDS);
+    recent && crate::email::mailgun_signature_valid(key, &fields)
 }
 
 /// Routes of the webhook-ingestor role.
@@ -170,7 +196,8 @@ async fn store(
         })
 }
 
-/// Inbound email (raw MIME, the contract's JSON or Postmark's): checks `X-Webhook-Secret`,
+/// Inbound email (raw MIME, the contract's JSON, Postmark's JSON, SendGrid's or Mailgun's form
+/// post): checks `X-Webhook-Secret` (or a Mailgun post's own signature),
 /// stores the payload, then says whether it is addressed to a known email account
 /// (`{"status": "ok"}`) or not (`{"status": "ignored"}`; it stays in the raw log).
 async fn receive_email(
@@ -181,20 +208,23 @@ async fn receive_email(
     let given = headers
         .get("x-webhook-secret")
         .and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let authorised = match (&state.email_secret, given) {
         (Some(expected), Some(given)) => constant_time_eq(expected, given),
         _ => false,
-    };
+    } || state
+        .mailgun_signing_key
+        .as_deref()
+        .is_some_and(|key| mailgun_authentic(key, content_type, &body));
     if !authorised {
         return error(
             StatusCode::UNAUTHORIZED,
             "invalid_signature",
-            "X-Webhook-Secret is missing or does not match",
+            "X-Webhook-Secret is missing or does not match, and the post carries no valid Mailgun signature",
         );
     }
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
     if let Err(refusal) = store(&state, "email", content_type, &body).await {
         return refusal;
     }
@@ -248,6 +278,7 @@ mod tests {
             app_secrets: Arc::new(vec![SECRET.to_vec()]),
             verify_token: None,
             email_secret: None,
+            mailgun_signing_key: None,
         };
         let app: Router = router(state);
         let response = app

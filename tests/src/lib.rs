@@ -29,6 +29,8 @@ pub const TEST_ENCRYPTION_KEY: &str = "test-encryption-key-of-at-least-32-bytes"
 pub const TEST_META_APP_SECRET: &str = "test-meta-app-secret";
 /// `EMAIL_WEBHOOK_SECRET` of every test app.
 pub const TEST_EMAIL_WEBHOOK_SECRET: &str = "test-email-webhook-secret";
+/// `MAILGUN_WEBHOOK_SIGNING_KEY` of every test app.
+pub const TEST_MAILGUN_SIGNING_KEY: &str = "test-mailgun-signing-key";
 /// The platform verify token of test apps.
 pub const TEST_META_VERIFY_TOKEN: &str = "test-platform-verify-token";
 
@@ -172,6 +174,7 @@ impl TestApp {
             "DATABASE_MAX_CONNECTIONS" => Some("6".to_owned()),
             "META_APP_SECRET" => Some(TEST_META_APP_SECRET.to_owned()),
             "EMAIL_WEBHOOK_SECRET" => Some(TEST_EMAIL_WEBHOOK_SECRET.to_owned()),
+            "MAILGUN_WEBHOOK_SIGNING_KEY" => Some(TEST_MAILGUN_SIGNING_KEY.to_owned()),
             "NATS_PREFIX" => Some("omnistream_test".to_owned()),
             "OUTGOING_WEBHOOKS_ALLOW_PRIVATE" => Some("true".to_owned()),
             "OUTGOING_WEBHOOKS_RETRY_SCHEDULE" => Some("200ms,400ms,800ms".to_owned()),

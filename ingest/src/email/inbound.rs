@@ -1,10 +1,12 @@
 //! The shapes an inbound email arrives in at `POST /webhooks/email`: raw MIME
-//! (`message/rfc822`), the contract's own JSON, and Postmark's inbound JSON. Each is turned into
-//! the same [`ParsedEmail`], so threading and storage never depend on the provider.
+//! (`message/rfc822`), the contract's own JSON, Postmark's inbound JSON, and the form posts of
+//! SendGrid Inbound Parse and Mailgun routes. Each is turned into the same [`ParsedEmail`], so
+//! threading and storage never depend on the provider.
 
 use base64::Engine;
 use serde_json::Value;
 
+use super::form::{form_fields, parse_form};
 use super::mime::{clean_id, mailbox_of};
 use super::sanitize::html_to_text;
 use super::{
@@ -19,6 +21,9 @@ pub fn parse_inbound(content_type: Option<&str>, body: &[u8]) -> Result<ParsedEm
             size: body.len(),
             max: MAX_EMAIL_BYTES,
         });
+    }
+    if let Some(fields) = content_type.and_then(|c| form_fields(c, body)) {
+        return parse_form(&fields);
     }
     let media_type = content_type
         .and_then(|c| c.split(';').next())

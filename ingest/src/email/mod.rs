@@ -8,6 +8,7 @@
 //! in [`sanitize_html`], so that whatever stores or renders [`ParsedEmail::html`] can treat it as
 //! safe markup.
 
+mod form;
 mod inbound;
 mod mime;
 mod sanitize;
@@ -15,6 +16,7 @@ mod sanitize;
 #[cfg(test)]
 mod tests;
 
+pub use form::{form_fields, mailgun_signature_valid, parse_form, FormField};
 pub use inbound::parse_inbound;
 pub use mime::parse_mime;
 pub use sanitize::sanitize_html;

@@ -305,3 +305,105 @@ async fn an_agents_reply_goes_out_by_smtp_threaded_and_the_customers_answer_come
     conversations(&app, &api, 1).await;
     app.stop();
 }
+
+/// A Mailgun route post (form-encoded), signed with `key` at `timestamp`.
+fn mailgun_post(key: &str, timestamp: i64, from: &str, message_id: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let token = format!("token{timestamp}");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}{token}").as_bytes());
+    let headers = json!([
+        ["From", from],
+        ["To", INBOX],
+        ["Subject", "Invoice"],
+        ["Message-Id", format!("<{message_id}>")]
+    ]);
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("recipient", INBOX)
+        .append_pair("sender", from)
+        .append_pair("body-plain", "Please send the invoice")
+        .append_pair("message-headers", &headers.to_string())
+        .append_pair("timestamp", &timestamp.to_string())
+        .append_pair("token", &token)
+        .append_pair("signature", &hex::encode(mac.finalize().into_bytes()))
+        .finish()
+}
+
+#[tokio::test]
+async fn mailgun_posts_are_authenticated_by_their_signature_and_sendgrid_forms_by_the_secret() {
+    let (app, api) = email_app().await;
+    let post = |body: String, content_type: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/webhooks/email", app.base_url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let form = "application/x-www-form-urlencoded";
+    let signed = post(
+        mailgun_post(
+            omnistream_tests::TEST_MAILGUN_SIGNING_KEY,
+            now,
+            "Eko <eko@example.com>",
+            "mg1@example.com",
+        ),
+        form,
+    )
+    .await
+    .unwrap();
+    assert_eq!(signed.status(), StatusCode::OK);
+    assert_eq!(signed.json::<Value>().await.unwrap()["status"], "ok");
+    for (key, at) in [
+        ("another-key", now),
+        (omnistream_tests::TEST_MAILGUN_SIGNING_KEY, now - 3600),
+    ] {
+        let refused = post(
+            mailgun_post(key, at, "x@example.com", "mg2@example.com"),
+            form,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNAUTHORIZED,
+            "a wrong key or an old timestamp"
+        );
+    }
+
+    let boundary = "xYzZY";
+    let sendgrid = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"headers\"\r\n\r\n\
+         From: Dewi <dewi@example.id>\r\nTo: {INBOX}\r\nSubject: Size\r\nMessage-ID: <sg1@example.id>\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nDo you have size M?\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"attachment1\"; filename=\"size-chart.pdf\"\r\n\
+         Content-Type: application/pdf\r\n\r\n%PDF-1.4\r\n--{boundary}--\r\n"
+    );
+    let posted = app
+        .post_email(
+            &format!("multipart/form-data; boundary={boundary}"),
+            sendgrid,
+        )
+        .await;
+    assert_eq!(posted.json::<Value>().await.unwrap()["status"], "ok");
+
+    let listed = conversations(&app, &api, 2).await;
+    let by_email = |address: &str| {
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["contact"]["email"] == address)
+            .cloned()
+            .unwrap()
+    };
+    let eko = by_email("eko@example.com");
+    let messages = messages_of(&app, &api, eko["id"].as_str().unwrap(), 1).await;
+    assert_eq!(messages[0]["content"], "Please send the invoice");
+    assert_eq!(messages[0]["subject"], "Invoice");
+    let dewi = by_email("dewi@example.id");
+    let messages = messages_of(&app, &api, dewi["id"].as_str().unwrap(), 1).await;
+    assert_eq!(messages[0]["content"], "Do you have size M?");
+    assert_eq!(messages[0]["attachments"][0]["filename"], "size-chart.pdf");
+    app.stop();
+}
