@@ -65,6 +65,8 @@ struct ClaimedJob {
 #[derive(Debug, sqlx::FromRow)]
 struct Delivery {
     message_type: String,
+    /// The subject an email reply was given, if any.
+    subject: Option<String>,
     content: Option<String>,
     media_url: Option<String>,
     filename: Option<String>,
@@ -248,7 +250,7 @@ impl OutboundSender {
 
     async fn load(&self, job: &ClaimedJob) -> anyhow::Result<Option<Delivery>> {
         Ok(sqlx::query_as(
-            "SELECT m.type AS message_type, m.content, m.media_url, m.filename, m.template,
+            "SELECT m.type AS message_type, m.data->'email'->>'subject' AS subject, m.content, m.media_url, m.filename, m.template,
                     r.external_id AS reply_to_external_id,
                     c.channel, a.account_key, a.config AS account_config, ct.id IS NOT NULL AS contact_known, ct.wa_id,
                     ct.email AS contact_email, ct.name AS contact_name,
@@ -324,10 +326,13 @@ impl OutboundSender {
         };
         let last = delivery.last_email.as_ref();
         let last_text = |key: &str| last.and_then(|l| l.get(key)).and_then(Value::as_str);
-        let subject = match last_text("subject") {
-            Some(subject) if subject.to_lowercase().starts_with("re:") => subject.to_owned(),
-            Some(subject) => format!("Re: {subject}"),
-            None => "(no subject)".to_owned(),
+        let subject = match (&delivery.subject, last_text("subject")) {
+            (Some(own), _) => own.clone(),
+            (None, Some(subject)) if subject.to_lowercase().starts_with("re:") => {
+                subject.to_owned()
+            }
+            (None, Some(subject)) => format!("Re: {subject}"),
+            (None, None) => "(no subject)".to_owned(),
         };
         let in_reply_to = last_text("message_id").map(str::to_owned);
         let mut references: Vec<String> = last

@@ -135,6 +135,7 @@ pub fn example(name: &str) -> Option<serde_json::Value> {
             filename: None,
             template: None,
             reply_to_message_id: None,
+            subject: None,
             queued_at: at,
         },
         ConversationEvent::OutboundStatusChanged {

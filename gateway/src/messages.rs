@@ -216,8 +216,8 @@ impl Validate for SendMessageRequest {
                 }
             }
         }
-        if self.subject.is_some() {
-            violations.add("subject", "is only for email conversations");
+        if let Some(subject) = &mut self.subject {
+            check_text(violations, "subject", subject, 1, 998);
         }
     }
 }
@@ -250,6 +250,12 @@ pub(crate) async fn queue_message(
     request: SendMessageRequest,
 ) -> Result<Message> {
     let channel: Channel = conversation.channel.parse().map_err(anyhow::Error::from)?;
+    if request.subject.is_some() && channel != Channel::Email {
+        return Err(ApiError::Validation(Violations::single(
+            "subject",
+            "is only for email conversations",
+        )));
+    }
     let mut conn = state.pool.acquire().await?;
     if let Some(reply_to) = &request.reply_to_message_id {
         // Looked up by primary key: a conversation may hold many thousands of messages.
@@ -289,6 +295,7 @@ pub(crate) async fn queue_message(
         filename: request.filename.clone(),
         template: request.template.clone(),
         reply_to_message_id: request.reply_to_message_id.clone(),
+        subject: request.subject.clone(),
         queued_at: now,
         window_hours: window,
         auto_assign: Some(caller.agent_id.as_uuid()),
@@ -300,7 +307,7 @@ pub(crate) async fn queue_message(
         message_type: message_type.as_str().into(),
         status: "pending".into(),
         content: command.content.clone(),
-        subject: None,
+        subject: command.subject.clone(),
         media_id: None,
         media_url: command.media_url.clone(),
         media_mime_type: None,

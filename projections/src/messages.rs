@@ -92,8 +92,12 @@ impl Projector for MessagesProjector {
                 filename,
                 template,
                 reply_to_message_id,
+                subject,
                 queued_at,
             } => {
+                let data = subject
+                    .as_ref()
+                    .map(|subject| json!({"email": {"subject": subject}}));
                 let template_name = template
                     .as_ref()
                     .and_then(|t| t.get("name"))
@@ -102,8 +106,8 @@ impl Projector for MessagesProjector {
                 sqlx::query(
                     "INSERT INTO messages (id, tenant_id, conversation_id, direction, type, status, content, media_url,
                         filename, template, template_name, sender_type, sender_id, sender_name, reply_to_message_id,
-                        created_at, updated_at)
-                     VALUES ($1, $2, $3, 'outbound', $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+                        data, created_at, updated_at)
+                     VALUES ($1, $2, $3, 'outbound', $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $14, $14)
                      ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(message_id)
@@ -120,6 +124,7 @@ impl Projector for MessagesProjector {
                 .bind(&sender.name)
                 .bind(reply_to_message_id)
                 .bind(queued_at)
+                .bind(data)
                 .execute(&mut *conn)
                 .await?;
             }

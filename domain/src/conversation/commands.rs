@@ -52,6 +52,8 @@ pub struct OutboundMessage {
     pub filename: Option<String>,
     pub template: Option<Value>,
     pub reply_to_message_id: Option<String>,
+    /// The subject of an email reply (`None`: `Re:` the customer's latest subject).
+    pub subject: Option<String>,
     pub queued_at: DateTime<Utc>,
     /// The channel's customer-service window (`None`: no window, e.g. email).
     pub window_hours: Option<u32>,
@@ -200,6 +202,7 @@ pub(super) fn decide(
                 filename: message.filename,
                 template: message.template,
                 reply_to_message_id: message.reply_to_message_id,
+                subject: message.subject,
                 queued_at: message.queued_at,
             }];
             if let (None, Some(agent)) = (state.assigned_agent_id, message.auto_assign) {

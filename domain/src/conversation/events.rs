@@ -57,6 +57,10 @@ pub enum ConversationEvent {
         /// Meta's template-message object, passed through.
         template: Option<Value>,
         reply_to_message_id: Option<String>,
+        /// An email reply's own subject; absent on other channels (and in events stored before
+        /// it existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
         queued_at: DateTime<Utc>,
     },
     /// The provider accepted the message.

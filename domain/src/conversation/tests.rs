@@ -102,6 +102,7 @@ fn outbound(n: u128, message_type: MessageType, at: DateTime<Utc>) -> OutboundMe
         template: (message_type == MessageType::Template)
             .then(|| json!({"name": "welcome", "language": {"code": "en"}})),
         reply_to_message_id: None,
+        subject: None,
         queued_at: at,
         window_hours: Some(24),
         auto_assign: None,
@@ -118,6 +119,7 @@ fn queued(message: &OutboundMessage) -> ConversationEvent {
         filename: None,
         template: message.template.clone(),
         reply_to_message_id: None,
+        subject: None,
         queued_at: message.queued_at,
     }
 }

@@ -303,6 +303,29 @@ async fn an_agents_reply_goes_out_by_smtp_threaded_and_the_customers_answer_come
     app.post_email("message/rfc822", answer).await;
     messages_of(&app, &api, &conversation, 3).await;
     conversations(&app, &api, 1).await;
+
+    // A reply may carry its own subject; it threads under the customer's latest email.
+    let sent = api
+        .post(
+            &format!("/api/conversations/{conversation}/messages"),
+            json!({"type": "text", "content": "Invoice attached soon", "subject": "Your invoice"}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    assert_eq!(sent.body["subject"], "Your invoice");
+    let delivered = sink.wait_for(2).await;
+    assert_eq!(
+        delivered[1].header("Subject").as_deref(),
+        Some("Your invoice")
+    );
+    assert_eq!(
+        delivered[1].header("In-Reply-To").as_deref(),
+        Some("<m5@example.com>")
+    );
+    assert_eq!(
+        delivered[1].header("References").as_deref(),
+        Some("<m5@example.com>")
+    );
     app.stop();
 }
 
