@@ -1,5 +1,6 @@
 //! OmniStream write side: command services, channel adapters and workers.
 
+pub mod channels;
 pub mod email;
 pub mod outbound;
 pub mod pacing;

@@ -10,6 +10,8 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use omnistream_commands::channels::{ChannelAdapter, EmailAdapter, WhatsAppAdapter};
+use omnistream_commands::email::SmtpMailer;
 use omnistream_projections::relay::NatsRelay;
 use omnistream_projections::{all_projectors, run_projector, ProjectorSettings};
 use sqlx::PgPool;
@@ -198,20 +200,27 @@ impl Application {
                 contacts: self.state.contacts.clone(),
             };
             workers.push(tokio::spawn(inbound.run(self.shutdown.clone())));
+            let adapters: Vec<Arc<dyn ChannelAdapter>> = vec![
+                Arc::new(WhatsAppAdapter {
+                    graph: self.state.graph.clone(),
+                    pacer: Default::default(),
+                }),
+                Arc::new(EmailAdapter {
+                    mailer: SmtpMailer {
+                        default_url: self
+                            .state
+                            .config
+                            .smtp_url
+                            .as_ref()
+                            .map(|url| url.expose().to_owned()),
+                    },
+                }),
+            ];
             let outbound = OutboundSender {
                 pool: self.state.pool.clone(),
                 conversations: self.state.conversations.clone(),
-                graph: self.state.graph.clone(),
                 secrets: self.state.secrets.clone(),
-                pacer: Default::default(),
-                mailer: omnistream_commands::email::SmtpMailer {
-                    default_url: self
-                        .state
-                        .config
-                        .smtp_url
-                        .as_ref()
-                        .map(|url| url.expose().to_owned()),
-                },
+                adapters: Arc::new(adapters),
             };
             workers.push(tokio::spawn(outbound.run(self.shutdown.clone())));
             workers.push(tokio::spawn(crate::conversations::run_expiry(

@@ -1,0 +1,89 @@
+//! Channel adapters: how one queued message is handed to its channel's real API. The outbound
+//! sender loads the message and its conversation's context once, finds the adapter of the
+//! conversation's channel and turns what the adapter reports into `MarkSent`/`MarkFailed`
+//! commands or a retry.
+
+mod email;
+pub mod whatsapp;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use omnistream_domain::Channel;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub use email::EmailAdapter;
+pub use whatsapp::WhatsAppAdapter;
+
+/// A queued message with what a channel needs to send it, read from the read models.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboundDelivery {
+    /// Not read from the database: the sender fills it in.
+    #[sqlx(skip)]
+    pub message_id: Uuid,
+    pub message_type: String,
+    /// The subject an email reply was given, if any.
+    pub subject: Option<String>,
+    pub content: Option<String>,
+    pub media_url: Option<String>,
+    pub filename: Option<String>,
+    pub template: Option<Value>,
+    /// The provider id of the message this one replies to.
+    pub reply_to_external_id: Option<String>,
+    pub channel: String,
+    pub account_key: Option<String>,
+    pub account_config: Option<Value>,
+    /// Whether the contacts read model holds the conversation's contact yet.
+    pub contact_known: bool,
+    pub wa_id: Option<String>,
+    pub contact_email: Option<String>,
+    pub contact_name: Option<String>,
+    /// `data.email` of the conversation's latest inbound email, for threading an email reply.
+    pub last_email: Option<Value>,
+}
+
+/// What a channel made of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendOutcome {
+    /// Accepted, with the provider's id for the message.
+    Sent(String),
+    /// Worth trying again (rate limits, 5xx, network), after the provider's wait if it gave one.
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
+    /// Refused for good.
+    Failed { code: Option<i64>, reason: String },
+}
+
+impl SendOutcome {
+    /// A final failure without a provider code.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        SendOutcome::Failed {
+            code: None,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Sends messages on one channel.
+#[async_trait]
+pub trait ChannelAdapter: Send + Sync {
+    /// The channel it sends on.
+    fn channel(&self) -> Channel;
+
+    /// Sends `delivery` with its integration account's decrypted `config`. Never panics or
+    /// errors: every problem is a [`SendOutcome`].
+    async fn send(&self, config: &Map<String, Value>, delivery: &OutboundDelivery) -> SendOutcome;
+}
+
+/// The text value of `key` in an account's config, trimmed, if not empty.
+pub(crate) fn config_text(config: &Map<String, Value>, key: &str) -> Option<String> {
+    config
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
