@@ -79,7 +79,7 @@ impl ChannelAdapter for EmailAdapter {
                 error: error.to_string(),
                 after: None,
             },
-            Err(error) => SendOutcome::failed(&error.to_string()),
+            Err(error) => SendOutcome::failed(error.to_string()),
         }
     }
 }
