@@ -4,7 +4,9 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use omnistream_ingest::email::{parse_mime, sanitize_html, EmailError, Mailbox, ParsedEmail};
+use omnistream_ingest::email::{
+    parse_inbound, parse_mime, sanitize_html, EmailError, Mailbox, ParsedEmail,
+};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -763,5 +765,91 @@ proptest! {
     #[test]
     fn sanitized_hostile_fragments_are_harmless_and_stable(input in hostile_html()) {
         check_sanitized(&input)?;
+    }
+}
+
+/// A provider JSON body (the contract's shape or Postmark's) with arbitrary values in its fields.
+fn provider_json() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<i64>().prop_map(serde_json::Value::from),
+        ".{0,40}".prop_map(serde_json::Value::String),
+        hostile_html().prop_map(serde_json::Value::String),
+        valid_from().prop_map(|(header, _)| serde_json::Value::String(header)),
+        prop::collection::vec(".{0,20}".prop_map(serde_json::Value::String), 0..3)
+            .prop_map(serde_json::Value::Array),
+    ];
+    let key = prop::sample::select(vec![
+        "from",
+        "to",
+        "cc",
+        "subject",
+        "text",
+        "html",
+        "message_id",
+        "in_reply_to",
+        "references",
+        "attachments",
+        "FromFull",
+        "ToFull",
+        "TextBody",
+        "HtmlBody",
+        "MessageID",
+        "Headers",
+        "Attachments",
+    ]);
+    prop::collection::btree_map(key, value, 0..10).prop_map(|fields| {
+        serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            .to_string()
+    })
+}
+
+/// A form post (SendGrid's or Mailgun's field names) with arbitrary values, urlencoded.
+fn provider_form() -> impl Strategy<Value = String> {
+    let name = prop::sample::select(vec![
+        "headers",
+        "text",
+        "html",
+        "from",
+        "to",
+        "subject",
+        "email",
+        "body-mime",
+        "sender",
+        "recipient",
+        "body-plain",
+        "body-html",
+        "message-headers",
+        "timestamp",
+        "token",
+        "signature",
+    ]);
+    prop::collection::vec((name, prop_oneof![".{0,60}", hostile_html()]), 0..10).prop_map(
+        |fields| {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in &fields {
+                form.append_pair(name, value);
+            }
+            form.finish()
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn every_inbound_shape_never_panics_and_parses_to_safe_values(
+        (content_type, body) in prop_oneof![
+            provider_json().prop_map(|b| ("application/json", b.into_bytes())),
+            provider_form().prop_map(|b| ("application/x-www-form-urlencoded", b.into_bytes())),
+            prop::collection::vec(any::<u8>(), 0..512)
+                .prop_map(|b| ("multipart/form-data; boundary=xYz", b)),
+            prop::collection::vec(any::<u8>(), 0..512).prop_map(|b| ("application/json", b)),
+        ],
+    ) {
+        if let Ok(email) = parse_inbound(Some(content_type), &body) {
+            check_parsed(&email)?;
+        }
     }
 }
