@@ -10,7 +10,7 @@
 
 use chrono::Utc;
 use omnistream_commands::service::ids;
-use omnistream_domain::conversation::{ConversationCommand, InboundMessage, OpenConversation};
+use omnistream_domain::conversation::{ConversationCommand, InboundMessage};
 use omnistream_domain::{Channel, InboundContent, MessageType, TenantId};
 use serde_json::json;
 use uuid::Uuid;
@@ -75,15 +75,7 @@ impl InboundProcessor {
             .await?;
         let now = Utc::now();
         let command = ConversationCommand::ReceiveInbound {
-            open: OpenConversation {
-                conversation_id,
-                tenant_id: tenant.as_uuid(),
-                channel: Channel::Email,
-                integration_account_id: account.id,
-                contact_id,
-                division_id: account.division_id,
-                at: now,
-            },
+            open: account.open(Channel::Email, conversation_id, contact_id, now),
             message: InboundMessage {
                 message_id,
                 provider_message_id: Some(provider_message_id),

@@ -66,6 +66,27 @@ pub(crate) struct Account {
     pub(crate) is_active: bool,
 }
 
+impl Account {
+    /// How a customer's first message on this account opens `conversation_id`.
+    pub(crate) fn open(
+        &self,
+        channel: Channel,
+        conversation_id: Uuid,
+        contact_id: Uuid,
+        at: chrono::DateTime<Utc>,
+    ) -> OpenConversation {
+        OpenConversation {
+            conversation_id,
+            tenant_id: self.tenant_id,
+            channel,
+            integration_account_id: self.id,
+            contact_id,
+            division_id: self.division_id,
+            at,
+        }
+    }
+}
+
 /// What became of one payload.
 pub(crate) enum Disposition {
     Processed,
@@ -251,15 +272,7 @@ impl InboundProcessor {
         }
         let now = Utc::now();
         let command = ConversationCommand::ReceiveInbound {
-            open: OpenConversation {
-                conversation_id,
-                tenant_id: tenant.as_uuid(),
-                channel: Channel::Whatsapp,
-                integration_account_id: account.id,
-                contact_id,
-                division_id: account.division_id,
-                at: now,
-            },
+            open: account.open(Channel::Whatsapp, conversation_id, contact_id, now),
             message: InboundMessage {
                 message_id,
                 provider_message_id: Some(message.provider_message_id.clone()),

@@ -7,19 +7,24 @@ use serde_json::{json, Value};
 
 const INBOX: &str = "support@shop.example";
 
-async fn email_app() -> (TestApp, omnistream_tests::Client) {
+/// An app with one tenant whose email account receives at [`INBOX`] (the key is given in
+/// mixed case: it is stored lowercased), configured with `config`.
+async fn email_app_with(config: Value) -> (TestApp, omnistream_tests::Client) {
     let app = TestApp::spawn().await;
     let admin = app.register("Mail Shop").await;
     let api = admin.client(&app);
     let account = api
         .post(
             "/api/integrations/accounts",
-            json!({"channel": "email", "account_key": "Support@Shop.example", "is_active": true,
-                   "config": {"from_name": "Shop", "from_address": INBOX}}),
+            json!({"channel": "email", "account_key": "Support@Shop.example", "is_active": true, "config": config}),
         )
         .await;
     assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
     (app, api)
+}
+
+async fn email_app() -> (TestApp, omnistream_tests::Client) {
+    email_app_with(json!({"from_name": "Shop", "from_address": INBOX})).await
 }
 
 fn mime(
@@ -215,18 +220,9 @@ async fn json_emails_are_accepted_and_unknown_recipients_and_bad_secrets_are_not
 #[tokio::test]
 async fn an_agents_reply_goes_out_by_smtp_threaded_and_the_customers_answer_comes_back_to_it() {
     let sink = omnistream_tests::smtp_sink::SmtpSink::start().await;
-    let app = TestApp::spawn().await;
-    let admin = app.register("Mail Shop").await;
-    let api = admin.client(&app);
-    let account = api
-        .post(
-            "/api/integrations/accounts",
-            json!({"channel": "email", "account_key": INBOX, "is_active": true,
-                   "config": {"from_name": "Shop Support", "from_address": INBOX,
-                              "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_tls": "none"}}),
-        )
-        .await;
-    assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
+    let (app, api) = email_app_with(json!({"from_name": "Shop Support", "from_address": INBOX,
+                                           "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_tls": "none"}))
+    .await;
     app.post_email(
         "message/rfc822",
         mime(
