@@ -17,6 +17,8 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{Map, Value};
 
+use crate::channels::config_text;
+
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -63,14 +65,6 @@ impl MailError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, MailError::Transient(_))
     }
-}
-
-fn text<'a>(config: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    config
-        .get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
 }
 
 fn header(name: &'static str, value: String) -> lettre::message::header::HeaderValue {
@@ -143,7 +137,7 @@ impl SmtpMailer {
         &self,
         config: &Map<String, Value>,
     ) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
-        let Some(host) = text(config, "smtp_host") else {
+        let Some(host) = config_text(config, "smtp_host") else {
             let url = self.default_url.as_deref().ok_or_else(|| {
                 MailError::Configuration(
                     "the email account names no SMTP server and SMTP_URL is not set".into(),
@@ -162,7 +156,7 @@ impl SmtpMailer {
             .and_then(|p| u16::try_from(p).ok())
             .unwrap_or(587);
         let parameters = || {
-            TlsParameters::new(host.to_owned()).map_err(|e| MailError::Configuration(e.to_string()))
+            TlsParameters::new(host.clone()).map_err(|e| MailError::Configuration(e.to_string()))
         };
         let tls = match config.get("smtp_tls") {
             Some(Value::Bool(false)) => Tls::None,
@@ -173,14 +167,15 @@ impl SmtpMailer {
             _ if port == 465 => Tls::Wrapper(parameters()?),
             _ => Tls::Required(parameters()?),
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
             .port(port)
             .tls(tls)
             .timeout(Some(SMTP_TIMEOUT));
-        if let (Some(user), Some(password)) =
-            (text(config, "smtp_username"), text(config, "smtp_password"))
-        {
-            builder = builder.credentials(Credentials::new(user.to_owned(), password.to_owned()));
+        if let (Some(user), Some(password)) = (
+            config_text(config, "smtp_username"),
+            config_text(config, "smtp_password"),
+        ) {
+            builder = builder.credentials(Credentials::new(user, password));
         }
         Ok(builder.build())
     }
