@@ -26,7 +26,11 @@ impl InboundProcessor {
         content_type: Option<&str>,
         raw: &[u8],
     ) -> anyhow::Result<Disposition> {
-        let email = match parse_inbound(content_type, raw) {
+        // Parsing (MIME, HTML sanitising) can take a while for a large message: off the runtime.
+        let (declared, raw) = (content_type.map(str::to_owned), raw.to_vec());
+        let parsed =
+            tokio::task::spawn_blocking(move || parse_inbound(declared.as_deref(), &raw)).await?;
+        let email = match parsed {
             Ok(email) => email,
             Err(error) => return Ok(Disposition::Ignored(format!("unreadable email: {error}"))),
         };

@@ -228,16 +228,22 @@ async fn receive_email(
     if let Err(refusal) = store(&state, "email", content_type, &body).await {
         return refusal;
     }
-    let recipients: Vec<String> = crate::email::parse_inbound(content_type, &body)
-        .map(|email| {
-            email
-                .to
-                .iter()
-                .chain(&email.cc)
-                .map(|m| m.address.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    // Parsing (MIME, HTML sanitising) can take a while for a large message: off the runtime.
+    let declared = content_type.map(str::to_owned);
+    let recipients: Vec<String> = tokio::task::spawn_blocking(move || {
+        crate::email::parse_inbound(declared.as_deref(), &body)
+            .map(|email| {
+                email
+                    .to
+                    .iter()
+                    .chain(&email.cc)
+                    .map(|m| m.address.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
     let known = sqlx::query_scalar::<_, bool>(
         "SELECT EXISTS (SELECT 1 FROM integration_accounts WHERE channel = 'email' AND is_active AND account_key = ANY($1))",
     )
