@@ -9,6 +9,7 @@
 
 pub mod email;
 mod inbound_email;
+mod inbound_messaging;
 pub mod meta;
 pub mod processor;
 pub mod receiver;

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::meta::{
     parse_whatsapp, WhatsAppChange, WhatsAppInbound, WhatsAppStatus, WHATSAPP_OBJECT,
 };
+use crate::meta::{INSTAGRAM_OBJECT, MESSENGER_OBJECT};
 
 /// Rows claimed per round.
 const BATCH: i64 = 200;
@@ -211,7 +212,11 @@ impl InboundProcessor {
         let Some(payload) = payload else {
             return Ok(Disposition::Ignored("not JSON".into()));
         };
-        if payload.get("object").and_then(|o| o.as_str()) != Some(WHATSAPP_OBJECT) {
+        let object = payload.get("object").and_then(|o| o.as_str());
+        if matches!(object, Some(MESSENGER_OBJECT | INSTAGRAM_OBJECT)) {
+            return self.process_messaging(id, payload).await;
+        }
+        if object != Some(WHATSAPP_OBJECT) {
             return Ok(Disposition::Ignored("unsupported object".into()));
         }
         let batch = parse_whatsapp(payload);

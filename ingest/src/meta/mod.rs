@@ -1,9 +1,11 @@
-//! Meta webhooks (WhatsApp Cloud API, later Messenger and Instagram): payload signature
-//! checks and parsing of the webhook bodies into domain values.
+//! Meta webhooks (WhatsApp Cloud API, Messenger and Instagram): payload signature checks and
+//! parsing of the webhook bodies into domain values.
 
+mod messaging;
 mod signature;
 mod whatsapp;
 
+pub use messaging::{parse_messaging, MessagingInbound, INSTAGRAM_OBJECT, MESSENGER_OBJECT};
 pub use signature::verify_signature;
 pub use whatsapp::{
     parse_whatsapp, WhatsAppBatch, WhatsAppChange, WhatsAppInbound, WhatsAppStatus, WHATSAPP_OBJECT,

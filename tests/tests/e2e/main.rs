@@ -15,6 +15,7 @@ mod fuzz;
 mod inbox;
 mod integrations;
 mod isolation;
+mod messaging;
 mod observability;
 mod relay;
 mod roles;
