@@ -217,6 +217,7 @@ impl OutboundSender {
             "SELECT m.type AS message_type, m.data->'email'->>'subject' AS subject, m.content, m.media_url, m.filename, m.template,
                     r.external_id AS reply_to_external_id,
                     c.channel, a.account_key, a.config AS account_config, ct.id IS NOT NULL AS contact_known, ct.wa_id,
+                    ct.messenger_psid, ct.instagram_id,
                     ct.email AS contact_email, ct.name AS contact_name,
                     CASE WHEN c.channel = 'email' THEN
                         (SELECT e.data->'email' FROM messages e

@@ -152,6 +152,26 @@ impl GraphClient {
             .ok_or_else(|| GraphError::Transport("send response without messages[0].id".into()))
     }
 
+    /// POST `{base}/{page_id}/messages` (Messenger and Instagram Send API) with the Page access
+    /// token; returns the new message's `message_id`.
+    pub async fn send_page_message(
+        &self,
+        token: &str,
+        page_id: &str,
+        body: &Value,
+    ) -> Result<String, GraphError> {
+        let url = self.url(&[page_id, "messages"], &[])?;
+        let response = self
+            .call(Method::POST, url, Some(token), Some(body))
+            .await?;
+        response
+            .get("message_id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| GraphError::Transport("send response without message_id".into()))
+    }
+
     /// POST `{base}/{phone_number_id}/register` `{"messaging_product":"whatsapp","pin": pin}`.
     pub async fn register_phone_number(
         &self,

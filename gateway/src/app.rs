@@ -10,8 +10,9 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use omnistream_commands::channels::{ChannelAdapter, EmailAdapter, WhatsAppAdapter};
+use omnistream_commands::channels::{ChannelAdapter, EmailAdapter, PageAdapter, WhatsAppAdapter};
 use omnistream_commands::email::SmtpMailer;
+use omnistream_domain::Channel;
 use omnistream_projections::relay::NatsRelay;
 use omnistream_projections::{all_projectors, run_projector, ProjectorSettings};
 use sqlx::PgPool;
@@ -204,6 +205,14 @@ impl Application {
                 Arc::new(WhatsAppAdapter {
                     graph: self.state.graph.clone(),
                     pacer: Default::default(),
+                }),
+                Arc::new(PageAdapter {
+                    channel: Channel::Messenger,
+                    graph: self.state.graph.clone(),
+                }),
+                Arc::new(PageAdapter {
+                    channel: Channel::Instagram,
+                    graph: self.state.graph.clone(),
                 }),
                 Arc::new(EmailAdapter {
                     mailer: SmtpMailer {

@@ -342,6 +342,21 @@ fn handle(
 /// `POST /{phone_number_id}/messages`: validates the basics, then answers with the next canned
 /// failure or with a fresh wamid.
 fn send(state: &mut State, body: &Value) -> Response {
+    // Messenger / Instagram Send API: `{"recipient": {"id"}, "messaging_type", "message"}`.
+    if let Some(recipient) = body.pointer("/recipient/id").and_then(Value::as_str) {
+        if body.get("message").is_none() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                100,
+                "The parameter message is required.",
+            );
+        }
+        state.sends += 1;
+        return Json(
+            json!({"recipient_id": recipient, "message_id": format!("m_fake{:06}", state.sends)}),
+        )
+        .into_response();
+    }
     if body.get("messaging_product").and_then(Value::as_str) != Some("whatsapp") {
         return error(
             StatusCode::BAD_REQUEST,

@@ -4,6 +4,7 @@
 //! commands or a retry.
 
 mod email;
+mod page;
 pub mod whatsapp;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub use email::EmailAdapter;
+pub use page::PageAdapter;
 pub use whatsapp::WhatsAppAdapter;
 
 /// A queued message with what a channel needs to send it, read from the read models.
@@ -37,6 +39,10 @@ pub struct OutboundDelivery {
     /// Whether the contacts read model holds the conversation's contact yet.
     pub contact_known: bool,
     pub wa_id: Option<String>,
+    /// The contact's Messenger PSID.
+    pub messenger_psid: Option<String>,
+    /// The contact's Instagram IGSID.
+    pub instagram_id: Option<String>,
     pub contact_email: Option<String>,
     pub contact_name: Option<String>,
     /// `data.email` of the conversation's latest inbound email, for threading an email reply.

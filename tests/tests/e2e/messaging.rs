@@ -27,8 +27,10 @@ fn event(sender: &str, recipient: &str, at: i64, body: Value) -> Value {
 }
 
 #[tokio::test]
-async fn messenger_and_instagram_messages_arrive_in_the_inbox() {
-    let app = TestApp::spawn().await;
+async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out_by_the_send_api() {
+    let fake = fake_meta::FakeMeta::start().await;
+    let graph = fake.base_url.clone();
+    let app = TestApp::spawn_with(move |config| config.meta_graph_base_url = graph).await;
     let admin = app.register("Social Shop").await;
     let api = admin.client(&app);
     for (channel, key, config) in [
@@ -129,6 +131,60 @@ async fn messenger_and_instagram_messages_arrive_in_the_inbox() {
         .await;
     assert_eq!(messages["data"][0]["content"], "love it");
     assert_eq!(messages["data"][0]["data"]["story_reply"]["id"], "S1");
+
+    // Agents answer through the Page's Send API, as RESPONSE, to the PSID and the IGSID.
+    for (conversation, text) in [(&page, "Hi from the shop"), (&ig, "Thanks!")] {
+        let sent = api
+            .post(
+                &format!(
+                    "/api/conversations/{}/messages",
+                    conversation["id"].as_str().unwrap()
+                ),
+                json!({"type": "text", "content": text}),
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let sends = loop {
+        let sends = fake.sent_messages().await;
+        if sends.len() == 2 || tokio::time::Instant::now() > deadline {
+            break sends;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(sends.len(), 2, "{sends:?}");
+    let to_page = sends
+        .iter()
+        .find(|s| s.body["recipient"]["id"] == "PSID1")
+        .expect("a Messenger send");
+    assert!(to_page.path.ends_with("PAGE1/messages"), "{}", to_page.path);
+    assert_eq!(to_page.body["messaging_type"], "RESPONSE");
+    assert_eq!(to_page.body["message"]["text"], "Hi from the shop");
+    let to_ig = sends
+        .iter()
+        .find(|s| s.body["recipient"]["id"] == "IGSID1")
+        .expect("an Instagram send");
+    assert_eq!(to_ig.body["message"]["text"], "Thanks!");
+    app.eventually(
+        &api,
+        &format!(
+            "/api/conversations/{}/messages",
+            page["id"].as_str().unwrap()
+        ),
+        |body| {
+            body["data"].as_array().is_some_and(|d| {
+                d.iter().any(|m| {
+                    m["direction"] == "outbound"
+                        && m["status"] == "sent"
+                        && m["external_id"]
+                            .as_str()
+                            .is_some_and(|id| id.starts_with("m_fake"))
+                })
+            })
+        },
+    )
+    .await;
 
     // A forged signature is refused before anything is stored; another tenant sees nothing.
     let forged = reqwest::Client::new()
