@@ -3,7 +3,7 @@
 //! with the app secret always verifies while any other body does not.
 
 use hmac::{Hmac, Mac};
-use omnistream_ingest::meta::{parse_whatsapp, verify_signature, WHATSAPP_OBJECT};
+use omnistream_ingest::meta::{parse_messaging, parse_whatsapp, verify_signature, WHATSAPP_OBJECT};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -165,5 +165,59 @@ proptest! {
     ) {
         prop_assert!(!verify_signature(&[b"secret"], &body, Some(&header)));
         prop_assert!(!verify_signature(&[], &body, Some(&header)));
+    }
+}
+
+/// A Messenger or Instagram payload of one customer event, one of whose fields is then replaced
+/// by an arbitrary value.
+fn mutated_messaging_payload() -> impl Strategy<Value = Value> {
+    let events = prop::sample::select(vec![
+        json!({"message": {"mid": "m_1", "text": "hi"}}),
+        json!({"message": {"mid": "m_2", "attachments": [{"type": "image", "payload": {"url": "https://x/a.jpg"}}]}}),
+        json!({"message": {"mid": "m_3", "text": "Red", "quick_reply": {"payload": "RED"}}}),
+        json!({"message": {"mid": "m_4", "text": "story", "reply_to": {"story": {"id": "S", "url": "https://x/s"}}}}),
+        json!({"message": {"mid": "m_5", "attachments": [{"type": "share", "payload": {"url": "https://x"}}]}}),
+        json!({"postback": {"mid": "m_6", "title": "Start", "payload": "START"}}),
+        json!({"message": {"mid": "m_7", "text": "echo", "is_echo": true}}),
+        json!({"read": {"watermark": 1}}),
+    ]);
+    let pointers = prop::sample::select(vec![
+        "/entry/0/messaging/0/sender",
+        "/entry/0/messaging/0/sender/id",
+        "/entry/0/messaging/0/recipient/id",
+        "/entry/0/messaging/0/timestamp",
+        "/entry/0/messaging/0/message",
+        "/entry/0/messaging/0/message/mid",
+        "/entry/0/messaging/0/message/attachments",
+        "/entry/0/messaging/0/postback",
+        "/entry/0/messaging",
+        "/entry",
+    ]);
+    let objects = prop::sample::select(vec!["page", "instagram"]);
+    (objects, events, pointers, any_json()).prop_map(|(object, body, pointer, replacement)| {
+        let mut event = json!({"sender": {"id": "PSID"}, "recipient": {"id": "PAGE"}, "timestamp": 1_700_000_000_000_i64});
+        for (key, value) in body.as_object().into_iter().flatten() {
+            event[key] = value.clone();
+        }
+        let mut payload = json!({"object": object, "entry": [{"id": "PAGE", "messaging": [event]}]});
+        if let Some(slot) = payload.pointer_mut(pointer) {
+            *slot = replacement;
+        }
+        payload
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn messaging_payloads_never_panic_and_keep_only_well_formed_messages(
+        payload in prop_oneof![mutated_messaging_payload(), any_json()],
+    ) {
+        for message in parse_messaging(&payload) {
+            prop_assert!(!message.sender_id.is_empty());
+            prop_assert!(!message.business_id.is_empty());
+            prop_assert!(!message.provider_message_id.is_empty());
+        }
     }
 }
