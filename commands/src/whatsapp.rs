@@ -140,16 +140,8 @@ impl GraphClient {
         phone_number_id: &str,
         body: &Value,
     ) -> Result<String, GraphError> {
-        let url = self.url(&[phone_number_id, "messages"], &[])?;
-        let response = self
-            .call(Method::POST, url, Some(token), Some(body))
-            .await?;
-        response
-            .pointer("/messages/0/id")
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| GraphError::Transport("send response without messages[0].id".into()))
+        self.post_message(token, phone_number_id, body, "/messages/0/id")
+            .await
     }
 
     /// POST `{base}/{page_id}/messages` (Messenger and Instagram Send API) with the Page access
@@ -160,16 +152,27 @@ impl GraphClient {
         page_id: &str,
         body: &Value,
     ) -> Result<String, GraphError> {
-        let url = self.url(&[page_id, "messages"], &[])?;
+        self.post_message(token, page_id, body, "/message_id").await
+    }
+
+    /// POST `{base}/{sender_id}/messages`; the new message's id is at `id_pointer` of the answer.
+    async fn post_message(
+        &self,
+        token: &str,
+        sender_id: &str,
+        body: &Value,
+        id_pointer: &str,
+    ) -> Result<String, GraphError> {
+        let url = self.url(&[sender_id, "messages"], &[])?;
         let response = self
             .call(Method::POST, url, Some(token), Some(body))
             .await?;
         response
-            .get("message_id")
+            .pointer(id_pointer)
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
             .map(str::to_owned)
-            .ok_or_else(|| GraphError::Transport("send response without message_id".into()))
+            .ok_or_else(|| GraphError::Transport(format!("send response without {id_pointer}")))
     }
 
     /// POST `{base}/{phone_number_id}/register` `{"messaging_product":"whatsapp","pin": pin}`.

@@ -10,13 +10,12 @@
 
 use chrono::Utc;
 use omnistream_commands::service::ids;
-use omnistream_domain::conversation::{ConversationCommand, InboundMessage};
 use omnistream_domain::{Channel, InboundContent, MessageType, TenantId};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::email::{parse_inbound, ParsedEmail};
-use crate::processor::{provider_context, Account, Disposition, InboundProcessor};
+use crate::processor::{provider_context, Account, CustomerMessage, Disposition, InboundProcessor};
 
 impl InboundProcessor {
     /// Turns one stored inbound email into contact and conversation commands.
@@ -70,28 +69,26 @@ impl InboundProcessor {
             .message_id
             .clone()
             .unwrap_or_else(|| format!("inbound-webhook-{id}@omnistream"));
-        let message_id = ids::inbound_message(tenant, account.id, &provider_message_id);
-        if self.already_received(tenant, message_id).await? {
-            return Ok(Disposition::Processed);
-        }
         let conversation_id = self
             .thread(tenant, &account, contact_id, &email, &provider_message_id)
             .await?;
-        let now = Utc::now();
-        let command = ConversationCommand::ReceiveInbound {
-            open: account.open(Channel::Email, conversation_id, contact_id, now),
-            message: InboundMessage {
-                message_id,
-                provider_message_id: Some(provider_message_id),
-                content: content(&email),
-                sender_name: email.from.name.clone(),
-                sent_at: email.sent_at.unwrap_or(now),
-                received_at: now,
-                raw: json!({"message_id": email.message_id, "from": email.from.address,
-                            "in_reply_to": email.in_reply_to, "references": email.references}),
-            },
+        let received = CustomerMessage {
+            provider_message_id,
+            content: content(&email),
+            sender_name: email.from.name.clone(),
+            sent_at: email.sent_at.unwrap_or_else(Utc::now),
+            raw: json!({"message_id": email.message_id, "from": email.from.address,
+                        "in_reply_to": email.in_reply_to, "references": email.references}),
         };
-        self.execute(&context, conversation_id, command).await?;
+        self.receive(
+            &context,
+            &account,
+            Channel::Email,
+            conversation_id,
+            contact_id,
+            received,
+        )
+        .await?;
         Ok(Disposition::Processed)
     }
 

@@ -2,13 +2,11 @@
 //! sent to (`fb-<page_id>`, `ig-<ig_user_id>`), the customer's contact (PSID or IGSID), and the
 //! one conversation of that contact on that account.
 
-use chrono::Utc;
 use omnistream_commands::service::ids;
-use omnistream_domain::conversation::{ConversationCommand, InboundMessage};
 use omnistream_domain::{Channel, TenantId};
 
 use crate::meta::{parse_messaging, MessagingInbound};
-use crate::processor::{provider_context, Account, Disposition, InboundProcessor};
+use crate::processor::{provider_context, Account, CustomerMessage, Disposition, InboundProcessor};
 
 /// The `account_key` of the account a message was sent to.
 fn account_key(message: &MessagingInbound) -> String {
@@ -63,23 +61,21 @@ impl InboundProcessor {
             .record_contact(&context, message.channel, &message.sender_id, None, None)
             .await?;
         let conversation_id = ids::conversation(tenant, account.id, contact_id);
-        let message_id = ids::inbound_message(tenant, account.id, &message.provider_message_id);
-        if self.already_received(tenant, message_id).await? {
-            return Ok(());
-        }
-        let now = Utc::now();
-        let command = ConversationCommand::ReceiveInbound {
-            open: account.open(message.channel, conversation_id, contact_id, now),
-            message: InboundMessage {
-                message_id,
-                provider_message_id: Some(message.provider_message_id.clone()),
-                content: message.content.clone(),
-                sender_name: None,
-                sent_at: message.sent_at,
-                received_at: now,
-                raw: message.raw.clone(),
-            },
+        let received = CustomerMessage {
+            provider_message_id: message.provider_message_id.clone(),
+            content: message.content.clone(),
+            sender_name: None,
+            sent_at: message.sent_at,
+            raw: message.raw.clone(),
         };
-        self.execute(&context, conversation_id, command).await
+        self.receive(
+            &context,
+            account,
+            message.channel,
+            conversation_id,
+            contact_id,
+            received,
+        )
+        .await
     }
 }

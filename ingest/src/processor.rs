@@ -88,6 +88,18 @@ impl Account {
     }
 }
 
+/// A customer's message as a channel delivered it, before it is recorded.
+pub(crate) struct CustomerMessage {
+    /// The provider's id for it (wamid, mid, Message-ID): the idempotency key.
+    pub(crate) provider_message_id: String,
+    pub(crate) content: omnistream_domain::InboundContent,
+    pub(crate) sender_name: Option<String>,
+    /// When the customer sent it, per the provider.
+    pub(crate) sent_at: chrono::DateTime<Utc>,
+    /// The provider's payload of it, as received.
+    pub(crate) raw: serde_json::Value,
+}
+
 /// What became of one payload.
 pub(crate) enum Disposition {
     Processed,
@@ -271,21 +283,51 @@ impl InboundProcessor {
             )
             .await?;
         let conversation_id = ids::conversation(tenant, account.id, contact_id);
+        let received = CustomerMessage {
+            provider_message_id: message.provider_message_id.clone(),
+            content: message.content.clone(),
+            sender_name: message.profile_name.clone(),
+            sent_at: message.sent_at,
+            raw: message.raw.clone(),
+        };
+        self.receive(
+            context,
+            account,
+            Channel::Whatsapp,
+            conversation_id,
+            contact_id,
+            received,
+        )
+        .await
+    }
+
+    /// Records a customer's message into `conversation_id` (opened or reopened as needed),
+    /// unless it was already received.
+    pub(crate) async fn receive(
+        &self,
+        context: &CommandContext,
+        account: &Account,
+        channel: Channel,
+        conversation_id: Uuid,
+        contact_id: Uuid,
+        message: CustomerMessage,
+    ) -> anyhow::Result<()> {
+        let tenant = context.tenant_id;
         let message_id = ids::inbound_message(tenant, account.id, &message.provider_message_id);
         if self.already_received(tenant, message_id).await? {
             return Ok(());
         }
         let now = Utc::now();
         let command = ConversationCommand::ReceiveInbound {
-            open: account.open(Channel::Whatsapp, conversation_id, contact_id, now),
+            open: account.open(channel, conversation_id, contact_id, now),
             message: InboundMessage {
                 message_id,
-                provider_message_id: Some(message.provider_message_id.clone()),
-                content: message.content.clone(),
-                sender_name: message.profile_name.clone(),
+                provider_message_id: Some(message.provider_message_id),
+                content: message.content,
+                sender_name: message.sender_name,
                 sent_at: message.sent_at,
                 received_at: now,
-                raw: message.raw.clone(),
+                raw: message.raw,
             },
         };
         self.execute(context, conversation_id, command).await

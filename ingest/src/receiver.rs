@@ -63,16 +63,10 @@ fn mailgun_authentic(key: &str, content_type: Option<&str>, body: &[u8]) -> bool
 /// Routes of the webhook-ingestor role.
 pub fn router<S: Clone + Send + Sync + 'static>(state: IngestState) -> Router<S> {
     Router::new()
-        .route("/webhooks/meta", get(verify_meta).post(receive_meta))
+        .route("/webhooks/meta", meta_webhook("meta"))
         .route("/webhooks/email", post(receive_email))
-        .route(
-            "/webhooks/messenger",
-            get(verify_meta).post(receive_messenger),
-        )
-        .route(
-            "/webhooks/instagram",
-            get(verify_meta).post(receive_instagram),
-        )
+        .route("/webhooks/messenger", meta_webhook("messenger"))
+        .route("/webhooks/instagram", meta_webhook("instagram"))
         .route("/webhooks/{*channel}", any(unknown_channel))
         .with_state(state)
 }
@@ -143,31 +137,14 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Checks the signature over the raw bytes, stores the payload, then acknowledges.
-async fn receive_meta(
-    State(state): State<IngestState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    receive_signed(&state, "meta", &headers, &body).await
-}
-
-/// Messenger webhooks: signed like WhatsApp's, stored as provider `messenger`.
-async fn receive_messenger(
-    State(state): State<IngestState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    receive_signed(&state, "messenger", &headers, &body).await
-}
-
-/// Instagram messaging webhooks: signed like WhatsApp's, stored as provider `instagram`.
-async fn receive_instagram(
-    State(state): State<IngestState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    receive_signed(&state, "instagram", &headers, &body).await
+/// The routes of a Meta webhook: the `hub.*` handshake on GET, and on POST payloads signed with
+/// `X-Hub-Signature-256`, stored as `provider` (`meta` for WhatsApp, `messenger`, `instagram`).
+fn meta_webhook(provider: &'static str) -> axum::routing::MethodRouter<IngestState> {
+    get(verify_meta).post(
+        move |State(state): State<IngestState>, headers: HeaderMap, body: Bytes| async move {
+            receive_signed(&state, provider, &headers, &body).await
+        },
+    )
 }
 
 /// A Meta-signed payload (`X-Hub-Signature-256` over the raw bytes): checked, stored, then
