@@ -10,14 +10,14 @@
 
 use std::time::Duration;
 
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{Map, Value};
 
-use crate::channels::config_text;
+use crate::channels::{config_text, OutboundAttachment};
 
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +44,10 @@ pub struct OutgoingEmail {
     pub in_reply_to: Option<String>,
     /// The thread so far, oldest first, without angle brackets.
     pub references: Vec<String>,
+    /// Where the customer's answer should go: the conversation's token address.
+    pub reply_to: Option<String>,
+    /// Files sent along (the message becomes `multipart/mixed`).
+    pub attachments: Vec<OutboundAttachment>,
 }
 
 /// Why a send did not happen.
@@ -121,11 +125,31 @@ impl SmtpMailer {
                 .join(" ");
             builder = builder.references(references);
         }
+        if let Some(reply_to) = &email.reply_to {
+            builder = builder.reply_to(mailbox(&email.from_name, reply_to)?);
+        }
+        let bodies =
+            MultiPart::alternative_plain_html(email.text.clone(), text_as_html(&email.text));
+        let body = match email.attachments.as_slice() {
+            [] => bodies,
+            files => files
+                .iter()
+                .fold(MultiPart::mixed().multipart(bodies), |mixed, file| {
+                    let kind = ContentType::parse(&file.mime_type)
+                        .or_else(|_| ContentType::parse("application/octet-stream"))
+                        .unwrap_or(ContentType::TEXT_PLAIN);
+                    // Always base64: a file that happens to be ASCII could otherwise go as
+                    // 7bit, and relays may rewrite its line endings.
+                    let bytes = Body::new_with_encoding(
+                        file.bytes.clone(),
+                        ContentTransferEncoding::Base64,
+                    )
+                    .unwrap_or_else(Body::new);
+                    mixed.singlepart(Attachment::new(file.filename.clone()).body(bytes, kind))
+                }),
+        };
         let mut message = builder
-            .multipart(MultiPart::alternative_plain_html(
-                email.text.clone(),
-                text_as_html(&email.text),
-            ))
+            .multipart(body)
             .map_err(|error| MailError::Configuration(error.to_string()))?;
         message
             .headers_mut()
@@ -196,6 +220,8 @@ mod tests {
             message_id: "0001@shop.example".into(),
             in_reply_to: Some("m2@example.com".into()),
             references: vec!["m1@example.com".into(), "m2@example.com".into()],
+            reply_to: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -221,6 +247,43 @@ mod tests {
             formatted.contains("&lt;today&gt;"),
             "the HTML part escapes the text"
         );
+    }
+
+    #[test]
+    fn attachments_make_a_mixed_message_and_reply_to_names_the_token_address() {
+        let mut email = reply();
+        email.reply_to = Some("support+abc@shop.example".into());
+        email.attachments = vec![OutboundAttachment {
+            filename: "invoice.pdf".into(),
+            mime_type: "application/pdf".into(),
+            bytes: b"%PDF-1.4 test".to_vec(),
+        }];
+        let formatted =
+            String::from_utf8(SmtpMailer::message(&email).unwrap().formatted()).unwrap();
+        assert!(formatted.contains("multipart/mixed"), "{formatted}");
+        assert!(formatted.contains("multipart/alternative"), "{formatted}");
+        assert!(
+            formatted.contains("Content-Type: application/pdf"),
+            "{formatted}"
+        );
+        assert!(
+            formatted.contains("filename=\"invoice.pdf\""),
+            "{formatted}"
+        );
+        assert!(
+            formatted.contains("JVBERi0xLjQgdGVzdA=="),
+            "the bytes, base64: {formatted}"
+        );
+        assert!(
+            formatted.contains("Reply-To: \"Shop\" <support+abc@shop.example>")
+                || formatted.contains("Reply-To: Shop <support+abc@shop.example>"),
+            "{formatted}"
+        );
+        assert!(!SmtpMailer::message(&reply())
+            .unwrap()
+            .formatted()
+            .windows(15)
+            .any(|w| w == b"multipart/mixed"));
     }
 
     #[test]

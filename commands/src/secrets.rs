@@ -5,6 +5,7 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -16,6 +17,8 @@ const MASK: &str = "****";
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// The key itself, only ever used as the HMAC key of [`SecretBox::derive_key`].
+    root: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -38,7 +41,15 @@ impl SecretBox {
             hex_or_base64_key(key).unwrap_or_else(|| Sha256::digest(key.as_bytes()).into());
         Self {
             cipher: Aes256Gcm::new(&bytes.into()),
+            root: bytes,
         }
+    }
+
+    /// A 32-byte key for one `purpose` (e.g. signing media links), derived from the encryption
+    /// key as HMAC-SHA256(key, purpose): each purpose gets its own key, and none reveals the
+    /// encryption key or another purpose's key.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        hmac_sha256(&self.root, &[b"omnistream:", purpose.as_bytes()])
     }
 
     /// `enc:v1:` + base64(nonce ‖ ciphertext).
@@ -113,6 +124,23 @@ impl SecretBox {
             })
             .collect()
     }
+}
+
+/// HMAC-SHA256 under a 32-byte `key` over the concatenation of `parts`.
+pub fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC pads a short key with zeros to the block size, so this is HMAC keyed with `key`.
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether `a` and `b` are equal, in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn hex_or_base64_key(key: &str) -> Option<[u8; 32]> {
@@ -198,6 +226,32 @@ mod tests {
         assert!(!a.contains("EAAG"));
         assert_eq!(secrets.decrypt(&a).unwrap(), "EAAG-token-1234");
         assert!(SecretBox::new("another key").decrypt(&a).is_err());
+    }
+
+    #[test]
+    fn hmac_with_a_padded_key_is_hmac_with_the_key() {
+        let key = [7u8; 32];
+        let mut reference = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+        reference.update(b"hello world");
+        let expected: [u8; 32] = reference.finalize().into_bytes().into();
+        assert_eq!(hmac_sha256(&key, &[b"hello ", b"world"]), expected);
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_by_encryption_key() {
+        let secrets = SecretBox::new("a development key");
+        assert_eq!(
+            secrets.derive_key("media-link"),
+            SecretBox::new("a development key").derive_key("media-link")
+        );
+        assert_ne!(
+            secrets.derive_key("media-link"),
+            secrets.derive_key("email-reply")
+        );
+        assert_ne!(
+            secrets.derive_key("media-link"),
+            SecretBox::new("another key").derive_key("media-link")
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod integrations;
+pub mod media;
 pub mod messages;
 pub mod notes;
 pub mod openapi;

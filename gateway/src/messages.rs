@@ -63,12 +63,18 @@ pub struct Message {
 }
 
 /// Columns of [`Message`] over `messages m`. An email's subject, sanitised HTML and attachment
-/// list are kept under `data.email` by the messages projector.
+/// list are kept under `data.email` by the messages projector. `media_id` is derived from a
+/// `media_url` of `/api/media/{id}` (migration 0008); an outbound message's stored media gives
+/// its MIME type and its one-entry attachment list.
 pub const MESSAGE_COLUMNS: &str = "m.id::text AS id, m.conversation_id, m.direction, m.type, m.status, m.content, \
-    m.data->'email'->>'subject' AS subject, NULL::uuid AS media_id, m.media_url, m.media_mime_type, m.filename, NULL::uuid AS template_id, \
+    m.data->'email'->>'subject' AS subject, m.media_id, m.media_url, \
+    COALESCE(m.media_mime_type, (SELECT md.mime_type FROM media md WHERE md.id = m.media_id AND md.tenant_id = m.tenant_id)) AS media_mime_type, \
+    m.filename, NULL::uuid AS template_id, \
     m.template_name, m.sender_type, m.sender_id, m.sender_name, m.external_id, m.reply_to_message_id, NULL::uuid AS campaign_id, \
     m.error_message, m.created_at, m.updated_at, m.data->'email'->>'html' AS content_html, \
-    COALESCE(m.data->'email'->'attachments', '[]'::jsonb) AS attachments, m.data";
+    COALESCE(m.data->'email'->'attachments', (SELECT jsonb_build_array(jsonb_build_object('media_id', md.id, 'filename', md.filename, \
+        'mime_type', md.mime_type, 'size', md.size)) FROM media md WHERE md.id = m.media_id AND md.tenant_id = m.tenant_id), \
+        '[]'::jsonb) AS attachments, m.data";
 
 /// Pagination of a conversation's messages (default 50 per page).
 #[derive(Debug, Deserialize, IntoParams)]
@@ -137,7 +143,8 @@ pub struct SendMessageRequest {
     /// Required for text (1..4096); the caption of media.
     #[serde(default)]
     pub content: Option<String>,
-    /// Uploaded media (the Media tag is not built yet: use `media_url`).
+    /// Media uploaded with `POST /api/media/upload` (or received): sent as an attachment by
+    /// email, as a signed link to Meta. Alternatively `media_url`.
     #[serde(default)]
     pub media_id: Option<Uuid>,
     #[serde(default)]
@@ -206,13 +213,12 @@ impl Validate for SendMessageRequest {
                 _ => violations.add("template", "is required for template messages"),
             },
             _ => {
-                if self.media_id.is_some() {
-                    violations.add("media_id", "uploaded media is not available yet; use media_url");
-                }
-                match &self.media_url {
-                    Some(url) if url.starts_with("https://") || url.starts_with("http://") => {}
-                    Some(_) => violations.add("media_url", "must be an http(s) URL"),
-                    None => violations.add("media_url", "is required for media messages"),
+                match (&self.media_id, &self.media_url) {
+                    (Some(_), Some(_)) => violations.add("media_url", "give media_id or media_url, not both"),
+                    (Some(_), None) => {}
+                    (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => {}
+                    (None, Some(_)) => violations.add("media_url", "must be an http(s) URL"),
+                    (None, None) => violations.add("media_id", "media_id or media_url is required for media messages"),
                 }
             }
         }
@@ -279,6 +285,10 @@ pub(crate) async fn queue_message(
     }
     let window = window_hours(&mut conn, caller.tenant_id, channel).await?;
     drop(conn);
+    let media = match (request.kind().is_media(), request.media_id) {
+        (true, Some(id)) => Some(crate::media::media_for_message(state, caller, id).await?),
+        _ => None,
+    };
     let now = Utc::now();
     let message_type = request.kind();
     let sender = Sender {
@@ -291,8 +301,14 @@ pub(crate) async fn queue_message(
         sender: sender.clone(),
         message_type,
         content: request.content.clone().filter(|c| !c.is_empty()),
-        media_url: request.media_url.clone(),
-        filename: request.filename.clone(),
+        media_url: media
+            .as_ref()
+            .map(|m| omnistream_commands::media::media_url(m.id))
+            .or_else(|| request.media_url.clone()),
+        filename: request
+            .filename
+            .clone()
+            .or_else(|| media.as_ref().map(|m| m.filename.clone())),
         template: request.template.clone(),
         reply_to_message_id: request.reply_to_message_id.clone(),
         subject: request.subject.clone(),
@@ -308,9 +324,9 @@ pub(crate) async fn queue_message(
         status: "pending".into(),
         content: command.content.clone(),
         subject: command.subject.clone(),
-        media_id: None,
+        media_id: media.as_ref().map(|m| m.id),
         media_url: command.media_url.clone(),
-        media_mime_type: None,
+        media_mime_type: media.as_ref().map(|m| m.mime_type.clone()),
         filename: command.filename.clone(),
         template_id: None,
         template_name: command
@@ -329,7 +345,7 @@ pub(crate) async fn queue_message(
         created_at: now,
         updated_at: now,
         content_html: None,
-        attachments: Value::Array(vec![]),
+        attachments: Value::Array(media.iter().map(crate::media::attachment).collect()),
         data: None,
     };
     let context = command_context(caller, None);
@@ -351,7 +367,7 @@ pub(crate) async fn queue_message(
     post, path = "/api/conversations/{id}/messages", tag = "Messages", params(("id" = Uuid, Path)), request_body = SendMessageRequest,
     responses((status = 201, description = "Stored in status `pending`; a worker hands it to the channel", body = Message),
               (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
-              (status = 422, description = "messaging_window_closed (free-form message outside the customer-service window) or invalid_reply_to", body = ErrorResponse)),
+              (status = 422, description = "messaging_window_closed (free-form message outside the channel's window: its active chat-expiration rule, else 24 h; on Messenger and Instagram a human agent's reply after 24 h and within 7 days is accepted and sent with the HUMAN_AGENT message tag, recorded as `data.message_tag`), invalid_reply_to, or invalid_media (media_id is not a media file of the organization the caller can read)", body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 async fn send_message(

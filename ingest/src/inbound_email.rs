@@ -1,21 +1,45 @@
 //! Inbound email into conversations: the account it is addressed to, the sender's contact, the
-//! thread's conversation, and the message with its subject, sanitised HTML and attachment list.
+//! thread's conversation, its attachments in the media store, and the message with its subject,
+//! sanitised HTML and attachment list.
+//!
+//! Routing accepts the account's inbound address (`account_key`, `local@domain`) and any tagged
+//! form of it (`local+anything@domain`), which is how replies to a conversation's token address
+//! arrive.
 //!
 //! Threading follows the contract: a message whose `In-Reply-To`/`References` name a message of
-//! an email conversation of the same sender on the same account joins that conversation;
-//! otherwise its thread root (the first reference, else what it replies to, else its own
-//! `Message-ID`) names a new one, deterministically, so concurrent deliveries agree on it. A reply
-//! from a different sender, or a new subject without references, therefore starts a new
-//! conversation rather than merging into another customer's thread.
+//! an email conversation of the same sender on the same account joins that conversation; else a
+//! recipient address carrying a valid reply token ([`ReplyTokens`]) of such a conversation
+//! (same account, same sender) joins it; otherwise its thread root (the first reference, else
+//! what it replies to, else its own `Message-ID`) names a new one, deterministically, so
+//! concurrent deliveries agree on it. A reply from a different sender (a forwarded thread), a
+//! tampered token, or a new subject without references therefore starts a new conversation
+//! rather than merging into another customer's thread.
+//!
+//! Attachments are stored as media of the conversation before the message is recorded, under
+//! ids derived from the message's own id, so processing the same email again stores nothing
+//! twice. The message refers to them by `/api/media/{id}`.
+//!
+//! [`ReplyTokens`]: omnistream_commands::reply_address::ReplyTokens
 
 use chrono::Utc;
+use omnistream_commands::media::{
+    attachment_id, essence, media_url, safe_filename, NewMedia, StoredMedia, MAX_MEDIA_BYTES,
+};
+use omnistream_commands::reply_address::untagged;
 use omnistream_commands::service::ids;
-use omnistream_domain::{Channel, InboundContent, MessageType, TenantId};
+use omnistream_domain::{Channel, InboundContent, InboundMedia, MessageType, TenantId};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::email::{parse_inbound, ParsedEmail};
+use crate::email::{parse_inbound, Attachment, ParsedEmail};
 use crate::processor::{provider_context, Account, CustomerMessage, Disposition, InboundProcessor};
+
+/// What became of one attachment.
+enum Kept {
+    Stored(StoredMedia),
+    /// Not stored, with the reason (recorded in the message's data).
+    Skipped(&'static str),
+}
 
 impl InboundProcessor {
     /// Turns one stored inbound email into contact and conversation commands.
@@ -39,12 +63,18 @@ impl InboundProcessor {
             .chain(&email.cc)
             .map(|m| m.address.clone())
             .collect();
+        // Each recipient as written, then without its `+tag`: exact keys win.
+        let candidates: Vec<String> = recipients
+            .iter()
+            .flat_map(|address| [Some(address.clone()), untagged(address)])
+            .flatten()
+            .collect();
         let account: Option<Account> = sqlx::query_as(
             "SELECT id, tenant_id, division_id, is_active FROM integration_accounts
              WHERE channel = 'email' AND is_active AND account_key = ANY($1)
              ORDER BY array_position($1, account_key) LIMIT 1",
         )
-        .bind(&recipients)
+        .bind(&candidates)
         .fetch_optional(&self.pool)
         .await?;
         let Some(account) = account else {
@@ -69,12 +99,39 @@ impl InboundProcessor {
             .message_id
             .clone()
             .unwrap_or_else(|| format!("inbound-webhook-{id}@omnistream"));
+        let message_id = ids::inbound_message(tenant, account.id, &provider_message_id);
+        if self.already_received(tenant, message_id).await? {
+            return Ok(Disposition::Processed);
+        }
         let conversation_id = self
-            .thread(tenant, &account, contact_id, &email, &provider_message_id)
+            .thread(
+                tenant,
+                &account,
+                contact_id,
+                &email,
+                &provider_message_id,
+                &recipients,
+            )
             .await?;
+        let mut kept = Vec::with_capacity(email.attachments.len());
+        for (index, attachment) in email.attachments.iter().enumerate() {
+            let new = NewMedia {
+                id: attachment_id(message_id, index),
+                tenant,
+                conversation_id: Some(conversation_id),
+                filename: safe_filename(&attachment.filename),
+                mime_type: essence(&attachment.content_type)
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+            };
+            kept.push(if attachment.data.len() as u64 > MAX_MEDIA_BYTES {
+                Kept::Skipped("larger than 25 MiB")
+            } else {
+                Kept::Stored(self.media.store_bytes(new, &attachment.data).await?)
+            });
+        }
         let received = CustomerMessage {
             provider_message_id,
-            content: content(&email),
+            content: content(&email, &kept),
             sender_name: email.from.name.clone(),
             sent_at: email.sent_at.unwrap_or_else(Utc::now),
             raw: json!({"message_id": email.message_id, "from": email.from.address,
@@ -100,6 +157,7 @@ impl InboundProcessor {
         contact_id: Uuid,
         email: &ParsedEmail,
         own_id: &str,
+        recipients: &[String],
     ) -> anyhow::Result<Uuid> {
         let mentioned: Vec<&str> = email
             .in_reply_to
@@ -125,6 +183,27 @@ impl InboundProcessor {
                 return Ok(conversation);
             }
         }
+        let tokened: Vec<Uuid> = recipients
+            .iter()
+            .filter_map(|address| self.reply_tokens.conversation_in(address, tenant))
+            .collect();
+        if !tokened.is_empty() {
+            let existing: Option<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM conversations
+                 WHERE tenant_id = $1 AND id = ANY($2) AND channel = 'email'
+                   AND contact_id = $3 AND integration_account_id = $4
+                 ORDER BY array_position($2, id) LIMIT 1",
+            )
+            .bind(tenant.as_uuid())
+            .bind(&tokened)
+            .bind(contact_id)
+            .bind(account.id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(conversation) = existing {
+                return Ok(conversation);
+            }
+        }
         let root = email
             .references
             .first()
@@ -136,17 +215,58 @@ impl InboundProcessor {
     }
 }
 
-/// The message as the inbox shows it: the text body, and the email's own fields (subject,
-/// sanitised HTML, addresses, thread ids, attachment list) under `data.email`.
-fn content(email: &ParsedEmail) -> InboundContent {
+/// One `attachments` entry of the message: `{media_id, filename, mime_type, size}` (contract
+/// §3), with whether it was inline and its Content-ID.
+fn attachment_entry(attachment: &Attachment, kept: &Kept) -> serde_json::Value {
+    let mut entry = json!({"media_id": null, "filename": safe_filename(&attachment.filename),
+        "mime_type": essence(&attachment.content_type).unwrap_or_else(|| "application/octet-stream".into()),
+        "size": attachment.data.len(), "inline": attachment.inline, "content_id": attachment.content_id});
+    match kept {
+        Kept::Stored(media) => {
+            entry["media_id"] = json!(media.id);
+            entry["filename"] = json!(media.filename);
+            entry["mime_type"] = json!(media.mime_type);
+            entry["size"] = json!(media.size);
+        }
+        Kept::Skipped(reason) => entry["skipped"] = json!(reason),
+    }
+    entry
+}
+
+/// The sanitised HTML with the `cid:` references of stored inline parts pointing at the media.
+fn html_with_media(email: &ParsedEmail, kept: &[Kept]) -> Option<String> {
+    let mut html = email.html.clone()?;
+    for (attachment, kept) in email.attachments.iter().zip(kept) {
+        if let (Some(content_id), Kept::Stored(media)) = (&attachment.content_id, kept) {
+            html = html.replace(
+                &format!("\"cid:{content_id}\""),
+                &format!("\"{}\"", media_url(media.id)),
+            );
+        }
+    }
+    Some(html)
+}
+
+/// The message as the inbox shows it: the text body, the first stored attachment as its media,
+/// and the email's own fields (subject, sanitised HTML, addresses, thread ids, attachment list)
+/// under `data.email`.
+fn content(email: &ParsedEmail, kept: &[Kept]) -> InboundContent {
     let attachments: Vec<serde_json::Value> = email
         .attachments
         .iter()
-        .map(|a| {
-            json!({"media_id": null, "filename": a.filename, "mime_type": a.content_type, "size": a.data.len(),
-                   "inline": a.inline, "content_id": a.content_id})
-        })
+        .zip(kept)
+        .map(|(attachment, kept)| attachment_entry(attachment, kept))
         .collect();
+    let media = kept.iter().find_map(|kept| match kept {
+        Kept::Stored(media) => Some(InboundMedia {
+            provider_media_id: None,
+            url: Some(media_url(media.id)),
+            mime_type: Some(media.mime_type.clone()),
+            sha256: Some(media.sha256.clone()),
+            filename: Some(media.filename.clone()),
+        }),
+        Kept::Skipped(_) => None,
+    });
     let addresses = |list: &[crate::email::Mailbox]| {
         list.iter()
             .map(|m| json!({"address": m.address, "name": m.name}))
@@ -160,11 +280,11 @@ fn content(email: &ParsedEmail) -> InboundContent {
     InboundContent {
         message_type: MessageType::Text,
         content: Some(text),
-        media: None,
+        media,
         reply_to_provider_id: email.in_reply_to.first().cloned(),
         data: Some(json!({"email": {
             "subject": email.subject,
-            "html": email.html,
+            "html": html_with_media(email, kept),
             "from": {"address": email.from.address, "name": email.from.name},
             "to": addresses(&email.to),
             "cc": addresses(&email.cc),
@@ -173,5 +293,69 @@ fn content(email: &ParsedEmail) -> InboundContent {
             "references": email.references,
             "attachments": attachments,
         }})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed() -> ParsedEmail {
+        let raw = "From: budi@example.com\r\nTo: support@shop.example\r\nSubject: Files\r\nMessage-ID: <f1@example.com>\r\n\
+            MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"m\"\r\n\r\n\
+            --m\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>hi</p><img src=\"cid:logo@x\" alt=\"a\"><img src=\"cid:big@x\" alt=\"b\">\r\n\
+            --m\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename=\"logo.png\"\r\nContent-ID: <logo@x>\r\n\
+            Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n\
+            --m\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename=\"../big.png\"\r\nContent-ID: <big@x>\r\n\
+            Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--m--\r\n";
+        crate::email::parse_mime(raw.as_bytes()).unwrap()
+    }
+
+    fn stored(id: Uuid) -> StoredMedia {
+        StoredMedia {
+            id,
+            tenant_id: Uuid::new_v4(),
+            conversation_id: None,
+            filename: "logo.png".into(),
+            mime_type: "image/png".into(),
+            size: 8,
+            sha256: "ab".repeat(32),
+            storage_key: format!("t/{id}"),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn stored_attachments_become_the_messages_media_and_skipped_ones_are_noted() {
+        let email = parsed();
+        let id = Uuid::new_v4();
+        let kept = [
+            Kept::Stored(stored(id)),
+            Kept::Skipped("larger than 25 MiB"),
+        ];
+        let content = content(&email, &kept);
+        let media = content.media.expect("the first stored attachment");
+        assert_eq!(media.url, Some(format!("/api/media/{id}")));
+        assert_eq!(media.mime_type.as_deref(), Some("image/png"));
+        assert_eq!(media.filename.as_deref(), Some("logo.png"));
+        let data = content.data.unwrap();
+        let attachments = data["email"]["attachments"].as_array().unwrap();
+        assert_eq!(attachments[0]["media_id"], json!(id));
+        assert_eq!(attachments[1]["media_id"], json!(null));
+        assert_eq!(attachments[1]["skipped"], "larger than 25 MiB");
+        assert_eq!(attachments[1]["filename"], "big.png");
+        let html = data["email"]["html"].as_str().unwrap();
+        assert!(html.contains(&format!("\"/api/media/{id}\"")), "{html}");
+        assert!(
+            html.contains("cid:big@x"),
+            "a skipped part keeps its cid: {html}"
+        );
+    }
+
+    #[test]
+    fn an_email_without_stored_attachments_has_no_media() {
+        let email = parsed();
+        let kept = [Kept::Skipped("x"), Kept::Skipped("y")];
+        assert_eq!(content(&email, &kept).media, None);
     }
 }

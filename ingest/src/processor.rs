@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
+use omnistream_commands::media::MediaStore;
+use omnistream_commands::reply_address::ReplyTokens;
 use omnistream_commands::service::{
     ids, CommandContext, CommandError, ContactService, ConversationService,
 };
@@ -21,6 +23,9 @@ use crate::meta::{INSTAGRAM_OBJECT, MESSENGER_OBJECT};
 
 /// Rows claimed per round.
 const BATCH: i64 = 200;
+/// Bytes of payload claimed per round: large emails are claimed a few at a time (always at
+/// least one), so a round never holds hundreds of them in memory.
+const BATCH_BYTES: i64 = 64 * 1024 * 1024;
 /// Ordering groups (see [`ordering_key`]) processed at once.
 const CONCURRENCY: usize = 8;
 /// Attempts before a payload is parked as `failed`.
@@ -32,6 +37,10 @@ pub struct InboundProcessor {
     pub pool: PgPool,
     pub conversations: ConversationService,
     pub contacts: ContactService,
+    /// Where inbound attachments are stored.
+    pub media: MediaStore,
+    /// Checks the conversation tokens of email reply addresses.
+    pub reply_tokens: ReplyTokens,
 }
 
 #[derive(sqlx::FromRow)]
@@ -132,11 +141,15 @@ impl InboundProcessor {
         // crashed processor is taken over after 15 s; processing twice is harmless (idempotent).
         let claimed: Vec<Claimed> = sqlx::query_as(
             "UPDATE inbound_webhooks SET attempts = attempts + 1, next_attempt_at = now() + interval '15 seconds'
-             WHERE id IN (SELECT id FROM inbound_webhooks WHERE status = 'pending' AND next_attempt_at <= now()
-                          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             WHERE id IN (SELECT id FROM (
+                              SELECT id, sum(octet_length(body)) OVER (ORDER BY id) - octet_length(body) AS before
+                              FROM (SELECT id, body FROM inbound_webhooks WHERE status = 'pending' AND next_attempt_at <= now()
+                                    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) due) sized
+                          WHERE before < $2)
              RETURNING id, provider, content_type, body, attempts",
         )
         .bind(BATCH)
+        .bind(BATCH_BYTES)
         .fetch_all(&self.pool)
         .await?;
         let count = claimed.len();

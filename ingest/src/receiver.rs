@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -60,11 +60,18 @@ fn mailgun_authentic(key: &str, content_type: Option<&str>, body: &[u8]) -> bool
     recent && crate::email::mailgun_signature_valid(key, &fields)
 }
 
+/// The largest inbound email accepted: a 25 MiB attachment (the media limit) base64-encoded,
+/// with the rest of the message. Other webhooks keep the API's 2 MiB limit.
+pub const MAX_EMAIL_BYTES: usize = 40 * 1024 * 1024;
+
 /// Routes of the webhook-ingestor role.
 pub fn router<S: Clone + Send + Sync + 'static>(state: IngestState) -> Router<S> {
     Router::new()
         .route("/webhooks/meta", meta_webhook("meta"))
-        .route("/webhooks/email", post(receive_email))
+        .route(
+            "/webhooks/email",
+            post(receive_email).layer(DefaultBodyLimit::max(MAX_EMAIL_BYTES)),
+        )
         .route("/webhooks/messenger", meta_webhook("messenger"))
         .route("/webhooks/instagram", meta_webhook("instagram"))
         .route("/webhooks/{*channel}", any(unknown_channel))

@@ -7,6 +7,7 @@
 //! the NATS server.
 
 pub mod fake_meta;
+pub mod multipart;
 pub mod smtp_sink;
 pub mod sse;
 pub mod webhook_receiver;
@@ -47,6 +48,15 @@ pub fn admin_database_url() -> String {
 /// URL of the NATS server.
 pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// Where the test app on database `database_url` keeps its files (`OMNISTREAM_DATA_DIR`, so
+/// its media): a folder per test database under the system's temporary directory, kept across
+/// a restart on the same database and removed with the database when it is a day old.
+pub fn data_dir_of(database_url: &str) -> std::path::PathBuf {
+    let base = database_url.split('?').next().unwrap_or(database_url);
+    let name = base.rsplit('/').next().unwrap_or("omnistream_test");
+    std::env::temp_dir().join("omnistream-tests").join(name)
 }
 
 /// `url` with its database name replaced by `database`.
@@ -90,6 +100,7 @@ pub async fn create_test_database() -> String {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                     .execute(&mut admin)
                     .await;
+                let _ = std::fs::remove_dir_all(data_dir_of(&with_database(&admin_url, &name)));
             }
         }
     }
@@ -111,6 +122,8 @@ pub struct TestApp {
     pub database_url: String,
     /// Plain client without cookies.
     pub http: reqwest::Client,
+    /// `OMNISTREAM_DATA_DIR` of the app (see [`data_dir_of`]).
+    pub data_dir: std::path::PathBuf,
     shutdown: CancellationToken,
 }
 
@@ -169,8 +182,10 @@ impl TestApp {
                 .with_test_writer()
                 .try_init();
         }
+        let data_dir = data_dir_of(&database_url);
         let mut config = Config::from_lookup(|name| match name {
             "BIND_ADDR" => Some("127.0.0.1:0".to_owned()),
+            "OMNISTREAM_DATA_DIR" => Some(data_dir.display().to_string()),
             "DATABASE_MAX_CONNECTIONS" => Some("6".to_owned()),
             "META_APP_SECRET" => Some(TEST_META_APP_SECRET.to_owned()),
             "EMAIL_WEBHOOK_SECRET" => Some(TEST_EMAIL_WEBHOOK_SECRET.to_owned()),
@@ -185,6 +200,7 @@ impl TestApp {
         })
         .expect("test configuration");
         customize(&mut config);
+        let data_dir = config.data_dir.clone();
         let settings = Settings {
             config,
             database_url: database_url.clone(),
@@ -210,6 +226,7 @@ impl TestApp {
             pool,
             database_url,
             http,
+            data_dir,
             shutdown,
         }
     }
@@ -480,6 +497,25 @@ impl Client {
             headers,
             body,
         }
+    }
+
+    /// `GET path` with the body as raw bytes (for binary downloads).
+    pub async fn get_bytes(&self, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let response = self
+            .request(Method::GET, path)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("response body").to_vec();
+        (status, headers, bytes)
+    }
+
+    /// Uploads a `multipart/form-data` body of `parts` to `path`.
+    pub async fn post_form(&self, path: &str, parts: &[multipart::Part<'_>]) -> Response {
+        let (content_type, body) = multipart::form(parts);
+        self.send_raw(Method::POST, path, &content_type, body).await
     }
 
     pub async fn get(&self, path: &str) -> Response {

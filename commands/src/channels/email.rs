@@ -6,11 +6,32 @@ use serde_json::{Map, Value};
 
 use super::{config_text, ChannelAdapter, OutboundDelivery, SendOutcome};
 use crate::email::{OutgoingEmail, SmtpMailer};
+use crate::reply_address::ReplyTokens;
+use omnistream_domain::TenantId;
 
 /// Sends through the account's SMTP server (or `SMTP_URL`).
 #[derive(Clone, Default)]
 pub struct EmailAdapter {
     pub mailer: SmtpMailer,
+    /// Signs the conversation's `Reply-To` token address; `None`: replies carry no Reply-To.
+    pub reply_tokens: Option<ReplyTokens>,
+}
+
+/// The body of a reply: its text, with a link to media that is not ours (stored media goes as
+/// an attachment instead).
+fn body_text(delivery: &OutboundDelivery) -> String {
+    let text = delivery.content.clone().unwrap_or_default();
+    match (&delivery.attachment, &delivery.media_url) {
+        (None, Some(url)) => {
+            let label = delivery.filename.as_deref().unwrap_or("Attachment");
+            if text.is_empty() {
+                format!("{label}: {url}")
+            } else {
+                format!("{text}\n\n{label}: {url}")
+            }
+        }
+        _ => text,
+    }
 }
 
 #[async_trait]
@@ -20,8 +41,14 @@ impl ChannelAdapter for EmailAdapter {
     }
 
     async fn send(&self, config: &Map<String, Value>, delivery: &OutboundDelivery) -> SendOutcome {
-        if delivery.message_type != "text" {
-            return SendOutcome::failed("only text replies are sent by email yet");
+        if !matches!(
+            delivery.message_type.as_str(),
+            "text" | "image" | "video" | "audio" | "document"
+        ) {
+            return SendOutcome::failed(format!(
+                "{} messages cannot be sent by email",
+                delivery.message_type
+            ));
         }
         let text = |key: &str| config_text(config, key);
         let Some(from_address) = text("from_address").or_else(|| delivery.account_key.clone())
@@ -68,10 +95,18 @@ impl ChannelAdapter for EmailAdapter {
             to_address,
             to_name: delivery.contact_name.clone().filter(|n| !n.is_empty()),
             subject,
-            text: delivery.content.clone().unwrap_or_default(),
+            text: body_text(delivery),
             message_id: our_id.clone(),
             in_reply_to,
             references,
+            reply_to: self.reply_tokens.as_ref().and_then(|tokens| {
+                tokens.reply_address(
+                    delivery.account_key.as_deref()?,
+                    TenantId(delivery.tenant_id),
+                    delivery.conversation_id,
+                )
+            }),
+            attachments: delivery.attachment.iter().cloned().collect(),
         };
         match self.mailer.send(config, &email).await {
             Ok(()) => SendOutcome::Sent(our_id),

@@ -5,11 +5,11 @@ use omnistream_tests::TestApp;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const INBOX: &str = "support@shop.example";
+pub(crate) const INBOX: &str = "support@shop.example";
 
 /// An app with one tenant whose email account receives at [`INBOX`] (the key is given in
 /// mixed case: it is stored lowercased), configured with `config`.
-async fn email_app_with(config: Value) -> (TestApp, omnistream_tests::Client) {
+pub(crate) async fn email_app_with(config: Value) -> (TestApp, omnistream_tests::Client) {
     let app = TestApp::spawn().await;
     let admin = app.register("Mail Shop").await;
     let api = admin.client(&app);
@@ -23,11 +23,11 @@ async fn email_app_with(config: Value) -> (TestApp, omnistream_tests::Client) {
     (app, api)
 }
 
-async fn email_app() -> (TestApp, omnistream_tests::Client) {
+pub(crate) async fn email_app() -> (TestApp, omnistream_tests::Client) {
     email_app_with(json!({"from_name": "Shop", "from_address": INBOX})).await
 }
 
-fn mime(
+pub(crate) fn mime(
     from: &str,
     subject: &str,
     message_id: &str,
@@ -45,14 +45,18 @@ fn mime(
     )
 }
 
-async fn conversations(app: &TestApp, api: &omnistream_tests::Client, count: usize) -> Value {
+pub(crate) async fn conversations(
+    app: &TestApp,
+    api: &omnistream_tests::Client,
+    count: usize,
+) -> Value {
     app.eventually(api, "/api/conversations?channel=email", |body| {
         body["data"].as_array().is_some_and(|d| d.len() == count)
     })
     .await
 }
 
-async fn messages_of(
+pub(crate) async fn messages_of(
     app: &TestApp,
     api: &omnistream_tests::Client,
     conversation: &str,
