@@ -10,9 +10,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{Method, Url};
+use reqwest::{Method, RequestBuilder, Url};
 use serde_json::{json, Map, Value};
+
+use crate::graph_errors::{api_error, retry_after_seconds};
 
 /// Graph API base URL used when `META_GRAPH_BASE_URL` is not set.
 pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.facebook.com/v21.0";
@@ -29,9 +30,6 @@ const PHONE_NUMBER_FIELDS: &str =
 
 /// Fields read by [`GraphClient::waba`].
 const WABA_FIELDS: &str = "id,name,currency,timezone_id,message_template_namespace";
-
-/// Error bodies longer than this are cut when used as a message.
-const MAX_ERROR_TEXT: usize = 300;
 
 /// The base URL from `META_GRAPH_BASE_URL`, else [`DEFAULT_GRAPH_BASE_URL`].
 pub fn graph_base_url_from_env() -> String {
@@ -104,7 +102,8 @@ impl From<reqwest::Error> for GraphError {
 /// WhatsApp Cloud API client over one pooled HTTP client. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct GraphClient {
-    http: reqwest::Client,
+    /// 15 s timeout, no redirects; what it builds is sent with [`Self::execute`].
+    pub(crate) http: reqwest::Client,
     base_url: String,
 }
 
@@ -246,7 +245,7 @@ impl GraphClient {
     }
 
     /// `{base}/{segments…}?{query}`, each segment percent-encoded as one path segment.
-    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, GraphError> {
+    pub(crate) fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, GraphError> {
         if segments.iter().any(|segment| segment.is_empty()) {
             return Err(GraphError::Transport("empty Graph API path segment".into()));
         }
@@ -263,22 +262,28 @@ impl GraphClient {
     }
 
     /// Sends one request and returns the JSON body of a 2xx answer (`null` for an empty body).
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         url: Url,
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Value, GraphError> {
-        let path = url.path().to_owned();
-        let mut request = self.http.request(method.clone(), url);
+        let mut request = self.http.request(method, url);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = match request.send().await {
+        self.execute(request).await
+    }
+
+    /// Sends a request built on `self.http`; the JSON body of a 2xx answer.
+    pub(crate) async fn execute(&self, request: RequestBuilder) -> Result<Value, GraphError> {
+        let request = request.build()?;
+        let (method, path) = (request.method().clone(), request.url().path().to_owned());
+        let response = match self.http.execute(request).await {
             Ok(response) => response,
             Err(error) => {
                 let error = GraphError::from(error);
@@ -298,62 +303,6 @@ impl GraphClient {
                 .map_err(|e| GraphError::Transport(format!("unreadable Graph API response: {e}")));
         }
         Err(api_error(status.as_u16(), &bytes, retry_after))
-    }
-}
-
-/// `Retry-After` as whole seconds (the HTTP-date form is ignored).
-fn retry_after_seconds(headers: &HeaderMap) -> Option<u64> {
-    headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// [`GraphError::Api`] from an error answer, reading Meta's `{"error":{…}}` body when present.
-fn api_error(status: u16, body: &[u8], retry_after: Option<u64>) -> GraphError {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let error = parsed.as_ref().and_then(|v| v.get("error"));
-    let text = |key: &str| {
-        error
-            .and_then(|e| e.get(key))
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
-    let code = error
-        .and_then(|e| e.get("code"))
-        .and_then(|c| c.as_i64().or_else(|| c.as_str()?.parse().ok()))
-        .unwrap_or(0);
-    let mut message = text("message")
-        .or_else(|| text("error_user_title"))
-        .or_else(|| text("error_user_msg"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            let body = String::from_utf8_lossy(body);
-            let body = body.trim();
-            if body.is_empty() {
-                "empty error body".to_owned()
-            } else {
-                truncate(body, MAX_ERROR_TEXT)
-            }
-        });
-    if let Some(details) = error
-        .and_then(|e| e.pointer("/error_data/details"))
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|d| !d.is_empty() && !message.contains(*d))
-    {
-        message = format!("{message}: {}", truncate(details, MAX_ERROR_TEXT));
-    }
-    GraphError::Api {
-        status,
-        code,
-        message,
-        retry_after,
-    }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
     }
 }
 

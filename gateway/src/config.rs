@@ -67,8 +67,20 @@ pub struct Config {
     pub meta_verify_token: Option<Secret>,
     /// `META_CONFIG_ID` (embedded signup configuration).
     pub meta_config_id: Option<String>,
-    /// `INSTAGRAM_APP_SECRET`: also accepted for `X-Hub-Signature-256`.
+    /// `INSTAGRAM_APP_SECRET`: also accepted for `X-Hub-Signature-256`; exchanges Instagram
+    /// Login codes.
     pub instagram_app_secret: Option<Secret>,
+    /// `INSTAGRAM_APP_ID`: the Instagram Login app (`GET /api/integrations/instagram/auth-config`).
+    pub instagram_app_id: Option<String>,
+    /// `INSTAGRAM_BASE_URL`, default `https://graph.instagram.com/v21.0`: Instagram Login sends,
+    /// long-lived tokens and profiles.
+    pub instagram_base_url: String,
+    /// `INSTAGRAM_OAUTH_BASE_URL`, default `https://api.instagram.com`: where Instagram Login
+    /// codes are exchanged for short-lived tokens.
+    pub instagram_oauth_base_url: String,
+    /// `MESSENGER_CONFIG_ID`: the Facebook Login for Business configuration of the Messenger
+    /// connect flow (falls back to `META_CONFIG_ID`).
+    pub messenger_config_id: Option<String>,
     /// `EMAIL_WEBHOOK_SECRET`: the `X-Webhook-Secret` of `POST /webhooks/email`; unset, the
     /// receiver accepts nothing.
     pub email_webhook_secret: Option<Secret>,
@@ -139,6 +151,16 @@ impl Config {
             meta_verify_token: get("META_VERIFY_TOKEN").map(Secret::new),
             meta_config_id: get("META_CONFIG_ID"),
             instagram_app_secret: get("INSTAGRAM_APP_SECRET").map(Secret::new),
+            instagram_app_id: get("INSTAGRAM_APP_ID"),
+            instagram_base_url: get("INSTAGRAM_BASE_URL")
+                .unwrap_or_else(|| "https://graph.instagram.com/v21.0".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            instagram_oauth_base_url: get("INSTAGRAM_OAUTH_BASE_URL")
+                .unwrap_or_else(|| "https://api.instagram.com".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            messenger_config_id: get("MESSENGER_CONFIG_ID"),
             email_webhook_secret: get("EMAIL_WEBHOOK_SECRET").map(Secret::new),
             mailgun_webhook_signing_key: get("MAILGUN_WEBHOOK_SIGNING_KEY").map(Secret::new),
             smtp_url: get("SMTP_URL").map(Secret::new),

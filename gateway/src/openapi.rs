@@ -14,7 +14,7 @@ Conventions (contract §0): every error is `{\"error\": {code, message, details?
 bad types and out-of-range pagination are 400 `validation_error` with per-field `details`; ids of another organization are 404. \
 Where the contract is silent this implementation: rejects unknown query parameters like unknown body fields; rejects `null` for \
 PATCH fields that are not nullable; answers unknown paths with 404 `not_found` and wrong methods with 405 `method_not_allowed`; \
-limits bodies to 2 MiB (413 `payload_too_large`); requires `Content-Type: application/json` on JSON bodies (415 `unsupported_media_type`).",
+limits bodies to 2 MiB, media uploads to 25 MiB (413 `payload_too_large`); requires `Content-Type: application/json` on JSON bodies (415 `unsupported_media_type`).",
         version = env!("CARGO_PKG_VERSION"),
         license(name = "Apache-2.0")
     ),
@@ -28,11 +28,12 @@ limits bodies to 2 MiB (413 `payload_too_large`); requires `Content-Type: applic
         (name = "Activity Logs", description = "Audit trail of every change (supervisor/admin only)"),
         (name = "Conversations", description = "The shared inbox"),
         (name = "Messages", description = "Messages of conversations: read, send, search"),
+        (name = "Media", description = "Uploaded and received files (≤ 25 MiB), streamed back to callers who can see their conversation"),
         (name = "Contacts", description = "Customers"),
         (name = "Notes", description = "Internal notes on conversations"),
         (name = "Transfers", description = "Conversation transfers and takeovers"),
         (name = "Chat Expiration", description = "Per-channel messaging windows"),
-        (name = "Integrations", description = "Channel integrations and accounts (WhatsApp)"),
+        (name = "Integrations", description = "Channel integrations and accounts; WhatsApp, Instagram and Messenger onboarding"),
         (name = "Outgoing Webhooks", description = "Signed (Standard Webhooks) event deliveries to your endpoints"),
         (name = "Realtime", description = "Server-sent events of the caller's visible events"),
         (name = "Health", description = "Health and metrics")

@@ -14,7 +14,23 @@
 //! | `POST /{waba_id}/subscribed_apps` | `{"success":true}` |
 //! | `GET /{waba_id}/subscribed_apps` | `{"data":[{"whatsapp_business_api_data":{"id":"1","name":"OmniStream"}}]}` |
 //! | `GET /{id}` | the union of a phone-number and a WABA object |
-//! | `GET /oauth/access_token` | `{"access_token":"EAAG-exchanged","token_type":"bearer"}` |
+//! | `GET /oauth/access_token` | `{"access_token":"EAAG-exchanged","token_type":"bearer"}` (Embedded Signup: no `grant_type`, no `redirect_uri`) |
+//!
+//! The OAuth routes of Facebook Login and Instagram Login live in [`oauth`] (fixed tokens, each
+//! checked; codes work once, codes starting with `bad` never):
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /oauth/access_token?client_id&client_secret&redirect_uri&code` | `{"access_token":`[`FAKE_FB_SHORT_USER_TOKEN`]`,…}` |
+//! | `GET /oauth/access_token?grant_type=fb_exchange_token&client_id&client_secret&fb_exchange_token` | `{"access_token":`[`FAKE_FB_LONG_USER_TOKEN`]`,"expires_in"}` |
+//! | `GET /me/accounts` (user token) | one of [`FAKE_PAGES`] per result page, with `paging.cursors.after` and `paging.next` |
+//! | `GET /{page_id}?fields=access_token,name` (user token) | `{"access_token":`[`fake_page_token`]`,"name","id"}` |
+//! | `POST`/`DELETE /{page_id}/subscribed_apps` (that Page's token; POST needs `subscribed_fields`) | `{"success":true}`, else 403 code 210 |
+//! | `GET`/`POST`/`DELETE /me/messenger_profile` (a Page token) | `{"data":[{"persistent_menu":[…]}]}` or `{"data":[]}`; `{"result":"success"}` |
+//! | `POST /oauth/access_token` (form: client_id, client_secret, grant_type=authorization_code, redirect_uri, code) | `{"data":[{"access_token":`[`FAKE_IG_SHORT_LIVED_TOKEN`]`,"user_id","permissions"}]}` (flat for codes starting with `legacy`); errors in api.instagram.com's `{"error_type","code","error_message"}` |
+//! | `GET /access_token?grant_type=ig_exchange_token&client_secret&access_token` | `{"access_token":`[`FAKE_IG_LONG_LIVED_TOKEN`]`,"token_type","expires_in"}` |
+//! | `GET /me` (Instagram token) | `{"id":`[`FAKE_IG_APP_SCOPED_ID`]`,"user_id":`[`FAKE_IG_USER_ID`]`,"username",…}` |
+//! | `POST /me/subscribed_apps?subscribed_fields=…` (Instagram token) | `{"success":true}` |
 //!
 //! The server runs in a background task of the current tokio runtime and stops with it.
 
@@ -29,6 +45,14 @@ use axum::{Json, Router};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
+
+mod oauth;
+
+pub use oauth::{
+    fake_page_token, FAKE_FB_LONG_USER_TOKEN, FAKE_FB_SHORT_USER_TOKEN, FAKE_IG_APP_SCOPED_ID,
+    FAKE_IG_LONG_LIVED_EXPIRES_IN, FAKE_IG_LONG_LIVED_TOKEN, FAKE_IG_REFRESHED_TOKEN,
+    FAKE_IG_SHORT_LIVED_TOKEN, FAKE_IG_USERNAME, FAKE_IG_USER_ID, FAKE_PAGES,
+};
 
 /// The WABA id used by [`whatsapp_webhook`] as `entry[].id`.
 pub const FAKE_WABA_ID: &str = "100000000000001";
@@ -74,6 +98,7 @@ struct State {
     requests: Vec<RecordedRequest>,
     failures: VecDeque<(u16, Value)>,
     sends: u64,
+    oauth: oauth::OAuthState,
 }
 
 /// The fake Graph API server. Clones share the same server and records.
@@ -278,6 +303,10 @@ fn handle(
 
     let segments = route_segments(&request.path);
     let query = request.query.as_deref();
+
+    if let Some(response) = oauth::route(&mut state, &method, &segments, &request) {
+        return response;
+    }
 
     if let ["oauth", "access_token"] = segments.as_slice() {
         if method != Method::GET {

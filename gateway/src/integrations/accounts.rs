@@ -93,6 +93,7 @@ impl AccountRow {
 pub(super) const ACCOUNT_COLUMNS: &str =
     "id, channel, account_key, display_name, is_active, is_default, config, created_at, updated_at, division_id, verify_token";
 
+/// The tenant's account `id` (404 otherwise).
 pub(super) async fn load_account(
     conn: &mut PgConnection,
     tenant: Uuid,
@@ -108,7 +109,8 @@ pub(super) async fn load_account(
     .ok_or(ApiError::NotFound)
 }
 
-fn account_key_taken() -> ApiError {
+/// 409 `account_key_taken`.
+pub(super) fn account_key_taken() -> ApiError {
     ApiError::conflict(
         "account_key_taken",
         "another account already uses this account_key",
@@ -202,7 +204,8 @@ pub struct CreateIntegrationAccount {
     config: Option<Map<String, Value>>,
 }
 
-fn config_text<'a>(config: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+/// The trimmed, non-empty string at `key`.
+pub(super) fn config_text<'a>(config: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     config
         .get(key)
         .and_then(Value::as_str)

@@ -1,9 +1,13 @@
-//! Integrations tag (WhatsApp part): channel-level settings and integration accounts.
+//! Integrations tag: channel-level settings, integration accounts, and the connect flows of
+//! WhatsApp (Embedded Signup), Instagram (Instagram Login) and Messenger (Facebook Login).
 //!
 //! Sensitive config values are encrypted at rest and masked in every response; a merge never
 //! overwrites a stored secret with its masked form (contract §17).
 
 mod accounts;
+mod connect;
+mod instagram;
+mod messenger;
 mod whatsapp;
 
 use axum::extract::{Path, State};
@@ -289,7 +293,7 @@ async fn delete_integration(
     }))
 }
 
-/// Routes of the Integrations tag (WhatsApp part).
+/// Routes of the Integrations tag.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_integrations))
@@ -308,4 +312,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(whatsapp::whatsapp_status))
         .routes(routes!(whatsapp::embedded_signup_config))
         .routes(routes!(whatsapp::embedded_signup))
+        .routes(routes!(instagram::auth_config))
+        .routes(routes!(instagram::connect))
+        .routes(routes!(messenger::auth_config))
+        .routes(routes!(messenger::connect))
+        .routes(routes!(messenger::connect_pages))
+        .routes(routes!(messenger::disconnect))
+        .routes(routes!(
+            messenger::get_persistent_menu,
+            messenger::set_persistent_menu
+        ))
 }

@@ -8,32 +8,15 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts::{load_account, make_default, verify_token, ACCOUNT_COLUMNS};
+use super::accounts::{config_text as text, load_account};
+use super::connect::{
+    channel_account, ensure_key_free, not_configured, upsert_connected, upstream, ConnectedAccount,
+};
 use crate::activity::{self, Activity};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized};
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::extract::{check_text, IdPath, ValidJson, Validate};
-
-fn upstream(error: GraphError) -> ApiError {
-    let upstream_status = match &error {
-        GraphError::Api { status, .. } => Some(*status),
-        GraphError::Transport(_) => None,
-    };
-    ApiError::Upstream {
-        provider: "meta",
-        upstream_status,
-        message: format!("Meta Graph API: {error}"),
-    }
-}
-
-fn text<'a>(config: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    config
-        .get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
 
 /// Registers the number (when a `pin` is configured) and subscribes the app to the WABA.
 pub(super) async fn onboard(state: &AppState, config: &Map<String, Value>) -> Result<()> {
@@ -107,19 +90,14 @@ pub(super) async fn whatsapp_status(
     Authorized { caller, .. }: Authorized<perm::IntegrationsManage>,
     IdPath(id): IdPath,
 ) -> Result<Json<WhatsAppAccountStatus>> {
-    let account = load_account(
-        &mut *state.pool.acquire().await?,
+    let (account, config) = channel_account(
+        &state,
         caller.tenant_id.as_uuid(),
         id,
+        "whatsapp",
+        "not_whatsapp_account",
     )
     .await?;
-    if account.channel != "whatsapp" {
-        return Err(ApiError::unprocessable(
-            "not_whatsapp_account",
-            "this is not a WhatsApp account",
-        ));
-    }
-    let config = account.opened_config(&state)?;
     let token = text(&config, "access_token").unwrap_or_default();
     let phone_number_id = text(&config, "phone_number_id").map(str::to_owned);
     let waba_id = text(&config, "waba_id").map(str::to_owned);
@@ -239,25 +217,13 @@ pub(super) async fn embedded_signup(
     let (Some(app_id), Some(app_secret)) =
         (&state.config.meta_app_id, &state.config.meta_app_secret)
     else {
-        return Err(ApiError::Status {
-            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            code: "service_unavailable",
-            message: "embedded signup needs META_APP_ID and META_APP_SECRET".into(),
-        });
+        return Err(not_configured(
+            "embedded signup needs META_APP_ID and META_APP_SECRET",
+        ));
     };
     let tenant = caller.tenant_id.as_uuid();
     let account_key = format!("wa-{}", body.phone_number_id);
-    let owner: Option<Uuid> =
-        sqlx::query_scalar("SELECT tenant_id FROM integration_accounts WHERE channel = 'whatsapp' AND account_key = $1")
-            .bind(&account_key)
-            .fetch_optional(&state.pool)
-            .await?;
-    if owner.is_some_and(|owner| owner != tenant) {
-        return Err(ApiError::conflict(
-            "account_key_taken",
-            "this number is connected to another organization",
-        ));
-    }
+    ensure_key_free(&state, tenant, "whatsapp", &account_key).await?;
     let token = state
         .graph
         .exchange_code(app_id, app_secret.expose(), &body.code)
@@ -282,58 +248,19 @@ pub(super) async fn embedded_signup(
         })
         .unwrap_or_else(|| account_key.clone());
     let config = json!({"phone_number_id": body.phone_number_id, "waba_id": body.waba_id, "access_token": token});
-    let sealed = Value::Object(
-        state
-            .secrets
-            .seal_config(config.as_object().unwrap_or(&Map::new())),
-    );
     let mut tx = state.pool.begin().await?;
-    let existing: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM integration_accounts WHERE tenant_id = $1 AND channel = 'whatsapp' AND account_key = $2 FOR UPDATE",
+    let (id, _) = upsert_connected(
+        &mut tx,
+        &state,
+        tenant,
+        ConnectedAccount {
+            channel: "whatsapp",
+            account_key: &account_key,
+            display_name: &display_name,
+            config: config.as_object().cloned().unwrap_or_default(),
+        },
     )
-    .bind(tenant)
-    .bind(&account_key)
-    .fetch_optional(&mut *tx)
     .await?;
-    let id = match existing {
-        Some(id) => {
-            sqlx::query(&format!(
-                "UPDATE integration_accounts SET config = config || $3, is_active = true, updated_at = now()
-                 WHERE tenant_id = $1 AND id = $2 RETURNING {ACCOUNT_COLUMNS}"
-            ))
-            .bind(tenant)
-            .bind(id)
-            .bind(&sealed)
-            .execute(&mut *tx)
-            .await?;
-            id
-        }
-        None => {
-            let id = Uuid::new_v4();
-            sqlx::query(
-                "INSERT INTO integration_accounts (id, tenant_id, channel, account_key, display_name, is_active, config, verify_token)
-                 VALUES ($1, $2, 'whatsapp', $3, $4, true, $5, $6)",
-            )
-            .bind(id)
-            .bind(tenant)
-            .bind(&account_key)
-            .bind(&display_name)
-            .bind(&sealed)
-            .bind(verify_token())
-            .execute(&mut *tx)
-            .await?;
-            let has_default: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM integration_accounts WHERE tenant_id = $1 AND channel = 'whatsapp' AND is_default)",
-            )
-            .bind(tenant)
-            .fetch_one(&mut *tx)
-            .await?;
-            if !has_default {
-                make_default(&mut tx, tenant, "whatsapp", id).await?;
-            }
-            id
-        }
-    };
     let account = load_account(&mut tx, tenant, id).await?;
     activity::record(
         &mut tx,

@@ -192,6 +192,8 @@ async fn the_openapi_document_lists_every_endpoint_and_the_docs_page_works_offli
         "GET /api/messages/search",
         "GET /api/messages/{id}",
         "POST /api/messages/{id}/retry",
+        "POST /api/media/upload",
+        "GET /api/media/{id}",
         "GET /api/contacts",
         "GET /api/contacts/{id}",
         "PATCH /api/contacts/{id}",
@@ -215,6 +217,14 @@ async fn the_openapi_document_lists_every_endpoint_and_the_docs_page_works_offli
         "GET /api/integrations/accounts/{id}/whatsapp-status",
         "GET /api/integrations/whatsapp/embedded-signup-config",
         "POST /api/integrations/whatsapp/embedded-signup",
+        "GET /api/integrations/instagram/auth-config",
+        "POST /api/integrations/instagram/connect",
+        "GET /api/integrations/messenger/auth-config",
+        "POST /api/integrations/messenger/connect",
+        "POST /api/integrations/messenger/pages",
+        "POST /api/integrations/messenger/disconnect/{account_id}",
+        "GET /api/integrations/messenger/{account_id}/persistent-menu",
+        "POST /api/integrations/messenger/{account_id}/persistent-menu",
         "GET /api/stream",
         "GET /api/outgoing-webhooks",
         "POST /api/outgoing-webhooks",
@@ -239,6 +249,7 @@ async fn the_openapi_document_lists_every_endpoint_and_the_docs_page_works_offli
         "Division",
         "ApiKey",
         "ActivityLog",
+        "MediaUploadResponse",
     ] {
         assert!(schemas.contains_key(schema), "schema {schema} missing");
     }
