@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 pub use crate::channels::whatsapp::{DEFAULT_THROUGHPUT_MPS, MAX_THROUGHPUT_MPS};
 
-use crate::channels::{ChannelAdapter, OutboundDelivery, SendOutcome};
+use crate::channels::{ChannelAdapter, OutboundAttachment, OutboundDelivery, SendOutcome};
+use crate::media::{stored_media_id, MediaLinks, MediaStore};
 use crate::secrets::SecretBox;
 use crate::service::{CommandContext, CommandError, ConversationService};
 
@@ -43,6 +44,10 @@ pub struct OutboundSender {
     pub secrets: SecretBox,
     /// One adapter per channel that can send.
     pub adapters: Arc<Vec<Arc<dyn ChannelAdapter>>>,
+    /// Where messages' stored media (`media_url` = `/api/media/{id}`) is read from.
+    pub media: MediaStore,
+    /// Signs the public links Meta fetches stored media from.
+    pub media_links: MediaLinks,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -127,7 +132,10 @@ impl OutboundSender {
         let outcome = match self.load(job).await? {
             // The contacts read model may trail the conversation by a moment.
             Some(delivery) if delivery.contact_known => {
-                Outcome::Sent(self.deliver(&delivery).await)
+                Outcome::Sent(match self.with_media(delivery).await {
+                    Ok(delivery) => self.deliver(&delivery).await,
+                    Err(outcome) => outcome,
+                })
             }
             _ => Outcome::NotReady,
         };
@@ -214,7 +222,7 @@ impl OutboundSender {
 
     async fn load(&self, job: &ClaimedJob) -> anyhow::Result<Option<OutboundDelivery>> {
         let delivery: Option<OutboundDelivery> = sqlx::query_as(
-            "SELECT m.type AS message_type, m.data->'email'->>'subject' AS subject, m.content, m.media_url, m.filename, m.template,
+            "SELECT m.type AS message_type, m.data->'email'->>'subject' AS subject, m.data->>'message_tag' AS message_tag, m.content, m.media_url, m.filename, m.template,
                     r.external_id AS reply_to_external_id,
                     c.channel, a.account_key, a.config AS account_config, ct.id IS NOT NULL AS contact_known, ct.wa_id,
                     ct.messenger_psid, ct.instagram_id,
@@ -238,8 +246,46 @@ impl OutboundSender {
         .await?;
         Ok(delivery.map(|delivery| OutboundDelivery {
             message_id: job.message_id,
+            tenant_id: job.tenant_id,
+            conversation_id: job.conversation_id,
             ..delivery
         }))
+    }
+
+    /// Resolves a message's stored media (`media_url` = `/api/media/{id}` of its tenant): email
+    /// attaches the bytes; other channels get a signed public link the provider can fetch.
+    async fn with_media(
+        &self,
+        mut delivery: OutboundDelivery,
+    ) -> Result<OutboundDelivery, SendOutcome> {
+        let Some(id) = delivery.media_url.as_deref().and_then(stored_media_id) else {
+            return Ok(delivery);
+        };
+        let retry = |error: crate::media::MediaError| SendOutcome::Retry {
+            error: error.to_string(),
+            after: None,
+        };
+        let tenant = TenantId(delivery.tenant_id);
+        let media = self
+            .media
+            .find(tenant, id)
+            .await
+            .map_err(retry)?
+            .ok_or_else(|| SendOutcome::failed("the message's media no longer exists"))?;
+        if delivery.filename.is_none() {
+            delivery.filename = Some(media.filename.clone());
+        }
+        if delivery.channel == omnistream_domain::Channel::Email.as_str() {
+            let bytes = self.media.read(&media).await.map_err(retry)?;
+            delivery.attachment = Some(OutboundAttachment {
+                filename: delivery.filename.clone().unwrap_or(media.filename),
+                mime_type: media.mime_type,
+                bytes,
+            });
+        } else {
+            delivery.media_url = Some(self.media_links.public_url(tenant, id, Utc::now()));
+        }
+        Ok(delivery)
     }
 
     /// Hands the message to its channel's adapter with the account's decrypted config.

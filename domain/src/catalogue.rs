@@ -136,6 +136,7 @@ pub fn example(name: &str) -> Option<serde_json::Value> {
             template: None,
             reply_to_message_id: None,
             subject: None,
+            message_tag: None,
             queued_at: at,
         },
         ConversationEvent::OutboundStatusChanged {

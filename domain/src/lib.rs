@@ -15,7 +15,8 @@ pub mod stream;
 pub use email::{EmailAddress, InvalidEmail};
 pub use ids::{AgentId, ApiKeyId, DivisionId, RoleId, SessionId, TenantId};
 pub use message::{
-    Channel, InboundContent, InboundMedia, MessageStatus, MessageType, ProviderStatus,
+    Channel, InboundContent, InboundMedia, MessageStatus, MessageTag, MessageType, ProviderStatus,
+    ReceiptBound,
 };
 pub use permissions::{AgentRole, Permission};
 pub use stream::{StreamId, StreamIdError};

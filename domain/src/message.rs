@@ -35,6 +35,12 @@ impl Channel {
         }
     }
 
+    /// Whether a human agent may answer after Meta's 24-hour window, for up to
+    /// [`HUMAN_AGENT_WINDOW_DAYS`], with the [`MessageTag::HumanAgent`] tag.
+    pub fn has_human_agent_tag(self) -> bool {
+        matches!(self, Channel::Messenger | Channel::Instagram)
+    }
+
     /// The customer-service window when the channel has no active chat-expiration rule
     /// (email has none).
     pub fn default_window_hours(self) -> Option<u32> {
@@ -202,6 +208,38 @@ pub struct InboundContent {
     /// Structured content of non-text types (location, contacts, order, interactive/button reply,
     /// referral, the provider's raw type for unsupported ones).
     pub data: Option<serde_json::Value>,
+}
+
+/// Meta's standard messaging window, after which Messenger and Instagram need a message tag.
+pub const STANDARD_WINDOW_HOURS: u32 = 24;
+
+/// How long after the customer's last message a human agent may still answer on Messenger and
+/// Instagram, with the `HUMAN_AGENT` tag.
+pub const HUMAN_AGENT_WINDOW_DAYS: u32 = 7;
+
+/// A Meta message tag, sent as `messaging_type: MESSAGE_TAG` with `tag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MessageTag {
+    /// A human agent's answer between 24 hours and 7 days after the customer's last message.
+    HumanAgent,
+}
+
+impl MessageTag {
+    /// The wire name (`HUMAN_AGENT`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageTag::HumanAgent => "HUMAN_AGENT",
+        }
+    }
+}
+
+/// How far a read or delivery receipt reaches: Messenger reports a watermark (every message
+/// sent up to then), Instagram names the message read (and so every earlier one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ReceiptBound {
+    Watermark(DateTime<Utc>),
+    Message(String),
 }
 
 /// A provider's report about an outbound message.

@@ -25,9 +25,12 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use omnistream_commands::media::{MediaLinks, MediaStore};
 use omnistream_commands::outbound::OutboundSender;
+use omnistream_commands::reply_address::ReplyTokens;
 use omnistream_commands::secrets::SecretBox;
 use omnistream_commands::service::{ContactService, ConversationService};
+use omnistream_commands::token_refresh::InstagramTokenRefresher;
 use omnistream_commands::webhook_dispatch::{Dispatcher, WebhookSender};
 use omnistream_commands::whatsapp::GraphClient;
 use omnistream_ingest::{InboundProcessor, IngestState};
@@ -38,7 +41,7 @@ use crate::error::ApiError;
 use crate::openapi::ApiDoc;
 use crate::{
     activity, agents, api_keys, auth, chat_expiration, contacts, conversations, divisions, health,
-    integrations, messages, notes, outgoing_webhooks, roles, stream,
+    integrations, media, messages, notes, outgoing_webhooks, roles, stream,
 };
 
 /// What every handler can reach.
@@ -60,8 +63,16 @@ pub struct AppState {
     pub contacts: ContactService,
     /// Encrypts and masks integration secrets.
     pub secrets: SecretBox,
+    /// Uploaded and inbound media (files under `<data_dir>/media`).
+    pub media: MediaStore,
+    /// Signs and checks public media links.
+    pub media_links: MediaLinks,
     /// Meta's Graph API.
     pub graph: GraphClient,
+    /// The Graph API of Instagram Login (`INSTAGRAM_BASE_URL`): sends, tokens, profiles.
+    pub instagram: GraphClient,
+    /// Where Instagram Login codes are exchanged (`INSTAGRAM_OAUTH_BASE_URL`).
+    pub instagram_oauth: GraphClient,
 }
 
 /// Which parts of the platform this process runs.
@@ -123,6 +134,9 @@ pub struct Application {
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Purposes of the keys derived from `ENCRYPTION_KEY`.
+const MEDIA_LINK_KEY: &str = "media-link";
+const REPLY_TOKEN_KEY: &str = "email-reply-token";
 
 impl Application {
     /// Connects to PostgreSQL (applying migrations) and NATS, and binds `config.bind_addr`
@@ -149,6 +163,7 @@ impl Application {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let secrets = SecretBox::new(settings.encryption_key.expose());
         let state = AppState {
             pool: pool.clone(),
             tokens: Arc::new(TokenKeys::new(
@@ -160,8 +175,15 @@ impl Application {
             metrics: health::metrics_handle(),
             conversations: ConversationService::new(pool.clone()),
             contacts: ContactService::new(pool.clone()),
-            secrets: SecretBox::new(settings.encryption_key.expose()),
+            secrets: secrets.clone(),
+            media: MediaStore::new(pool.clone(), &settings.config.data_dir),
+            media_links: MediaLinks::new(
+                &settings.config.public_base_url,
+                secrets.derive_key(MEDIA_LINK_KEY),
+            ),
             graph: GraphClient::new(settings.config.meta_graph_base_url.clone()),
+            instagram: GraphClient::new(settings.config.instagram_base_url.clone()),
+            instagram_oauth: GraphClient::new(settings.config.instagram_oauth_base_url.clone()),
         };
         let listener = tokio::net::TcpListener::bind(settings.config.bind_addr)
             .await
@@ -191,6 +213,11 @@ impl Application {
         self.shutdown.clone()
     }
 
+    /// The signer of email reply-address tokens.
+    fn reply_tokens(&self) -> ReplyTokens {
+        ReplyTokens::new(self.state.secrets.derive_key(REPLY_TOKEN_KEY))
+    }
+
     /// Serves requests and runs the workers until the shutdown token is cancelled.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
@@ -199,6 +226,8 @@ impl Application {
                 pool: self.state.pool.clone(),
                 conversations: self.state.conversations.clone(),
                 contacts: self.state.contacts.clone(),
+                media: self.state.media.clone(),
+                reply_tokens: self.reply_tokens(),
             };
             workers.push(tokio::spawn(inbound.run(self.shutdown.clone())));
             let adapters: Vec<Arc<dyn ChannelAdapter>> = vec![
@@ -212,7 +241,7 @@ impl Application {
                 }),
                 Arc::new(PageAdapter {
                     channel: Channel::Instagram,
-                    graph: self.state.graph.clone(),
+                    graph: self.state.instagram.clone(),
                 }),
                 Arc::new(EmailAdapter {
                     mailer: SmtpMailer {
@@ -223,6 +252,7 @@ impl Application {
                             .as_ref()
                             .map(|url| url.expose().to_owned()),
                     },
+                    reply_tokens: Some(self.reply_tokens()),
                 }),
             ];
             let outbound = OutboundSender {
@@ -230,8 +260,16 @@ impl Application {
                 conversations: self.state.conversations.clone(),
                 secrets: self.state.secrets.clone(),
                 adapters: Arc::new(adapters),
+                media: self.state.media.clone(),
+                media_links: self.state.media_links.clone(),
             };
             workers.push(tokio::spawn(outbound.run(self.shutdown.clone())));
+            let token_refresher = InstagramTokenRefresher {
+                pool: self.state.pool.clone(),
+                secrets: self.state.secrets.clone(),
+                instagram: self.state.instagram.clone(),
+            };
+            workers.push(tokio::spawn(token_refresher.run(self.shutdown.clone())));
             workers.push(tokio::spawn(crate::conversations::run_expiry(
                 self.state.clone(),
                 self.shutdown.clone(),
@@ -314,6 +352,7 @@ pub fn build_router(state: AppState, roles: Roles) -> Router {
             .merge(contacts::router())
             .merge(conversations::router())
             .merge(messages::router())
+            .merge(media::router())
             .merge(notes::router())
             .merge(chat_expiration::router())
             .merge(stream::router())

@@ -3,7 +3,10 @@
 //! with the app secret always verifies while any other body does not.
 
 use hmac::{Hmac, Mac};
-use omnistream_ingest::meta::{parse_messaging, parse_whatsapp, verify_signature, WHATSAPP_OBJECT};
+use omnistream_domain::ReceiptBound;
+use omnistream_ingest::meta::{
+    parse_messaging, parse_whatsapp, verify_signature, MessagingKind, WHATSAPP_OBJECT,
+};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -180,6 +183,10 @@ fn mutated_messaging_payload() -> impl Strategy<Value = Value> {
         json!({"postback": {"mid": "m_6", "title": "Start", "payload": "START"}}),
         json!({"message": {"mid": "m_7", "text": "echo", "is_echo": true}}),
         json!({"read": {"watermark": 1}}),
+        json!({"read": {"mid": "m_out"}}),
+        json!({"delivery": {"mids": ["m_out", ""], "watermark": 2}}),
+        json!({"reaction": {"mid": "m_out", "action": "react", "emoji": "x"}}),
+        json!({"message": {"mid": "m_8", "attachments": [{"type": "story_mention", "payload": {"url": "https://x/m"}}]}}),
     ]);
     let pointers = prop::sample::select(vec![
         "/entry/0/messaging/0/sender",
@@ -214,10 +221,19 @@ proptest! {
     fn messaging_payloads_never_panic_and_keep_only_well_formed_messages(
         payload in prop_oneof![mutated_messaging_payload(), any_json()],
     ) {
-        for message in parse_messaging(&payload) {
-            prop_assert!(!message.sender_id.is_empty());
-            prop_assert!(!message.business_id.is_empty());
-            prop_assert!(!message.provider_message_id.is_empty());
+        for event in parse_messaging(&payload) {
+            prop_assert!(!event.customer_id.is_empty());
+            prop_assert!(!event.business_id.is_empty());
+            match &event.kind {
+                MessagingKind::Customer { provider_message_id, .. }
+                | MessagingKind::Echo { provider_message_id, .. } => {
+                    prop_assert!(!provider_message_id.is_empty());
+                }
+                MessagingKind::Receipt { up_to: ReceiptBound::Message(mid), .. } => {
+                    prop_assert!(!mid.is_empty());
+                }
+                MessagingKind::Receipt { .. } => {}
+            }
         }
     }
 }

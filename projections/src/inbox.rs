@@ -150,6 +150,13 @@ pub fn fold(row: Option<ConversationRow>, event: &ConversationEvent) -> Option<C
             row.last_message_preview = Some(preview(*message_type, text.as_deref()));
             row.updated_at = *queued_at;
         }
+        E::OutboundMessageEchoed {
+            content, sent_at, ..
+        } => {
+            row.last_message_at = Some(row.last_message_at.map_or(*sent_at, |t| t.max(*sent_at)));
+            row.last_message_preview = Some(inbound_preview(content));
+            row.updated_at = row.updated_at.max(*sent_at);
+        }
         E::AgentAssigned {
             to_agent_id, at, ..
         } => {

@@ -93,11 +93,17 @@ impl Projector for MessagesProjector {
                 template,
                 reply_to_message_id,
                 subject,
+                message_tag,
                 queued_at,
             } => {
-                let data = subject
-                    .as_ref()
-                    .map(|subject| json!({"email": {"subject": subject}}));
+                let mut data = serde_json::Map::new();
+                if let Some(subject) = &subject {
+                    data.insert("email".into(), json!({ "subject": subject }));
+                }
+                if let Some(tag) = message_tag {
+                    data.insert("message_tag".into(), tag.as_str().into());
+                }
+                let data = (!data.is_empty()).then_some(serde_json::Value::Object(data));
                 let template_name = template
                     .as_ref()
                     .and_then(|t| t.get("name"))
@@ -125,6 +131,38 @@ impl Projector for MessagesProjector {
                 .bind(reply_to_message_id)
                 .bind(queued_at)
                 .bind(data)
+                .execute(&mut *conn)
+                .await?;
+            }
+            E::OutboundMessageEchoed {
+                message_id,
+                provider_message_id,
+                content,
+                sent_at,
+                ..
+            } => {
+                let mut data = match content.data {
+                    Some(serde_json::Value::Object(map)) => map,
+                    _ => serde_json::Map::new(),
+                };
+                data.insert("echo".into(), true.into());
+                sqlx::query(
+                    "INSERT INTO messages (id, tenant_id, conversation_id, direction, type, status, content, media_url,
+                        media_mime_type, filename, sender_type, external_id, data, created_at, updated_at)
+                     VALUES ($1, $2, $3, 'outbound', $4, 'sent', $5, $6, $7, $8, 'agent', $9, $10, $11, $11)
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(message_id)
+                .bind(tenant)
+                .bind(stream.id)
+                .bind(content.message_type.as_str())
+                .bind(&content.content)
+                .bind(content.media.as_ref().and_then(|m| m.url.clone()))
+                .bind(content.media.as_ref().and_then(|m| m.mime_type.clone()))
+                .bind(content.media.as_ref().and_then(|m| m.filename.clone()))
+                .bind(provider_message_id)
+                .bind(serde_json::Value::Object(data))
+                .bind(sent_at)
                 .execute(&mut *conn)
                 .await?;
             }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub use email::EmailAdapter;
-pub use page::PageAdapter;
+pub use page::{echo_metadata, PageAdapter, ECHO_METADATA_PREFIX};
 pub use whatsapp::WhatsAppAdapter;
 
 /// A queued message with what a channel needs to send it, read from the read models.
@@ -24,9 +24,21 @@ pub struct OutboundDelivery {
     /// Not read from the database: the sender fills it in.
     #[sqlx(skip)]
     pub message_id: Uuid,
+    /// The message's tenant (filled in by the sender).
+    #[sqlx(skip)]
+    pub tenant_id: Uuid,
+    /// The message's conversation (filled in by the sender).
+    #[sqlx(skip)]
+    pub conversation_id: Uuid,
+    /// The stored media the message sends, read by the sender for channels that send files
+    /// themselves (email); Meta channels get a signed public `media_url` instead.
+    #[sqlx(skip)]
+    pub attachment: Option<OutboundAttachment>,
     pub message_type: String,
     /// The subject an email reply was given, if any.
     pub subject: Option<String>,
+    /// The Meta message tag to send with (`HUMAN_AGENT`), decided when the message was queued.
+    pub message_tag: Option<String>,
     pub content: Option<String>,
     pub media_url: Option<String>,
     pub filename: Option<String>,
@@ -47,6 +59,24 @@ pub struct OutboundDelivery {
     pub contact_name: Option<String>,
     /// `data.email` of the conversation's latest inbound email, for threading an email reply.
     pub last_email: Option<Value>,
+}
+
+/// A file sent with a message.
+#[derive(Clone, Default)]
+pub struct OutboundAttachment {
+    pub filename: String,
+    pub mime_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for OutboundAttachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundAttachment")
+            .field("filename", &self.filename)
+            .field("mime_type", &self.mime_type)
+            .field("size", &self.bytes.len())
+            .finish()
+    }
 }
 
 /// What a channel made of one attempt.

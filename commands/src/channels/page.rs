@@ -1,7 +1,10 @@
-//! Messenger and Instagram sends through the Send API of the Page (`POST /{page_id}/messages`
-//! with the Page access token; Instagram accounts linked to a Page use the same endpoint with
-//! the IGSID). Replies go out as `messaging_type: RESPONSE`: the conversation's messaging window
-//! has already been checked when the message was queued.
+//! Messenger and Instagram sends through the Send API: `POST /{page_id}/messages` with the Page
+//! access token for Messenger, `POST /{ig_user_id}/messages` on the Instagram Login Graph API
+//! (`INSTAGRAM_BASE_URL`) with the account's Instagram token. Replies go out as
+//! `messaging_type: RESPONSE`, or as `MESSAGE_TAG` with `HUMAN_AGENT` when the conversation
+//! decided so at queue time (a human agent's reply after 24 hours); the window itself was
+//! checked then. Messenger sends carry `metadata` naming our message, so their echoes are
+//! recognised as ours.
 
 use async_trait::async_trait;
 use omnistream_domain::Channel;
@@ -9,6 +12,14 @@ use serde_json::{json, Map, Value};
 
 use super::{config_text, ChannelAdapter, OutboundDelivery, SendOutcome};
 use crate::whatsapp::{GraphClient, GraphError};
+
+/// The `metadata` of our Messenger sends; their echoes carry it back.
+pub fn echo_metadata(message_id: uuid::Uuid) -> String {
+    format!("{ECHO_METADATA_PREFIX}{message_id}")
+}
+
+/// How the `metadata` of our own sends starts.
+pub const ECHO_METADATA_PREFIX: &str = "omnistream:";
 
 /// Sends on Messenger or Instagram.
 #[derive(Clone)]
@@ -26,9 +37,8 @@ impl ChannelAdapter for PageAdapter {
     async fn send(&self, config: &Map<String, Value>, delivery: &OutboundDelivery) -> SendOutcome {
         let (page_id, token, recipient) = match self.channel {
             Channel::Instagram => (
-                config_text(config, "page_id").or_else(|| config_text(config, "ig_user_id")),
-                config_text(config, "page_access_token")
-                    .or_else(|| config_text(config, "access_token")),
+                config_text(config, "ig_user_id"),
+                config_text(config, "access_token"),
                 delivery.instagram_id.clone(),
             ),
             _ => (
@@ -56,7 +66,15 @@ impl ChannelAdapter for PageAdapter {
                 return SendOutcome::failed(format!("message type {other} cannot be sent here"))
             }
         };
-        let body = json!({"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": message});
+        let mut message = message;
+        if self.channel == Channel::Messenger {
+            message["metadata"] = json!(echo_metadata(delivery.message_id));
+        }
+        let mut body = json!({"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": message});
+        if let Some(tag) = &delivery.message_tag {
+            body["messaging_type"] = json!("MESSAGE_TAG");
+            body["tag"] = json!(tag);
+        }
         match self.graph.send_page_message(&token, &page_id, &body).await {
             Ok(message_id) => SendOutcome::Sent(message_id),
             Err(error) if error.is_retryable() => SendOutcome::Retry {

@@ -6,7 +6,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Conversation, ConversationError, ConversationEvent, ConversationStatus, TransferKind};
-use crate::message::{Channel, InboundContent, MessageStatus, MessageType, ProviderStatus};
+use crate::message::{
+    Channel, InboundContent, MessageStatus, MessageTag, MessageType, ProviderStatus, ReceiptBound,
+    HUMAN_AGENT_WINDOW_DAYS, STANDARD_WINDOW_HOURS,
+};
 
 /// Who sent an outbound message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +64,16 @@ pub struct OutboundMessage {
     pub auto_assign: Option<Uuid>,
 }
 
+/// A message the business sent from another app, reported back by the provider as an echo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EchoedMessage {
+    pub message_id: Uuid,
+    pub provider_message_id: String,
+    pub content: InboundContent,
+    pub sent_at: DateTime<Utc>,
+    pub raw: Value,
+}
+
 /// Everything one can ask of a conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationCommand {
@@ -72,6 +85,18 @@ pub enum ConversationCommand {
         message: InboundMessage,
     },
     QueueOutbound(OutboundMessage),
+    /// Record an echo of a message the business sent elsewhere, opening the conversation if
+    /// needed; a no-op for our own sends and for repeats.
+    RecordEcho {
+        open: OpenConversation,
+        message: EchoedMessage,
+    },
+    /// A read or delivery receipt covering every sent message up to `up_to`.
+    RecordReceipt {
+        status: MessageStatus,
+        up_to: ReceiptBound,
+        occurred_at: DateTime<Utc>,
+    },
     MarkSent {
         message_id: Uuid,
         provider_message_id: String,
@@ -188,11 +213,7 @@ pub(super) fn decide(
         }
         C::QueueOutbound(message) => {
             state.require_opened()?;
-            if message.message_type != MessageType::Template
-                && !state.window_open(message.window_hours, message.queued_at)
-            {
-                return Err(ConversationError::MessagingWindowClosed);
-            }
+            let message_tag = state.window_policy(&message)?;
             let mut events = vec![E::OutboundMessageQueued {
                 message_id: message.message_id,
                 sender: message.sender,
@@ -203,6 +224,7 @@ pub(super) fn decide(
                 template: message.template,
                 reply_to_message_id: message.reply_to_message_id,
                 subject: message.subject,
+                message_tag,
                 queued_at: message.queued_at,
             }];
             if let (None, Some(agent)) = (state.assigned_agent_id, message.auto_assign) {
@@ -282,6 +304,34 @@ pub(super) fn decide(
                     }
                 }
             }
+        }
+        C::RecordEcho { open, message } => {
+            let ours = state
+                .by_provider_id
+                .contains_key(&message.provider_message_id);
+            if ours || state.seen.contains_key(&message.provider_message_id) {
+                return Ok(vec![]);
+            }
+            let mut events = Vec::new();
+            if !state.opened {
+                events.push(opened_event(open));
+            }
+            events.push(E::OutboundMessageEchoed {
+                message_id: message.message_id,
+                provider_message_id: message.provider_message_id,
+                content: message.content,
+                sent_at: message.sent_at,
+                raw: message.raw,
+            });
+            events
+        }
+        C::RecordReceipt {
+            status,
+            up_to,
+            occurred_at,
+        } => {
+            state.require_opened()?;
+            state.receipt(status, &up_to, occurred_at)
         }
         C::RetryOutbound { message_id, at } => {
             let outbound = state
@@ -424,6 +474,72 @@ pub(super) fn decide(
             }]
         }
     })
+}
+
+impl Conversation {
+    /// Whether `message` may be sent now, and with which Meta tag: templates always; other
+    /// messages within the channel's window, or, from a human agent on Messenger and Instagram,
+    /// after Meta's 24 hours and within 7 days with `HUMAN_AGENT`.
+    fn window_policy(
+        &self,
+        message: &OutboundMessage,
+    ) -> Result<Option<MessageTag>, ConversationError> {
+        if message.message_type == MessageType::Template {
+            return Ok(None);
+        }
+        let at = message.queued_at;
+        let human_agent = message.sender.sender_type == "agent"
+            && self.channel.is_some_and(Channel::has_human_agent_tag)
+            && !self.window_open(Some(STANDARD_WINDOW_HOURS), at)
+            && self.window_open(Some(HUMAN_AGENT_WINDOW_DAYS * 24), at);
+        if human_agent {
+            Ok(Some(MessageTag::HumanAgent))
+        } else if self.window_open(message.window_hours, at) {
+            Ok(None)
+        } else {
+            Err(ConversationError::MessagingWindowClosed)
+        }
+    }
+
+    /// The status changes a receipt causes: every sent message up to the bound whose status it
+    /// advances. A bound naming a message we do not know covers nothing.
+    fn receipt(
+        &self,
+        status: MessageStatus,
+        up_to: &ReceiptBound,
+        occurred_at: DateTime<Utc>,
+    ) -> Vec<ConversationEvent> {
+        let bound = match up_to {
+            ReceiptBound::Watermark(at) => Some(*at),
+            ReceiptBound::Message(provider_id) => self
+                .by_provider_id
+                .get(provider_id)
+                .and_then(|id| self.outbound.get(id))
+                .and_then(|state| state.sent_at),
+        };
+        let Some(bound) = bound else {
+            return Vec::new();
+        };
+        self.outbound
+            .iter()
+            .filter_map(|(message_id, state)| {
+                let provider_message_id = state.provider_message_id.clone()?;
+                let covered = state.sent_at.is_some_and(|sent| sent <= bound);
+                (covered && state.status.can_advance_to(status)).then(|| {
+                    status_changed(
+                        *message_id,
+                        ProviderStatus {
+                            provider_message_id,
+                            status,
+                            occurred_at,
+                            error_code: None,
+                            error_title: None,
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
 }
 
 fn status_changed(message_id: Uuid, status: ProviderStatus) -> ConversationEvent {

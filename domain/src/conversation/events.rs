@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::commands::Sender;
 use super::ConversationStatus;
-use crate::message::{Channel, InboundContent, MessageStatus, MessageType, ProviderStatus};
+use crate::message::{
+    Channel, InboundContent, MessageStatus, MessageTag, MessageType, ProviderStatus,
+};
 
 /// A transfer or a takeover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +63,21 @@ pub enum ConversationEvent {
         /// it existed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         subject: Option<String>,
+        /// The Meta message tag it must be sent with: a human agent's reply on Messenger or
+        /// Instagram after the 24-hour window.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_tag: Option<MessageTag>,
         queued_at: DateTime<Utc>,
+    },
+    /// A message the business sent from outside OmniStream (the Instagram app, the Page inbox),
+    /// reported back by the provider as an echo; it is recorded as sent, never sent again.
+    OutboundMessageEchoed {
+        message_id: Uuid,
+        provider_message_id: String,
+        content: InboundContent,
+        sent_at: DateTime<Utc>,
+        /// The provider's payload for this message, as received.
+        raw: Value,
     },
     /// The provider accepted the message.
     OutboundMessageSent {
@@ -138,6 +154,7 @@ impl ConversationEvent {
             Self::ConversationReopened { .. } => "ConversationReopened",
             Self::InboundMessageReceived { .. } => "InboundMessageReceived",
             Self::OutboundMessageQueued { .. } => "OutboundMessageQueued",
+            Self::OutboundMessageEchoed { .. } => "OutboundMessageEchoed",
             Self::OutboundMessageSent { .. } => "OutboundMessageSent",
             Self::OutboundStatusChanged { .. } => "OutboundStatusChanged",
             Self::OutboundStatusDeferred { .. } => "OutboundStatusDeferred",

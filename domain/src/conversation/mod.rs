@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use commands::{
-    ConversationCommand, InboundMessage, OpenConversation, OutboundMessage, Sender,
+    ConversationCommand, EchoedMessage, InboundMessage, OpenConversation, OutboundMessage, Sender,
 };
 pub use events::{ConversationEvent, TransferKind};
 pub use public::public_events;
@@ -110,6 +110,9 @@ struct OutboundState {
     status: MessageStatus,
     provider_message_id: Option<String>,
     queued_at: DateTime<Utc>,
+    /// When the provider accepted it (receipts with a watermark cover messages sent by then).
+    #[serde(default)]
+    sent_at: Option<DateTime<Utc>>,
 }
 
 /// How long provider ids are remembered for deduplication: Meta retries for up to 7 days.
@@ -275,6 +278,7 @@ impl Aggregate for Conversation {
                         status: MessageStatus::Pending,
                         provider_message_id: None,
                         queued_at,
+                        sent_at: None,
                     },
                 );
                 if self.outbound.len().is_multiple_of(PRUNE_EVERY) {
@@ -301,14 +305,32 @@ impl Aggregate for Conversation {
                     }
                 }
             }
+            E::OutboundMessageEchoed {
+                message_id,
+                provider_message_id,
+                sent_at,
+                ..
+            } => {
+                self.outbound.insert(
+                    message_id,
+                    OutboundState {
+                        status: MessageStatus::Sent,
+                        provider_message_id: Some(provider_message_id.clone()),
+                        queued_at: sent_at,
+                        sent_at: Some(sent_at),
+                    },
+                );
+                self.by_provider_id.insert(provider_message_id, message_id);
+            }
             E::OutboundMessageSent {
                 message_id,
                 provider_message_id,
-                ..
+                at,
             } => {
                 if let Some(state) = self.outbound.get_mut(&message_id) {
                     state.status = MessageStatus::Sent;
                     state.provider_message_id = Some(provider_message_id.clone());
+                    state.sent_at = Some(at);
                 }
                 self.early_statuses.remove(&provider_message_id);
                 self.by_provider_id.insert(provider_message_id, message_id);

@@ -62,6 +62,7 @@ pub fn public_events(
             content,
             media_url,
             template,
+            message_tag,
             queued_at,
             ..
         } => vec![(
@@ -69,7 +70,22 @@ pub fn public_events(
             with_id(
                 json!({"message_id": message_id, "type": message_type, "content": content, "media_url": media_url,
                            "template": template, "sender_type": sender.sender_type, "sender_id": sender.id,
-                           "status": "pending", "created_at": queued_at}),
+                           "message_tag": message_tag, "status": "pending", "created_at": queued_at}),
+            ),
+        )],
+        E::OutboundMessageEchoed {
+            message_id,
+            provider_message_id,
+            content,
+            sent_at,
+            ..
+        } => vec![(
+            "message.sent",
+            with_id(
+                json!({"message_id": message_id, "external_id": provider_message_id, "type": content.message_type,
+                           "content": content.content, "media_url": content.media.as_ref().and_then(|m| m.url.clone()),
+                           "data": content.data, "sender_type": "agent", "sender_id": null, "echo": true,
+                           "status": "sent", "created_at": sent_at}),
             ),
         )],
         E::OutboundMessageSent {

@@ -120,6 +120,7 @@ fn queued(message: &OutboundMessage) -> ConversationEvent {
         template: message.template.clone(),
         reply_to_message_id: None,
         subject: None,
+        message_tag: None,
         queued_at: message.queued_at,
     }
 }
@@ -493,3 +494,5 @@ fn statuses_for_a_conversation_that_never_opened_are_refused() {
         )))
         .then_expect_error(ConversationError::NotOpened);
 }
+
+mod messaging;

@@ -5,7 +5,9 @@ mod messaging;
 mod signature;
 mod whatsapp;
 
-pub use messaging::{parse_messaging, MessagingInbound, INSTAGRAM_OBJECT, MESSENGER_OBJECT};
+pub use messaging::{
+    parse_messaging, MessagingEvent, MessagingKind, INSTAGRAM_OBJECT, MESSENGER_OBJECT,
+};
 pub use signature::verify_signature;
 pub use whatsapp::{
     parse_whatsapp, WhatsAppBatch, WhatsAppChange, WhatsAppInbound, WhatsAppStatus, WHATSAPP_OBJECT,

@@ -1,7 +1,11 @@
 //! Messenger and Instagram webhooks end to end: the handshake, signed payloads into contacts and
 //! conversations, duplicates, bad signatures, unknown accounts and tenant isolation.
 
-use omnistream_tests::{fake_meta, TestApp, TEST_META_APP_SECRET, TEST_META_VERIFY_TOKEN};
+use std::time::Duration;
+
+use omnistream_tests::{
+    fake_meta, Client, Response, TestApp, TEST_META_APP_SECRET, TEST_META_VERIFY_TOKEN,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -30,7 +34,11 @@ fn event(sender: &str, recipient: &str, at: i64, body: Value) -> Value {
 async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out_by_the_send_api() {
     let fake = fake_meta::FakeMeta::start().await;
     let graph = fake.base_url.clone();
-    let app = TestApp::spawn_with(move |config| config.meta_graph_base_url = graph).await;
+    let app = TestApp::spawn_with(move |config| {
+        config.meta_graph_base_url = graph.clone();
+        config.instagram_base_url = graph;
+    })
+    .await;
     let admin = app.register("Social Shop").await;
     let api = admin.client(&app);
     for (channel, key, config) in [
@@ -108,7 +116,7 @@ async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out
                 "/api/conversations/{}/messages",
                 page["id"].as_str().unwrap()
             ),
-            |body| body["data"].as_array().is_some_and(|d| d.len() == 3),
+            |body| body["data"].as_array().is_some_and(|d| d.len() == 4),
         )
         .await;
     let types: Vec<&str> = messages["data"]
@@ -120,6 +128,17 @@ async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out
     assert!(
         types.contains(&"text") && types.contains(&"image") && types.contains(&"button"),
         "{types:?}"
+    );
+    // The echo of a message sent from the Page inbox is an outbound message, already sent.
+    let echo = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["external_id"] == "m_4")
+        .expect("the echo is recorded");
+    assert_eq!(
+        (&echo["direction"], &echo["status"], &echo["content"]),
+        (&json!("outbound"), &json!("sent"), &json!("echo"))
     );
     let ig = of("instagram");
     let messages = app
@@ -166,6 +185,12 @@ async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out
         .find(|s| s.body["recipient"]["id"] == "IGSID1")
         .expect("an Instagram send");
     assert_eq!(to_ig.body["message"]["text"], "Thanks!");
+    // Instagram Login: the account's own messages endpoint with its Instagram token.
+    assert!(to_ig.path.ends_with("/IG1/messages"), "{}", to_ig.path);
+    assert_eq!(to_ig.bearer_token(), Some("IGQ-token"));
+    assert_eq!(to_page.bearer_token(), Some("EAA-page"));
+    // No echo was sent back out: two sends for two replies.
+    assert_eq!(fake.sent_messages().await.len(), 2);
     app.eventually(
         &api,
         &format!(
@@ -198,5 +223,290 @@ async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out
     let other = app.register("Other").await.client(&app);
     let foreign = other.get("/api/conversations").await;
     assert_eq!(foreign.body["data"].as_array().map(Vec::len), Some(0));
+    app.stop();
+}
+
+/// The conversation that appears in the inbox after those in `known` (which it joins).
+async fn next_conversation(app: &TestApp, api: &Client, known: &mut Vec<String>) -> String {
+    let expected = known.len() + 1;
+    let listed = app
+        .eventually(api, "/api/conversations?per_page=100", |body| {
+            body["data"].as_array().is_some_and(|d| d.len() == expected)
+        })
+        .await;
+    let id = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .find(|id| !known.iter().any(|k| k == id))
+        .unwrap()
+        .to_owned();
+    known.push(id.clone());
+    id
+}
+
+async fn reply(api: &Client, conversation: &str, text: &str) -> Response {
+    api.post(
+        &format!("/api/conversations/{conversation}/messages"),
+        json!({"type": "text", "content": text}),
+    )
+    .await
+}
+
+/// The first message of the conversation for which `ready` holds, once there is one.
+async fn message_when(
+    app: &TestApp,
+    api: &Client,
+    conversation: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let listed = app
+        .eventually(
+            api,
+            &format!("/api/conversations/{conversation}/messages"),
+            |body| {
+                body["data"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(&ready))
+            },
+        )
+        .await;
+    listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| ready(m))
+        .cloned()
+        .unwrap()
+}
+
+async fn create_account(api: &Client, channel: &str, key: &str, config: Value) {
+    let created = api
+        .post(
+            "/api/integrations/accounts",
+            json!({"channel": channel, "account_key": key, "is_active": true, "config": config}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+}
+
+async fn post_ok(app: &TestApp, path: &str, payload: &Value) {
+    assert_eq!(
+        post_signed(app, path, payload).await.status(),
+        StatusCode::OK
+    );
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+#[tokio::test]
+async fn messenger_receipts_echoes_and_the_human_agent_tag() {
+    let fake = fake_meta::FakeMeta::start().await;
+    let graph = fake.base_url.clone();
+    let app = TestApp::spawn_with(move |config| config.meta_graph_base_url = graph).await;
+    let api = app.register("Receipts Shop").await.client(&app);
+    create_account(
+        &api,
+        "messenger",
+        "fb-PAGE7",
+        json!({"page_id": "PAGE7", "page_access_token": "EAA-page7"}),
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let page = |events: Vec<Value>| json!({"object": "page", "entry": [{"id": "PAGE7", "time": now, "messaging": events}]});
+    let mut known = Vec::new();
+
+    // A fresh conversation: our reply goes out as RESPONSE, is delivered, then read.
+    let fresh = event(
+        "PSID7",
+        "PAGE7",
+        now,
+        json!({"message": {"mid": "m_7a", "text": "hi"}}),
+    );
+    post_ok(&app, "/webhooks/messenger", &page(vec![fresh])).await;
+    let fresh_id = next_conversation(&app, &api, &mut known).await;
+    let sent = reply(&api, &fresh_id, "Hello!").await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    let ours = sent.body["id"].as_str().unwrap().to_owned();
+    let mine = |m: &Value| m["id"] == ours.as_str();
+    let sent = message_when(&app, &api, &fresh_id, |m| mine(m) && m["status"] == "sent").await;
+    let external = sent["external_id"].as_str().unwrap().to_owned();
+    let sends = fake.wait_for_messages(1, Duration::from_secs(20)).await;
+    assert_eq!(sends[0].body["messaging_type"], "RESPONSE");
+    assert_eq!(
+        sends[0].body["message"]["metadata"],
+        format!("omnistream:{ours}")
+    );
+    // Its echo (with our metadata) and a repeat without it are not recorded a second time.
+    let later = chrono::Utc::now().timestamp_millis() + 1_000;
+    let metadata = format!("omnistream:{ours}");
+    post_ok(
+        &app,
+        "/webhooks/messenger",
+        &page(vec![
+            event("PAGE7", "PSID7", later, json!({"message": {"mid": external, "text": "Hello!", "is_echo": true, "metadata": metadata}})),
+            event("PAGE7", "PSID7", later, json!({"message": {"mid": external, "text": "Hello!", "is_echo": true}})),
+            event("PSID7", "PAGE7", later, json!({"delivery": {"mids": [external], "watermark": later}})),
+        ]),
+    )
+    .await;
+    message_when(&app, &api, &fresh_id, |m| {
+        mine(m) && m["status"] == "delivered"
+    })
+    .await;
+    let read = event(
+        "PSID7",
+        "PAGE7",
+        later + 10,
+        json!({"read": {"watermark": later + 5}}),
+    );
+    post_ok(&app, "/webhooks/messenger", &page(vec![read])).await;
+    message_when(&app, &api, &fresh_id, |m| mine(m) && m["status"] == "read").await;
+    let listed = api
+        .get(&format!("/api/conversations/{fresh_id}/messages"))
+        .await;
+    assert_eq!(
+        listed.body["data"].as_array().unwrap().len(),
+        2,
+        "{}",
+        listed.body
+    );
+
+    // 30 hours after the customer's message a human agent's reply goes out with HUMAN_AGENT.
+    let old = event(
+        "PSID8",
+        "PAGE7",
+        now - 30 * HOUR_MS,
+        json!({"message": {"mid": "m_8a", "text": "still there?"}}),
+    );
+    post_ok(&app, "/webhooks/messenger", &page(vec![old])).await;
+    let old_id = next_conversation(&app, &api, &mut known).await;
+    let tagged = reply(&api, &old_id, "Sorry for the wait").await;
+    assert_eq!(tagged.status, StatusCode::CREATED, "{}", tagged.body);
+    let sends = fake.wait_for_messages(2, Duration::from_secs(20)).await;
+    let tagged_send = sends
+        .iter()
+        .find(|s| s.body["recipient"]["id"] == "PSID8")
+        .expect("the tagged send");
+    assert_eq!(tagged_send.body["messaging_type"], "MESSAGE_TAG");
+    assert_eq!(tagged_send.body["tag"], "HUMAN_AGENT");
+    let stored = message_when(&app, &api, &old_id, |m| m["direction"] == "outbound").await;
+    assert_eq!(stored["data"]["message_tag"], "HUMAN_AGENT");
+    // Eight days after, it is refused.
+    let older = event(
+        "PSID9",
+        "PAGE7",
+        now - 8 * 24 * HOUR_MS,
+        json!({"message": {"mid": "m_9a", "text": "hello?"}}),
+    );
+    post_ok(&app, "/webhooks/messenger", &page(vec![older])).await;
+    let older_id = next_conversation(&app, &api, &mut known).await;
+    let refused = reply(&api, &older_id, "Too late").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.error_code(), "messaging_window_closed");
+    // The channel's chat-expiration rule sets its window: one hour, so two hours is too late.
+    let rule = api
+        .send(
+            reqwest::Method::PUT,
+            "/api/chat-expiration-rules/messenger",
+            Some(json!({"expiration_hours": 1})),
+        )
+        .await;
+    assert_eq!(rule.status, StatusCode::OK, "{}", rule.body);
+    let recent = event(
+        "PSID10",
+        "PAGE7",
+        now - 2 * HOUR_MS,
+        json!({"message": {"mid": "m_10a", "text": "hi"}}),
+    );
+    post_ok(&app, "/webhooks/messenger", &page(vec![recent])).await;
+    let recent_id = next_conversation(&app, &api, &mut known).await;
+    let refused = reply(&api, &recent_id, "Within 24 hours, outside the rule").await;
+    assert_eq!(
+        refused.error_code(),
+        "messaging_window_closed",
+        "{}",
+        refused.body
+    );
+    // No echo or receipt was sent back out: two sends for two replies.
+    assert_eq!(fake.sent_messages().await.len(), 2);
+    app.stop();
+}
+
+#[tokio::test]
+async fn instagram_story_mentions_reactions_reads_and_app_echoes() {
+    let fake = fake_meta::FakeMeta::start().await;
+    let graph = fake.base_url.clone();
+    let app = TestApp::spawn_with(move |config| config.instagram_base_url = graph).await;
+    let api = app.register("Insta Shop").await.client(&app);
+    create_account(
+        &api,
+        "instagram",
+        "ig-IG7",
+        json!({"ig_user_id": "IG7", "access_token": "IGQ-7"}),
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let insta = |events: Vec<Value>| json!({"object": "instagram", "entry": [{"id": "IG7", "time": now, "messaging": events}]});
+    let mention = event(
+        "IGSID7",
+        "IG7",
+        now,
+        json!({"message": {"mid": "ig_7a", "attachments": [{"type": "story_mention", "payload": {"url": "https://cdn.example/story7"}}]}}),
+    );
+    post_ok(&app, "/webhooks/instagram", &insta(vec![mention])).await;
+    let ig_id = next_conversation(&app, &api, &mut Vec::new()).await;
+    let story = message_when(&app, &api, &ig_id, |m| m["external_id"] == "ig_7a").await;
+    assert_eq!(
+        (&story["type"], &story["media_url"]),
+        (&json!("text"), &json!("https://cdn.example/story7"))
+    );
+    // The mention opened the window: the reply goes out on the Instagram Login API.
+    let sent = reply(&api, &ig_id, "Thanks for the mention").await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    let ours = sent.body["id"].as_str().unwrap().to_owned();
+    let sent = message_when(&app, &api, &ig_id, |m| {
+        m["id"] == ours.as_str() && m["status"] == "sent"
+    })
+    .await;
+    let external = sent["external_id"].as_str().unwrap().to_owned();
+    let sends = fake.wait_for_messages(1, Duration::from_secs(20)).await;
+    assert!(
+        sends[0].path.ends_with("/IG7/messages"),
+        "{}",
+        sends[0].path
+    );
+    assert_eq!(sends[0].bearer_token(), Some("IGQ-7"));
+    // The customer reacts and reads; the business writes from the Instagram app.
+    let later = chrono::Utc::now().timestamp_millis() + 1_000;
+    post_ok(
+        &app,
+        "/webhooks/instagram",
+        &insta(vec![
+            event("IGSID7", "IG7", later, json!({"reaction": {"mid": external, "action": "react", "reaction": "love", "emoji": "\u{2764}"}})),
+            event("IGSID7", "IG7", later + 1, json!({"read": {"mid": external}})),
+            event("IG7", "IGSID7", later + 2, json!({"message": {"mid": "ig_7app", "text": "from the app", "is_echo": true}})),
+        ]),
+    )
+    .await;
+    message_when(&app, &api, &ig_id, |m| {
+        m["id"] == ours.as_str() && m["status"] == "read"
+    })
+    .await;
+    let reaction = message_when(&app, &api, &ig_id, |m| m["type"] == "reaction").await;
+    assert_eq!(reaction["content"], "\u{2764}");
+    assert_eq!(reaction["reply_to_message_id"], ours.as_str());
+    let echoed = message_when(&app, &api, &ig_id, |m| m["external_id"] == "ig_7app").await;
+    assert_eq!(
+        (&echoed["direction"], &echoed["status"], &echoed["content"]),
+        (&json!("outbound"), &json!("sent"), &json!("from the app"))
+    );
+    assert_eq!(fake.sent_messages().await.len(), 1);
     app.stop();
 }
