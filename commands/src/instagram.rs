@@ -41,6 +41,14 @@ pub struct LongLivedToken {
 }
 
 impl LongLivedToken {
+    /// `{"access_token","expires_in"}`, as both the exchange and the refresh answer.
+    fn from_answer(response: &Value) -> Result<LongLivedToken, GraphError> {
+        Ok(LongLivedToken {
+            access_token: required_text(response, "/access_token", "access_token")?,
+            expires_in: response.get("expires_in").and_then(Value::as_i64),
+        })
+    }
+
     /// When the token expires, counted from `now`.
     pub fn expires_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.expires_in
@@ -118,19 +126,17 @@ impl GraphClient {
         app_secret: &str,
         short_lived_token: &str,
     ) -> Result<LongLivedToken, GraphError> {
-        let url = self.url(
-            &["access_token"],
-            &[
-                ("grant_type", "ig_exchange_token"),
-                ("client_secret", app_secret),
-                ("access_token", short_lived_token),
-            ],
-        )?;
-        let response = self.call(Method::GET, url, None, None).await?;
-        Ok(LongLivedToken {
-            access_token: required_text(&response, "/access_token", "access_token")?,
-            expires_in: response.get("expires_in").and_then(Value::as_i64),
-        })
+        let response = self
+            .token_exchange(
+                &["access_token"],
+                &[
+                    ("grant_type", "ig_exchange_token"),
+                    ("client_secret", app_secret),
+                    ("access_token", short_lived_token),
+                ],
+            )
+            .await?;
+        LongLivedToken::from_answer(&response)
     }
 
     /// GET `{base}/me?fields=user_id,username,name,profile_picture_url` with the token. The
@@ -150,15 +156,13 @@ impl GraphClient {
     /// GET `{base}/refresh_access_token?grant_type=ig_refresh_token&access_token`: a fresh
     /// long-lived token (about 60 days) for one that is at least a day old and not expired.
     pub async fn instagram_refresh_token(&self, token: &str) -> Result<LongLivedToken, GraphError> {
-        let url = self.url(
-            &["refresh_access_token"],
-            &[("grant_type", "ig_refresh_token"), ("access_token", token)],
-        )?;
-        let response = self.call(Method::GET, url, None, None).await?;
-        Ok(LongLivedToken {
-            access_token: required_text(&response, "/access_token", "access_token")?,
-            expires_in: response.get("expires_in").and_then(Value::as_i64),
-        })
+        let response = self
+            .token_exchange(
+                &["refresh_access_token"],
+                &[("grant_type", "ig_refresh_token"), ("access_token", token)],
+            )
+            .await?;
+        LongLivedToken::from_answer(&response)
     }
 
     /// POST `{base}/me/subscribed_apps?subscribed_fields=…` ([`INSTAGRAM_SUBSCRIBED_FIELDS`])

@@ -82,17 +82,13 @@ impl GraphClient {
         redirect_uri: &str,
         code: &str,
     ) -> Result<String, GraphError> {
-        let url = self.url(
-            &["oauth", "access_token"],
-            &[
-                ("client_id", app_id),
-                ("client_secret", app_secret),
-                ("redirect_uri", redirect_uri),
-                ("code", code),
-            ],
-        )?;
-        let response = self.call(Method::GET, url, None, None).await?;
-        required_text(&response, "/access_token", "access_token")
+        self.user_token(&[
+            ("client_id", app_id),
+            ("client_secret", app_secret),
+            ("redirect_uri", redirect_uri),
+            ("code", code),
+        ])
+        .await
     }
 
     /// GET `{base}/oauth/access_token?grant_type=fb_exchange_token&client_id&client_secret&
@@ -103,16 +99,20 @@ impl GraphClient {
         app_secret: &str,
         short_lived_token: &str,
     ) -> Result<String, GraphError> {
-        let url = self.url(
-            &["oauth", "access_token"],
-            &[
-                ("grant_type", "fb_exchange_token"),
-                ("client_id", app_id),
-                ("client_secret", app_secret),
-                ("fb_exchange_token", short_lived_token),
-            ],
-        )?;
-        let response = self.call(Method::GET, url, None, None).await?;
+        self.user_token(&[
+            ("grant_type", "fb_exchange_token"),
+            ("client_id", app_id),
+            ("client_secret", app_secret),
+            ("fb_exchange_token", short_lived_token),
+        ])
+        .await
+    }
+
+    /// GET `{base}/oauth/access_token?{query}`: the user access token of the answer.
+    async fn user_token(&self, query: &[(&str, &str)]) -> Result<String, GraphError> {
+        let response = self
+            .token_exchange(&["oauth", "access_token"], query)
+            .await?;
         required_text(&response, "/access_token", "access_token")
     }
 

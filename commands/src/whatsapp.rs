@@ -227,21 +227,33 @@ impl GraphClient {
         app_secret: &str,
         code: &str,
     ) -> Result<String, GraphError> {
-        let url = self.url(
-            &["oauth", "access_token"],
-            &[
-                ("client_id", app_id),
-                ("client_secret", app_secret),
-                ("code", code),
-            ],
-        )?;
-        let response = self.call(Method::GET, url, None, None).await?;
+        let response = self
+            .token_exchange(
+                &["oauth", "access_token"],
+                &[
+                    ("client_id", app_id),
+                    ("client_secret", app_secret),
+                    ("code", code),
+                ],
+            )
+            .await?;
         response
             .get("access_token")
             .and_then(Value::as_str)
             .filter(|token| !token.is_empty())
             .map(str::to_owned)
             .ok_or_else(|| GraphError::Transport("token response without access_token".into()))
+    }
+
+    /// GET `{base}/{segments…}?{query}` without a token (the OAuth token endpoints take their
+    /// credentials in the query); the JSON answer.
+    pub(crate) async fn token_exchange(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Value, GraphError> {
+        let url = self.url(segments, query)?;
+        self.call(Method::GET, url, None, None).await
     }
 
     /// `{base}/{segments…}?{query}`, each segment percent-encoded as one path segment.

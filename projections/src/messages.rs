@@ -1,10 +1,12 @@
 //! Messages of every conversation (`messages`), searchable with PostgreSQL full-text search.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use omnistream_domain::conversation::ConversationEvent;
-use omnistream_domain::MessageStatus;
-use serde_json::json;
+use omnistream_domain::{InboundContent, MessageStatus, StreamId};
+use serde_json::{json, Value};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::inbox::conversation_event;
 use crate::{Projector, RecordedEvent};
@@ -60,28 +62,19 @@ impl Projector for MessagesProjector {
                         _ => data = Some(json!({ "media": media_info })),
                     }
                 }
-                sqlx::query(
-                    "INSERT INTO messages (id, tenant_id, conversation_id, direction, type, status, content, media_url,
-                        media_mime_type, filename, sender_type, sender_name, external_id, reply_to_message_id, data,
-                        created_at, updated_at)
-                     VALUES ($1, $2, $3, 'inbound', $4, 'received', $5, $6, $7, $8, 'contact', $9, $10, $11, $12, $13, $13)
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(message_id)
-                .bind(tenant)
-                .bind(stream.id)
-                .bind(content.message_type.as_str())
-                .bind(&content.content)
-                .bind(content.media.as_ref().and_then(|m| m.url.clone()))
-                .bind(content.media.as_ref().and_then(|m| m.mime_type.clone()))
-                .bind(content.media.as_ref().and_then(|m| m.filename.clone()))
-                .bind(sender_name)
-                .bind(provider_message_id)
-                .bind(reply_to)
-                .bind(data)
-                .bind(received_at)
-                .execute(&mut *conn)
-                .await?;
+                let message = ProviderMessage {
+                    id: message_id,
+                    direction: "inbound",
+                    status: "received",
+                    sender_type: "contact",
+                    sender_name: sender_name.as_deref(),
+                    content: &content,
+                    external_id: provider_message_id.as_deref(),
+                    reply_to,
+                    data,
+                    at: received_at,
+                };
+                insert_provider_message(conn, &stream, message).await?;
             }
             E::OutboundMessageQueued {
                 message_id,
@@ -141,30 +134,24 @@ impl Projector for MessagesProjector {
                 sent_at,
                 ..
             } => {
-                let mut data = match content.data {
-                    Some(serde_json::Value::Object(map)) => map,
+                let mut data = match &content.data {
+                    Some(Value::Object(map)) => map.clone(),
                     _ => serde_json::Map::new(),
                 };
                 data.insert("echo".into(), true.into());
-                sqlx::query(
-                    "INSERT INTO messages (id, tenant_id, conversation_id, direction, type, status, content, media_url,
-                        media_mime_type, filename, sender_type, external_id, data, created_at, updated_at)
-                     VALUES ($1, $2, $3, 'outbound', $4, 'sent', $5, $6, $7, $8, 'agent', $9, $10, $11, $11)
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(message_id)
-                .bind(tenant)
-                .bind(stream.id)
-                .bind(content.message_type.as_str())
-                .bind(&content.content)
-                .bind(content.media.as_ref().and_then(|m| m.url.clone()))
-                .bind(content.media.as_ref().and_then(|m| m.mime_type.clone()))
-                .bind(content.media.as_ref().and_then(|m| m.filename.clone()))
-                .bind(provider_message_id)
-                .bind(serde_json::Value::Object(data))
-                .bind(sent_at)
-                .execute(&mut *conn)
-                .await?;
+                let message = ProviderMessage {
+                    id: message_id,
+                    direction: "outbound",
+                    status: "sent",
+                    sender_type: "agent",
+                    sender_name: None,
+                    content: &content,
+                    external_id: Some(&provider_message_id),
+                    reply_to: None,
+                    data: Some(Value::Object(data)),
+                    at: sent_at,
+                };
+                insert_provider_message(conn, &stream, message).await?;
             }
             E::OutboundMessageSent {
                 message_id,
@@ -235,6 +222,58 @@ impl Projector for MessagesProjector {
         }
         Ok(())
     }
+}
+
+/// A message whose content a provider reported: a customer's message, or the echo of one the
+/// business sent from outside OmniStream.
+struct ProviderMessage<'a> {
+    id: Uuid,
+    direction: &'static str,
+    status: &'static str,
+    sender_type: &'static str,
+    sender_name: Option<&'a str>,
+    content: &'a InboundContent,
+    external_id: Option<&'a str>,
+    /// Our id of the message it replies or reacts to.
+    reply_to: Option<String>,
+    data: Option<Value>,
+    /// Both `created_at` and `updated_at`.
+    at: DateTime<Utc>,
+}
+
+/// Inserts `message` into the conversation `stream`; a replayed event inserts nothing.
+async fn insert_provider_message(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+    message: ProviderMessage<'_>,
+) -> sqlx::Result<()> {
+    let media = message.content.media.as_ref();
+    sqlx::query(
+        "INSERT INTO messages (id, tenant_id, conversation_id, direction, type, status, content, media_url,
+            media_mime_type, filename, sender_type, sender_name, external_id, reply_to_message_id, data,
+            created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(message.id)
+    .bind(stream.tenant_id.as_uuid())
+    .bind(stream.id)
+    .bind(message.direction)
+    .bind(message.content.message_type.as_str())
+    .bind(message.status)
+    .bind(&message.content.content)
+    .bind(media.and_then(|m| m.url.as_deref()))
+    .bind(media.and_then(|m| m.mime_type.as_deref()))
+    .bind(media.and_then(|m| m.filename.as_deref()))
+    .bind(message.sender_type)
+    .bind(message.sender_name)
+    .bind(message.external_id)
+    .bind(message.reply_to)
+    .bind(message.data)
+    .bind(message.at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// `(#code) title`, as Meta writes its errors.

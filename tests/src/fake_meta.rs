@@ -275,6 +275,22 @@ fn error(status: StatusCode, code: i64, message: &str) -> Response {
     (status, Json(graph_error_body(code, message))).into_response()
 }
 
+/// Meta's 400 for a bad request (code 100).
+fn bad_request(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, 100, message)
+}
+
+/// Meta's answer to a missing parameter, for the first of `keys` that is missing.
+fn missing(param: &impl Fn(&str) -> Option<String>, keys: &[&str]) -> Option<Response> {
+    keys.iter()
+        .find(|key| param(key).is_none())
+        .map(|key| bad_request(&format!("Missing {key} parameter.")))
+}
+
+fn ok(body: Value) -> Response {
+    Json(body).into_response()
+}
+
 fn handle(
     state: &Mutex<State>,
     method: Method,
@@ -310,19 +326,12 @@ fn handle(
 
     if let ["oauth", "access_token"] = segments.as_slice() {
         if method != Method::GET {
-            return error(StatusCode::BAD_REQUEST, 100, "Unsupported request method");
+            return bad_request("Unsupported request method");
         }
-        for key in ["client_id", "client_secret", "code"] {
-            if query_param(query, key).is_none_or(|v| v.is_empty()) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    100,
-                    &format!("Missing {key} parameter."),
-                );
-            }
-        }
-        return Json(json!({"access_token": FAKE_EXCHANGED_TOKEN, "token_type": "bearer"}))
-            .into_response();
+        let param = |key: &str| query_param(query, key).filter(|v| !v.is_empty());
+        return missing(&param, &["client_id", "client_secret", "code"]).unwrap_or_else(|| {
+            ok(json!({"access_token": FAKE_EXCHANGED_TOKEN, "token_type": "bearer"}))
+        });
     }
 
     let authorized = request.bearer_token().is_some()
@@ -337,13 +346,11 @@ fn handle(
 
     match (&method, segments.as_slice()) {
         (&Method::POST, [_, "messages"]) => send(&mut state, &request.body),
-        (&Method::POST, [_, "register"]) => Json(json!({"success": true})).into_response(),
-        (&Method::POST, [_, "subscribed_apps"]) => Json(json!({"success": true})).into_response(),
-        (&Method::GET, [_, "subscribed_apps"]) => Json(json!({
+        (&Method::POST, [_, "register" | "subscribed_apps"]) => ok(json!({"success": true})),
+        (&Method::GET, [_, "subscribed_apps"]) => ok(json!({
             "data": [{"whatsapp_business_api_data": {"id": "1", "name": "OmniStream"}}]
-        }))
-        .into_response(),
-        (&Method::GET, [id]) => Json(json!({
+        })),
+        (&Method::GET, [id]) => ok(json!({
             "id": id,
             "display_phone_number": "+62 811-000",
             "verified_name": "Test",
@@ -355,16 +362,11 @@ fn handle(
             "currency": "USD",
             "timezone_id": "1",
             "message_template_namespace": "fake_template_namespace"
-        }))
-        .into_response(),
-        _ => error(
-            StatusCode::BAD_REQUEST,
-            100,
-            &format!(
-                "Unsupported {} request. Object with ID '{}' does not exist (fake Meta)",
-                method, request.path
-            ),
-        ),
+        })),
+        _ => bad_request(&format!(
+            "Unsupported {} request. Object with ID '{}' does not exist (fake Meta)",
+            method, request.path
+        )),
     }
 }
 
@@ -374,35 +376,22 @@ fn send(state: &mut State, body: &Value) -> Response {
     // Messenger / Instagram Send API: `{"recipient": {"id"}, "messaging_type", "message"}`.
     if let Some(recipient) = body.pointer("/recipient/id").and_then(Value::as_str) {
         if body.get("message").is_none() {
-            return error(
-                StatusCode::BAD_REQUEST,
-                100,
-                "The parameter message is required.",
-            );
+            return bad_request("The parameter message is required.");
         }
         state.sends += 1;
-        return Json(
+        return ok(
             json!({"recipient_id": recipient, "message_id": format!("m_fake{:06}", state.sends)}),
-        )
-        .into_response();
+        );
     }
     if body.get("messaging_product").and_then(Value::as_str) != Some("whatsapp") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            100,
-            "The parameter messaging_product is required.",
-        );
+        return bad_request("The parameter messaging_product is required.");
     }
     let Some(to) = body
         .get("to")
         .and_then(Value::as_str)
         .filter(|to| !to.is_empty())
     else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            100,
-            "The parameter to is required.",
-        );
+        return bad_request("The parameter to is required.");
     };
     if let Some((status, body)) = state.failures.pop_front() {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -422,12 +411,11 @@ fn send(state: &mut State, body: &Value) -> Response {
         uuid::Uuid::new_v4().simple().to_string().to_uppercase(),
         state.sends
     );
-    Json(json!({
+    ok(json!({
         "messaging_product": "whatsapp",
         "contacts": [{"input": to, "wa_id": wa_id}],
         "messages": [{"id": wamid}]
     }))
-    .into_response()
 }
 
 /// `X-Hub-Signature-256` value for `body`: `sha256=` + lowercase hex HMAC-SHA256 keyed with the
@@ -538,283 +526,4 @@ pub fn whatsapp_status_webhook(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn text(to: &str) -> Value {
-        json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-            "type": "text",
-            "text": {"preview_url": false, "body": "hello"}
-        })
-    }
-
-    #[tokio::test]
-    async fn records_a_sent_message_and_answers_like_meta() {
-        let fake = FakeMeta::start().await;
-        let http = reqwest::Client::new();
-
-        let response = http
-            .post(format!("{}/1061/messages", fake.base_url))
-            .bearer_auth("EAAG-token")
-            .json(&text("6281100001"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let answer: Value = response.json().await.unwrap();
-        assert_eq!(answer["messaging_product"], "whatsapp");
-        assert_eq!(
-            answer["contacts"],
-            json!([{"input": "6281100001", "wa_id": "6281100001"}])
-        );
-        let first = answer["messages"][0]["id"].as_str().unwrap().to_owned();
-        assert!(first.starts_with("wamid."), "{first}");
-
-        let second: Value = http
-            .post(format!("{}/v21.0/1061/messages", fake.base_url))
-            .bearer_auth("EAAG-token")
-            .json(&text("6281100002"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_ne!(second["messages"][0]["id"], first, "wamids are unique");
-
-        let sent = fake.wait_for_messages(2, Duration::from_secs(2)).await;
-        assert_eq!(sent.len(), 2);
-        assert_eq!(sent[0].method, "POST");
-        assert_eq!(sent[0].path, "/1061/messages");
-        assert_eq!(sent[0].query, None);
-        assert_eq!(sent[0].authorization.as_deref(), Some("Bearer EAAG-token"));
-        assert_eq!(sent[0].bearer_token(), Some("EAAG-token"));
-        assert_eq!(sent[0].phone_number_id(), Some("1061"));
-        assert_eq!(sent[0].body, text("6281100001"));
-        assert_eq!(sent[1].phone_number_id(), Some("1061"));
-        assert_eq!(fake.requests().await.len(), 2);
-    }
-
-    #[tokio::test]
-    async fn missing_token_is_401_with_code_190() {
-        let fake = FakeMeta::start().await;
-        let response = reqwest::Client::new()
-            .post(format!("{}/1061/messages", fake.base_url))
-            .json(&text("62811"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 401);
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], 190);
-        assert_eq!(body["error"]["type"], "OAuthException");
-        // Recorded, and still counted as a send attempt.
-        assert_eq!(fake.sent_messages().await.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn canned_failures_come_first_then_success() {
-        let fake = FakeMeta::start().await;
-        fake.fail_next_sends(vec![
-            (429, graph_error_body(130429, "Rate limit hit")),
-            (400, graph_error_body(131026, "Message undeliverable")),
-        ])
-        .await;
-        let http = reqwest::Client::new();
-        let send = || {
-            http.post(format!("{}/1061/messages", fake.base_url))
-                .bearer_auth("t")
-                .json(&text("62811"))
-                .send()
-        };
-
-        let first = send().await.unwrap();
-        assert_eq!(first.status(), 429);
-        assert_eq!(first.headers()["retry-after"], "1");
-        let body: Value = first.json().await.unwrap();
-        assert_eq!(body["error"]["code"], 130429);
-
-        let second = send().await.unwrap();
-        assert_eq!(second.status(), 400);
-        let body: Value = second.json().await.unwrap();
-        assert_eq!(body["error"]["code"], 131026);
-        assert_eq!(body["error"]["message"], "(#131026) Message undeliverable");
-
-        assert_eq!(send().await.unwrap().status(), 200);
-        assert_eq!(fake.sent_messages().await.len(), 3);
-    }
-
-    #[tokio::test]
-    async fn onboarding_routes() {
-        let fake = FakeMeta::start().await;
-        let http = reqwest::Client::new();
-        let base = &fake.base_url;
-
-        let register: Value = http
-            .post(format!("{base}/1061/register"))
-            .bearer_auth("t")
-            .json(&json!({"messaging_product": "whatsapp", "pin": "123456"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(register, json!({"success": true}));
-
-        let subscribe = http
-            .post(format!("{base}/2002/subscribed_apps"))
-            .bearer_auth("t")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(subscribe.status(), 200);
-
-        let apps: Value = http
-            .get(format!("{base}/2002/subscribed_apps"))
-            .bearer_auth("t")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(
-            apps["data"][0]["whatsapp_business_api_data"]["name"],
-            "OmniStream"
-        );
-
-        let phone: Value = http
-            .get(format!("{base}/1061?fields=display_phone_number,status"))
-            .bearer_auth("t")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(phone["id"], "1061");
-        assert_eq!(phone["quality_rating"], "GREEN");
-        assert_eq!(phone["status"], "CONNECTED");
-
-        let token: Value = http
-            .get(format!(
-                "{base}/oauth/access_token?client_id=1&client_secret=s&code=abc"
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(token["access_token"], FAKE_EXCHANGED_TOKEN);
-
-        let no_code = http
-            .get(format!(
-                "{base}/oauth/access_token?client_id=1&client_secret=s"
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(no_code.status(), 400);
-
-        let unauthorized = http
-            .post(format!("{base}/1061/register"))
-            .json(&json!({"messaging_product": "whatsapp", "pin": "1"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(unauthorized.status(), 401);
-
-        let requests = fake.requests().await;
-        assert_eq!(requests.len(), 7);
-        assert_eq!(
-            requests[3].query.as_deref(),
-            Some("fields=display_phone_number,status")
-        );
-        assert!(fake.sent_messages().await.is_empty());
-    }
-
-    #[test]
-    fn sign_matches_metas_real_example() {
-        // pywa tests/test_server.py (the secret has been reset), see meta-protocol.md §2.
-        let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"264937493375603","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550953877","phone_number_id":"277321005464405"},"contacts":[{"profile":{"name":"PyWa Tests"},"wa_id":"972544401243"}],"messages":[{"from":"972544401243","id":"wamid.HBgMOTcyNTQ0NDAxMjQzFQIAEhggM0RFQTNCMEEwRTY3QzUwODYzMDc4NjQ4QzM4ODAxM0YA","timestamp":"1730231903","text":{"body":"Hey there! I am using PyWa."},"type":"text"}]},"field":"messages"}]}]}"#;
-        assert_eq!(
-            sign("1222e786b144d0e85b9f365372d93676", body.as_bytes()),
-            "sha256=54edfa1d7259e0eb13c677cc7d73d1b5c86cfa12433d19156e058ab9251bc441"
-        );
-        let (bytes, signature) = signed("k", &json!({"a": 1}));
-        assert_eq!(bytes, br#"{"a":1}"#);
-        assert_eq!(signature, sign("k", br#"{"a":1}"#));
-    }
-
-    #[test]
-    fn webhook_shapes() {
-        let inbound =
-            whatsapp_text_webhook("1061", "6281234", "Budi", "wamid.IN1", "halo", 1730231903);
-        assert_eq!(
-            inbound,
-            json!({
-                "object": "whatsapp_business_account",
-                "entry": [{
-                    "id": FAKE_WABA_ID,
-                    "changes": [{
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": FAKE_DISPLAY_PHONE_NUMBER, "phone_number_id": "1061"},
-                            "contacts": [{"profile": {"name": "Budi"}, "wa_id": "6281234"}],
-                            "messages": [{
-                                "from": "6281234",
-                                "id": "wamid.IN1",
-                                "timestamp": "1730231903",
-                                "text": {"body": "halo"},
-                                "type": "text"
-                            }]
-                        }
-                    }]
-                }]
-            })
-        );
-
-        let failed = whatsapp_status_webhook("1061", "6281234", "wamid.OUT1", "failed", 1730231999);
-        let status = &failed["entry"][0]["changes"][0]["value"]["statuses"][0];
-        assert_eq!(status["id"], "wamid.OUT1");
-        assert_eq!(status["status"], "failed");
-        assert_eq!(status["timestamp"], "1730231999");
-        assert_eq!(status["recipient_id"], "6281234");
-        assert_eq!(status["errors"][0]["code"], 131026);
-        assert_eq!(status["errors"][0]["title"], "Message undeliverable");
-
-        let read = whatsapp_status_webhook("1061", "6281234", "wamid.OUT1", "read", 1);
-        let status = &read["entry"][0]["changes"][0]["value"]["statuses"][0];
-        assert_eq!(status["status"], "read");
-        assert!(status.get("errors").is_none());
-
-        let custom = whatsapp_webhook(
-            "1061",
-            json!({"metadata": {"phone_number_id": "x"}, "k": 1}),
-        );
-        let value = &custom["entry"][0]["changes"][0]["value"];
-        assert_eq!(value["messaging_product"], "whatsapp");
-        assert_eq!(value["metadata"]["phone_number_id"], "x");
-        assert_eq!(value["k"], 1);
-    }
-
-    #[test]
-    fn helpers() {
-        assert_eq!(route_segments("/v21.0/1061/messages"), ["1061", "messages"]);
-        assert_eq!(route_segments("/1061"), ["1061"]);
-        assert_eq!(
-            query_param(Some("a=1&code=x%2By+z"), "code").as_deref(),
-            Some("x+y z")
-        );
-        assert_eq!(query_param(Some("a=%zz"), "a").as_deref(), Some("%zz"));
-        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
-        assert_eq!(bearer(Some("Basic abc")), None);
-        assert_eq!(bearer(Some("Bearer ")), None);
-    }
-}
+mod tests;

@@ -295,6 +295,34 @@ impl TestApp {
         }
     }
 
+    /// The first message of `conversation` for which `ready` holds, once there is one (polled
+    /// like [`Self::eventually`]).
+    pub async fn message_when(
+        &self,
+        client: &Client,
+        conversation: &str,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let listed = self
+            .eventually(
+                client,
+                &format!("/api/conversations/{conversation}/messages"),
+                |body| {
+                    body["data"]
+                        .as_array()
+                        .is_some_and(|d| d.iter().any(&ready))
+                },
+            )
+            .await;
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| ready(m))
+            .cloned()
+            .unwrap()
+    }
+
     /// A client without credentials.
     pub fn anonymous(&self) -> Client {
         Client {

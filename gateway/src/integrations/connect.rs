@@ -1,18 +1,21 @@
 //! What the connect flows (WhatsApp Embedded Signup, Instagram Login, Facebook Login for
-//! Messenger) share: the OAuth request body, Graph failures as 502 `upstream_error`, the check
-//! that the app is configured, the cross-tenant `account_key` check and the upsert of a connected
-//! account.
+//! Messenger) share: the popup's app config, the OAuth request body, Graph failures as 502
+//! `upstream_error`, the check that the app is configured, the cross-tenant `account_key` check
+//! and the saving (upsert and activity log) of a connected account.
 
 use axum::http::StatusCode;
 use omnistream_commands::whatsapp::GraphError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::accounts::{account_key_taken, load_account, make_default, verify_token, AccountRow};
+use crate::activity::{self, Activity};
 use crate::app::AppState;
+use crate::auth::Caller;
+use crate::config::Secret;
 use crate::error::{ApiError, Result, Violations};
 use crate::extract::{check_text, Validate};
 
@@ -37,6 +40,31 @@ pub(super) fn not_configured(message: &'static str) -> ApiError {
         code: "service_unavailable",
         message: message.into(),
     }
+}
+
+/// The app id and secret of a code exchange, or 503 `service_unavailable` saying `message` when
+/// either is not configured.
+pub(super) fn app_credentials<'a>(
+    app_id: &'a Option<String>,
+    app_secret: &'a Option<Secret>,
+    message: &'static str,
+) -> Result<(&'a str, &'a str)> {
+    match (app_id, app_secret) {
+        (Some(app_id), Some(app_secret)) => Ok((app_id, app_secret.expose())),
+        _ => Err(not_configured(message)),
+    }
+}
+
+/// `{app_id, config_id}` for a Facebook Login popup: WhatsApp Embedded Signup and Facebook Login
+/// for Messenger.
+// The schema keeps the name the OpenAPI document first published it under.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EmbeddedSignupConfig)]
+pub struct FacebookLoginConfig {
+    /// `META_APP_ID`; null when not configured.
+    pub app_id: Option<String>,
+    /// The Facebook Login for Business configuration id; null when not configured.
+    pub config_id: Option<String>,
 }
 
 /// `OAuthConnectRequest` (Instagram and Messenger).
@@ -99,11 +127,36 @@ pub(super) struct ConnectedAccount<'a> {
     pub config: Map<String, Value>,
 }
 
+/// Saves `account` for the caller's tenant ([`upsert_connected`]) and records
+/// `integration_account.connected` with `details(created)`, on `conn` (the connect's
+/// transaction). Returns the account's id.
+pub(super) async fn save_connected(
+    conn: &mut PgConnection,
+    state: &AppState,
+    caller: &Caller,
+    account: ConnectedAccount<'_>,
+    details: impl FnOnce(bool) -> Value,
+) -> Result<Uuid> {
+    let (id, created) = upsert_connected(conn, state, caller.tenant_id.as_uuid(), account).await?;
+    activity::record(
+        conn,
+        caller,
+        Activity {
+            action: "integration_account.connected",
+            entity_type: "integration_account",
+            entity_id: Some(id.to_string()),
+            details: details(created),
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
 /// Creates the account, active, or updates and reactivates the tenant's existing one with the
 /// same key (its config merged with the new values). The channel's first account becomes its
 /// default. Returns the id and whether it was created. One statement decides, so two connects of
 /// the same account cannot create it twice; another organization's account is 409.
-pub(super) async fn upsert_connected(
+async fn upsert_connected(
     conn: &mut PgConnection,
     state: &AppState,
     tenant: Uuid,

@@ -8,12 +8,10 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
-use super::accounts::load_account;
 use super::connect::{
-    ensure_key_free, not_configured, upsert_connected, upstream, ConnectedAccount,
+    app_credentials, ensure_key_free, save_connected, upstream, ConnectedAccount,
     OAuthConnectRequest,
 };
-use crate::activity::{self, Activity};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized};
 use crate::error::{ErrorResponse, Result};
@@ -78,23 +76,20 @@ pub(super) async fn connect(
     Authorized { caller, .. }: Authorized<perm::IntegrationsManage>,
     ValidJson(body): ValidJson<OAuthConnectRequest>,
 ) -> Result<Json<InstagramConnectResponse>> {
-    let (Some(app_id), Some(app_secret)) = (
+    let (app_id, app_secret) = app_credentials(
         &state.config.instagram_app_id,
         &state.config.instagram_app_secret,
-    ) else {
-        return Err(not_configured(
-            "Instagram Login needs INSTAGRAM_APP_ID and INSTAGRAM_APP_SECRET",
-        ));
-    };
+        "Instagram Login needs INSTAGRAM_APP_ID and INSTAGRAM_APP_SECRET",
+    )?;
     let tenant = caller.tenant_id.as_uuid();
     let short = state
         .instagram_oauth
-        .instagram_code_token(app_id, app_secret.expose(), &body.redirect_uri, &body.code)
+        .instagram_code_token(app_id, app_secret, &body.redirect_uri, &body.code)
         .await
         .map_err(upstream)?;
     let long = state
         .instagram
-        .instagram_long_lived_token(app_secret.expose(), &short.access_token)
+        .instagram_long_lived_token(app_secret, &short.access_token)
         .await
         .map_err(upstream)?;
     let profile = state
@@ -126,28 +121,19 @@ pub(super) async fn connect(
         expires_at.map_or(Value::Null, Value::String),
     );
     let mut tx = state.pool.begin().await?;
-    let (id, created) = upsert_connected(
+    save_connected(
         &mut tx,
         &state,
-        tenant,
+        &caller,
         ConnectedAccount {
             channel: "instagram",
             account_key: &account_key,
             display_name: &username,
             config,
         },
-    )
-    .await?;
-    let account = load_account(&mut tx, tenant, id).await?;
-    activity::record(
-        &mut tx,
-        &caller,
-        Activity {
-            action: "integration_account.connected",
-            entity_type: "integration_account",
-            entity_id: Some(id.to_string()),
-            details: json!({"channel": "instagram", "account_key": account.account_key, "username": username,
-                            "created": created, "permissions": short.permissions}),
+        |created| {
+            json!({"channel": "instagram", "account_key": account_key, "username": username,
+                   "created": created, "permissions": short.permissions})
         },
     )
     .await?;

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::accounts::{config_text, AccountRow};
 use super::connect::{
-    channel_account, ensure_key_free, not_configured, upsert_connected, upstream, ConnectedAccount,
-    OAuthConnectRequest,
+    app_credentials, channel_account, ensure_key_free, save_connected, upstream, ConnectedAccount,
+    FacebookLoginConfig, OAuthConnectRequest,
 };
 use crate::activity::{self, Activity};
 use crate::app::AppState;
@@ -24,27 +24,18 @@ use crate::extract::{check_optional_text, check_text, IdPath, ValidJson, Validat
 /// At most this many Pages per `POST /api/integrations/messenger/pages`.
 const MAX_SELECTED_PAGES: usize = 50;
 
-/// `{app_id, config_id}` for the Facebook Login popup.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MessengerAuthConfig {
-    /// `META_APP_ID`; null when not configured.
-    pub app_id: Option<String>,
-    /// `MESSENGER_CONFIG_ID`, else `META_CONFIG_ID`; null when neither is configured.
-    pub config_id: Option<String>,
-}
-
 /// Get Messenger OAuth app config
 #[utoipa::path(
     get, path = "/api/integrations/messenger/auth-config", tag = "Integrations",
-    responses((status = 200, description = "META_APP_ID and the Facebook Login for Business configuration (MESSENGER_CONFIG_ID, else META_CONFIG_ID); null when not configured", body = MessengerAuthConfig),
+    responses((status = 200, description = "META_APP_ID and the Facebook Login for Business configuration (MESSENGER_CONFIG_ID, else META_CONFIG_ID); null when not configured", body = FacebookLoginConfig),
               (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn auth_config(
     State(state): State<AppState>,
     _caller: Authorized<perm::IntegrationsManage>,
-) -> Json<MessengerAuthConfig> {
-    Json(MessengerAuthConfig {
+) -> Json<FacebookLoginConfig> {
+    Json(FacebookLoginConfig {
         app_id: state.config.meta_app_id.clone(),
         config_id: state
             .config
@@ -86,21 +77,19 @@ pub(super) async fn connect(
     _caller: Authorized<perm::IntegrationsManage>,
     ValidJson(body): ValidJson<OAuthConnectRequest>,
 ) -> Result<Json<MessengerConnectResponse>> {
-    let (Some(app_id), Some(app_secret)) =
-        (&state.config.meta_app_id, &state.config.meta_app_secret)
-    else {
-        return Err(not_configured(
-            "Facebook Login needs META_APP_ID and META_APP_SECRET",
-        ));
-    };
+    let (app_id, app_secret) = app_credentials(
+        &state.config.meta_app_id,
+        &state.config.meta_app_secret,
+        "Facebook Login needs META_APP_ID and META_APP_SECRET",
+    )?;
     let short = state
         .graph
-        .login_code_token(app_id, app_secret.expose(), &body.redirect_uri, &body.code)
+        .login_code_token(app_id, app_secret, &body.redirect_uri, &body.code)
         .await
         .map_err(upstream)?;
     let user_token = state
         .graph
-        .long_lived_user_token(app_id, app_secret.expose(), &short)
+        .long_lived_user_token(app_id, app_secret, &short)
         .await
         .map_err(upstream)?;
     let pages = state
@@ -236,27 +225,17 @@ pub(super) async fn connect_pages(
         config.insert("page_id".into(), page_id.clone().into());
         config.insert("page_name".into(), page_name.clone().into());
         config.insert("page_access_token".into(), token.into());
-        let (id, created) = upsert_connected(
+        save_connected(
             &mut tx,
             &state,
-            tenant,
+            &caller,
             ConnectedAccount {
                 channel: "messenger",
                 account_key: &account_key,
                 display_name: &page_name,
                 config,
             },
-        )
-        .await?;
-        activity::record(
-            &mut tx,
-            &caller,
-            Activity {
-                action: "integration_account.connected",
-                entity_type: "integration_account",
-                entity_id: Some(id.to_string()),
-                details: json!({"channel": "messenger", "account_key": account_key, "page_id": page_id, "created": created}),
-            },
+            |created| json!({"channel": "messenger", "account_key": account_key, "page_id": page_id, "created": created}),
         )
         .await?;
         connected.push(MessengerConnected {

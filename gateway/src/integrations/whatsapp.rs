@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::accounts::{config_text as text, load_account};
 use super::connect::{
-    channel_account, ensure_key_free, not_configured, upsert_connected, upstream, ConnectedAccount,
+    app_credentials, channel_account, ensure_key_free, save_connected, upstream, ConnectedAccount,
+    FacebookLoginConfig,
 };
-use crate::activity::{self, Activity};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized};
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
@@ -133,25 +133,18 @@ pub(super) async fn whatsapp_status(
     }))
 }
 
-/// `{app_id, config_id}` for the Facebook JS SDK.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EmbeddedSignupConfig {
-    pub app_id: Option<String>,
-    pub config_id: Option<String>,
-}
-
 /// Get WhatsApp Embedded Signup config
 #[utoipa::path(
     get, path = "/api/integrations/whatsapp/embedded-signup-config", tag = "Integrations",
-    responses((status = 200, description = "META_APP_ID and META_CONFIG_ID (null when not configured)", body = EmbeddedSignupConfig),
+    responses((status = 200, description = "META_APP_ID and META_CONFIG_ID (null when not configured)", body = FacebookLoginConfig),
               (status = 403, body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn embedded_signup_config(
     State(state): State<AppState>,
     _caller: Authorized<perm::IntegrationsManage>,
-) -> Json<EmbeddedSignupConfig> {
-    Json(EmbeddedSignupConfig {
+) -> Json<FacebookLoginConfig> {
+    Json(FacebookLoginConfig {
         app_id: state.config.meta_app_id.clone(),
         config_id: state.config.meta_config_id.clone(),
     })
@@ -214,19 +207,17 @@ pub(super) async fn embedded_signup(
     Authorized { caller, .. }: Authorized<perm::IntegrationsManage>,
     ValidJson(body): ValidJson<EmbeddedSignupRequest>,
 ) -> Result<Json<EmbeddedSignupResponse>> {
-    let (Some(app_id), Some(app_secret)) =
-        (&state.config.meta_app_id, &state.config.meta_app_secret)
-    else {
-        return Err(not_configured(
-            "embedded signup needs META_APP_ID and META_APP_SECRET",
-        ));
-    };
+    let (app_id, app_secret) = app_credentials(
+        &state.config.meta_app_id,
+        &state.config.meta_app_secret,
+        "embedded signup needs META_APP_ID and META_APP_SECRET",
+    )?;
     let tenant = caller.tenant_id.as_uuid();
     let account_key = format!("wa-{}", body.phone_number_id);
     ensure_key_free(&state, tenant, "whatsapp", &account_key).await?;
     let token = state
         .graph
-        .exchange_code(app_id, app_secret.expose(), &body.code)
+        .exchange_code(app_id, app_secret, &body.code)
         .await
         .map_err(upstream)?;
     state
@@ -249,30 +240,20 @@ pub(super) async fn embedded_signup(
         .unwrap_or_else(|| account_key.clone());
     let config = json!({"phone_number_id": body.phone_number_id, "waba_id": body.waba_id, "access_token": token});
     let mut tx = state.pool.begin().await?;
-    let (id, _) = upsert_connected(
+    let id = save_connected(
         &mut tx,
         &state,
-        tenant,
+        &caller,
         ConnectedAccount {
             channel: "whatsapp",
             account_key: &account_key,
             display_name: &display_name,
             config: config.as_object().cloned().unwrap_or_default(),
         },
+        |_| json!({"channel": "whatsapp", "account_key": account_key, "waba_id": body.waba_id}),
     )
     .await?;
     let account = load_account(&mut tx, tenant, id).await?;
-    activity::record(
-        &mut tx,
-        &caller,
-        Activity {
-            action: "integration_account.connected",
-            entity_type: "integration_account",
-            entity_id: Some(id.to_string()),
-            details: json!({"channel": "whatsapp", "account_key": account_key, "waba_id": body.waba_id}),
-        },
-    )
-    .await?;
     tx.commit().await?;
     Ok(Json(EmbeddedSignupResponse {
         success: true,

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{error, query_param, RecordedRequest, State};
+use super::{bad_request, error, missing, ok, query_param, RecordedRequest, State};
 
 /// Instagram Login: the short-lived token a code is exchanged for.
 pub const FAKE_IG_SHORT_LIVED_TOKEN: &str = "IGAAfakeShortLived0001";
@@ -23,6 +23,8 @@ pub const FAKE_IG_LONG_LIVED_TOKEN: &str = "IGAAfakeLongLived7777";
 pub const FAKE_IG_REFRESHED_TOKEN: &str = "IGAAfakeRefreshed4321";
 /// Seconds until [`FAKE_IG_LONG_LIVED_TOKEN`] expires, as Meta says (about 60 days).
 pub const FAKE_IG_LONG_LIVED_EXPIRES_IN: i64 = 5_183_944;
+/// `expires_in` of both Facebook Login user tokens.
+const FB_USER_TOKEN_EXPIRES_IN: i64 = 5_183_944;
 /// The Instagram professional account id (`user_id` of `GET /me`; webhooks' `entry[].id`).
 pub const FAKE_IG_USER_ID: &str = "17841400000000001";
 /// The app-scoped user id (the code exchange's `user_id`, `GET /me`'s `id`).
@@ -66,10 +68,6 @@ fn page_of_token(token: &str) -> Option<&'static str> {
         .find(|id| fake_page_token(id) == token)
 }
 
-fn ok(body: Value) -> Response {
-    Json(body).into_response()
-}
-
 fn bad_token() -> Response {
     error(
         StatusCode::BAD_REQUEST,
@@ -111,52 +109,32 @@ pub(super) fn route(
                 None if param("fb_exchange_token").as_deref() != Some(FAKE_FB_SHORT_USER_TOKEN) => {
                     bad_token()
                 }
-                None => ok(
-                    json!({"access_token": FAKE_FB_LONG_USER_TOKEN, "token_type": "bearer", "expires_in": 5_183_944}),
-                ),
+                None => token_answer(FAKE_FB_LONG_USER_TOKEN, FB_USER_TOKEN_EXPIRES_IN),
             }
         }
         (&Method::GET, ["oauth", "access_token"]) if param("redirect_uri").is_some() => {
             match missing(&param, &["client_id", "client_secret", "code"]) {
                 Some(response) => response,
                 None => match use_code(state, &param("code").unwrap_or_default()) {
-                    Err(message) => error(StatusCode::BAD_REQUEST, 100, message),
-                    Ok(()) => ok(
-                        json!({"access_token": FAKE_FB_SHORT_USER_TOKEN, "token_type": "bearer", "expires_in": 5_183_944}),
-                    ),
+                    Err(message) => bad_request(message),
+                    Ok(()) => token_answer(FAKE_FB_SHORT_USER_TOKEN, FB_USER_TOKEN_EXPIRES_IN),
                 },
             }
         }
-        (&Method::GET, ["access_token"]) => {
-            match missing(&param, &["grant_type", "client_secret", "access_token"]) {
-                Some(response) => response,
-                None if param("grant_type").as_deref() != Some("ig_exchange_token") => error(
-                    StatusCode::BAD_REQUEST,
-                    100,
-                    "Unsupported grant_type: expected ig_exchange_token",
-                ),
-                None if token != Some(FAKE_IG_SHORT_LIVED_TOKEN) => bad_token(),
-                None => ok(
-                    json!({"access_token": FAKE_IG_LONG_LIVED_TOKEN, "token_type": "bearer",
-                                  "expires_in": FAKE_IG_LONG_LIVED_EXPIRES_IN}),
-                ),
-            }
-        }
-        (&Method::GET, ["refresh_access_token"]) => {
-            match missing(&param, &["grant_type", "access_token"]) {
-                Some(response) => response,
-                None if param("grant_type").as_deref() != Some("ig_refresh_token") => error(
-                    StatusCode::BAD_REQUEST,
-                    100,
-                    "Unsupported grant_type: expected ig_refresh_token",
-                ),
-                None if token != Some(FAKE_IG_LONG_LIVED_TOKEN) => bad_token(),
-                None => ok(
-                    json!({"access_token": FAKE_IG_REFRESHED_TOKEN, "token_type": "bearer",
-                              "expires_in": FAKE_IG_LONG_LIVED_EXPIRES_IN}),
-                ),
-            }
-        }
+        (&Method::GET, ["access_token"]) => instagram_token_trade(
+            &param,
+            &["grant_type", "client_secret", "access_token"],
+            "ig_exchange_token",
+            token,
+            (FAKE_IG_SHORT_LIVED_TOKEN, FAKE_IG_LONG_LIVED_TOKEN),
+        ),
+        (&Method::GET, ["refresh_access_token"]) => instagram_token_trade(
+            &param,
+            &["grant_type", "access_token"],
+            "ig_refresh_token",
+            token,
+            (FAKE_IG_LONG_LIVED_TOKEN, FAKE_IG_REFRESHED_TOKEN),
+        ),
         (&Method::GET, ["me"]) if is_instagram(token) => ok(json!({
             "id": FAKE_IG_APP_SCOPED_ID,
             "user_id": FAKE_IG_USER_ID,
@@ -221,15 +199,29 @@ fn page_token_required() -> Response {
     )
 }
 
-/// Meta's answer to a missing parameter, for the first of `keys` that is missing.
-fn missing(param: &impl Fn(&str) -> Option<String>, keys: &[&str]) -> Option<Response> {
-    keys.iter().find(|key| param(key).is_none()).map(|key| {
-        error(
-            StatusCode::BAD_REQUEST,
-            100,
-            &format!("Missing {key} parameter."),
-        )
-    })
+/// `{"access_token","token_type":"bearer","expires_in"}`.
+fn token_answer(token: &str, expires_in: i64) -> Response {
+    ok(json!({"access_token": token, "token_type": "bearer", "expires_in": expires_in}))
+}
+
+/// An Instagram token trade (`GET /access_token`, `GET /refresh_access_token`): every one of
+/// `keys` given, `grant_type` = `grant` and the token `from` (of `trade`) are required; answers
+/// the token `to`.
+fn instagram_token_trade(
+    param: &impl Fn(&str) -> Option<String>,
+    keys: &[&str],
+    grant: &str,
+    token: Option<&str>,
+    (from, to): (&str, &str),
+) -> Response {
+    match missing(param, keys) {
+        Some(response) => response,
+        None if param("grant_type").as_deref() != Some(grant) => {
+            bad_request(&format!("Unsupported grant_type: expected {grant}"))
+        }
+        None if token != Some(from) => bad_token(),
+        None => token_answer(to, FAKE_IG_LONG_LIVED_EXPIRES_IN),
+    }
 }
 
 /// Spends an authorization code: each works once, `bad…` never.
@@ -246,11 +238,7 @@ fn use_code(state: &mut State, code: &str) -> Result<(), &'static str> {
 fn subscribed(param: &impl Fn(&str) -> Option<String>) -> Response {
     match param("subscribed_fields") {
         Some(_) => ok(json!({"success": true})),
-        None => error(
-            StatusCode::BAD_REQUEST,
-            100,
-            "The parameter subscribed_fields is required.",
-        ),
+        None => bad_request("The parameter subscribed_fields is required."),
     }
 }
 
@@ -306,7 +294,7 @@ fn managed_pages(token: Option<&str>, after: Option<&str>) -> Response {
         None => 0,
         Some(cursor) => match cursor.strip_prefix("cursor-").and_then(|i| i.parse().ok()) {
             Some(index) if index < FAKE_PAGES.len() => index,
-            _ => return error(StatusCode::BAD_REQUEST, 100, "Invalid cursor"),
+            _ => return bad_request("Invalid cursor"),
         },
     };
     let (id, name) = FAKE_PAGES[index];
@@ -332,11 +320,7 @@ fn messenger_profile(
     match *method {
         Method::GET => {
             if param("fields").is_none() {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    100,
-                    "The parameter fields is required.",
-                );
+                return bad_request("The parameter fields is required.");
             }
             match state.oauth.menus.get(page_id) {
                 Some(menu) => ok(json!({"data": [{"persistent_menu": menu}]})),
@@ -348,38 +332,30 @@ fn messenger_profile(
                 state.oauth.menus.insert(page_id.to_owned(), menu.clone());
                 ok(json!({"result": "success"}))
             }
-            _ => error(
-                StatusCode::BAD_REQUEST,
-                100,
-                "Invalid parameter: persistent_menu must be an array",
-            ),
+            _ => bad_request("Invalid parameter: persistent_menu must be an array"),
         },
         Method::DELETE => {
             let fields = body.get("fields").and_then(Value::as_array);
             if !fields.is_some_and(|f| f.iter().any(|f| f == "persistent_menu")) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    100,
-                    "The parameter fields is required.",
-                );
+                return bad_request("The parameter fields is required.");
             }
             state.oauth.menus.remove(page_id);
             ok(json!({"result": "success"}))
         }
-        _ => error(StatusCode::BAD_REQUEST, 100, "Unsupported request method"),
+        _ => bad_request("Unsupported request method"),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{call, Http};
     use super::super::FakeMeta;
     use super::*;
 
     #[tokio::test]
     async fn instagram_login_codes_work_once_and_tokens_are_checked() {
         let fake = FakeMeta::start().await;
-        let http = reqwest::Client::new();
-        let base = &fake.base_url;
+        let http = Http::of(&fake);
         let form = [
             ("client_id", "app"),
             ("client_secret", "secret"),
@@ -387,90 +363,56 @@ mod tests {
             ("redirect_uri", "https://app.example/cb"),
             ("code", "AQ-1"),
         ];
-        let exchange = || {
-            http.post(format!("{base}/oauth/access_token"))
-                .form(&form)
-                .send()
-        };
-        let first: Value = exchange().await.unwrap().json().await.unwrap();
+        let exchange = || call(http.post("/oauth/access_token").form(&form));
+        let (_, first) = exchange().await;
         assert_eq!(first["data"][0]["access_token"], FAKE_IG_SHORT_LIVED_TOKEN);
-        let again = exchange().await.unwrap();
-        assert_eq!(again.status(), 400);
-        let body: Value = again.json().await.unwrap();
+        let (again, body) = exchange().await;
+        assert_eq!(again, 400);
         assert_eq!(body["error_type"], "OAuthException");
-        let missing = http
-            .post(format!("{base}/oauth/access_token"))
-            .form(&form[..4])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(missing.status(), 400);
+        let (missing, _) = call(http.post("/oauth/access_token").form(&form[..4])).await;
+        assert_eq!(missing, 400);
 
-        let long: Value = http
-            .get(format!("{base}/access_token?grant_type=ig_exchange_token&client_secret=s&access_token={FAKE_IG_SHORT_LIVED_TOKEN}"))
-            .send().await.unwrap().json().await.unwrap();
+        let (_, long) = call(http.get(&format!(
+            "/access_token?grant_type=ig_exchange_token&client_secret=s&access_token={FAKE_IG_SHORT_LIVED_TOKEN}"
+        )))
+        .await;
         assert_eq!(long["access_token"], FAKE_IG_LONG_LIVED_TOKEN);
         assert_eq!(long["expires_in"], FAKE_IG_LONG_LIVED_EXPIRES_IN);
-        let profile: Value = http
-            .get(format!("{base}/v21.0/me?fields=user_id,username"))
-            .bearer_auth(FAKE_IG_LONG_LIVED_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, profile) = call(
+            http.get("/v21.0/me?fields=user_id,username")
+                .bearer_auth(FAKE_IG_LONG_LIVED_TOKEN),
+        )
+        .await;
         assert_eq!(profile["user_id"], FAKE_IG_USER_ID);
-        let wrong = http
-            .get(format!("{base}/me"))
-            .bearer_auth("EAAG-whatsapp")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(wrong.status(), 400);
+        let (wrong, _) = call(http.get("/me").bearer_auth("EAAG-whatsapp")).await;
+        assert_eq!(wrong, 400);
     }
 
     #[tokio::test]
     async fn pages_need_their_own_page_token() {
         let fake = FakeMeta::start().await;
-        let http = reqwest::Client::new();
-        let base = &fake.base_url;
+        let http = Http::of(&fake);
         let (page, _) = FAKE_PAGES[0];
-        let user_subscribes = http
-            .post(format!(
-                "{base}/{page}/subscribed_apps?subscribed_fields=messages"
-            ))
-            .bearer_auth(FAKE_FB_LONG_USER_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(user_subscribes.status(), 403);
-        let access: Value = http
-            .get(format!("{base}/{page}?fields=access_token,name"))
-            .bearer_auth(FAKE_FB_LONG_USER_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let subscribe = format!("/{page}/subscribed_apps");
+        let (user_subscribes, _) = call(
+            http.post(&format!("{subscribe}?subscribed_fields=messages"))
+                .bearer_auth(FAKE_FB_LONG_USER_TOKEN),
+        )
+        .await;
+        assert_eq!(user_subscribes, 403);
+        let (_, access) = call(
+            http.get(&format!("/{page}?fields=access_token,name"))
+                .bearer_auth(FAKE_FB_LONG_USER_TOKEN),
+        )
+        .await;
         assert_eq!(access["access_token"], fake_page_token(page));
-        let no_fields = http
-            .post(format!("{base}/{page}/subscribed_apps"))
-            .bearer_auth(fake_page_token(page))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(no_fields.status(), 400);
-        let second: Value = http
-            .get(format!("{base}/me/accounts?after=cursor-1"))
-            .bearer_auth(FAKE_FB_SHORT_USER_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (no_fields, _) = call(http.post(&subscribe).bearer_auth(fake_page_token(page))).await;
+        assert_eq!(no_fields, 400);
+        let (_, second) = call(
+            http.get("/me/accounts?after=cursor-1")
+                .bearer_auth(FAKE_FB_SHORT_USER_TOKEN),
+        )
+        .await;
         assert_eq!(second["data"][0]["id"], FAKE_PAGES[1].0);
         assert!(second["paging"].get("next").is_none());
     }

@@ -73,6 +73,18 @@ pub(crate) async fn messages_of(
         .clone()
 }
 
+/// The conversation's outbound message, once it is marked sent.
+pub(crate) async fn sent_outbound(
+    app: &TestApp,
+    api: &omnistream_tests::Client,
+    conversation: &str,
+) -> Value {
+    app.message_when(api, conversation, |m| {
+        m["direction"] == "outbound" && m["status"] == "sent"
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_raw_mime_email_opens_a_conversation_and_replies_join_its_thread() {
     let (app, api) = email_app().await;
@@ -271,25 +283,7 @@ async fn an_agents_reply_goes_out_by_smtp_threaded_and_the_customers_answer_come
     // The message is marked sent with our Message-ID, and the customer's answer to it (quoting
     // only our id, as many clients do) lands in the same conversation.
     let messages = messages_of(&app, &api, &conversation, 2).await;
-    let outbound = app
-        .eventually(
-            &api,
-            &format!("/api/conversations/{conversation}/messages"),
-            |body| {
-                body["data"].as_array().is_some_and(|d| {
-                    d.iter()
-                        .any(|m| m["direction"] == "outbound" && m["status"] == "sent")
-                })
-            },
-        )
-        .await;
-    let ours = outbound["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["direction"] == "outbound")
-        .unwrap()
-        .clone();
+    let ours = sent_outbound(&app, &api, &conversation).await;
     assert_eq!(
         format!("<{}>", ours["external_id"].as_str().unwrap()),
         our_id

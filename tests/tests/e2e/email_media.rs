@@ -10,7 +10,9 @@ use omnistream_tests::smtp_sink::SmtpSink;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::email::{conversations, email_app, email_app_with, messages_of, mime, INBOX};
+use crate::email::{
+    conversations, email_app, email_app_with, messages_of, mime, sent_outbound, INBOX,
+};
 
 /// A small PDF with bytes that are not valid UTF-8 (so a lossy path would show).
 const PDF: &[u8] = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
@@ -245,25 +247,7 @@ async fn a_media_reply_is_mailed_as_an_attachment_and_answers_to_its_reply_addre
         .contains("Your invoice is attached."));
     let our_id = mail.header("Message-ID").unwrap();
 
-    let stored = app
-        .eventually(
-            &api,
-            &format!("/api/conversations/{conversation}/messages"),
-            |body| {
-                body["data"].as_array().is_some_and(|d| {
-                    d.iter()
-                        .any(|m| m["direction"] == "outbound" && m["status"] == "sent")
-                })
-            },
-        )
-        .await;
-    let ours = stored["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["direction"] == "outbound")
-        .unwrap()
-        .clone();
+    let ours = sent_outbound(&app, &api, &conversation).await;
     assert_eq!(ours["media_id"], media_id.as_str());
     assert_eq!(ours["media_mime_type"], "application/pdf");
     assert_eq!(ours["attachments"][0]["size"], PDF.len());

@@ -30,8 +30,12 @@ fn event(sender: &str, recipient: &str, at: i64, body: Value) -> Value {
     event
 }
 
-#[tokio::test]
-async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out_by_the_send_api() {
+/// A fake Meta, an app whose Graph and Instagram Graph base URLs are the fake, and the client of
+/// a new organization's admin, with one active account per `(channel, account_key, config)`.
+async fn social_app(
+    organization: &str,
+    accounts: Vec<(&str, &str, Value)>,
+) -> (fake_meta::FakeMeta, TestApp, Client) {
     let fake = fake_meta::FakeMeta::start().await;
     let graph = fake.base_url.clone();
     let app = TestApp::spawn_with(move |config| {
@@ -39,28 +43,31 @@ async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out
         config.instagram_base_url = graph;
     })
     .await;
-    let admin = app.register("Social Shop").await;
-    let api = admin.client(&app);
-    for (channel, key, config) in [
-        (
-            "messenger",
-            "fb-PAGE1",
-            json!({"page_id": "PAGE1", "page_name": "Shop", "page_access_token": "EAA-page"}),
-        ),
-        (
-            "instagram",
-            "ig-IG1",
-            json!({"ig_user_id": "IG1", "username": "shop", "access_token": "IGQ-token"}),
-        ),
-    ] {
-        let created = api
-            .post(
-                "/api/integrations/accounts",
-                json!({"channel": channel, "account_key": key, "is_active": true, "config": config}),
-            )
-            .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let api = app.register(organization).await.client(&app);
+    for (channel, key, config) in accounts {
+        create_account(&api, channel, key, config).await;
     }
+    (fake, app, api)
+}
+
+#[tokio::test]
+async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out_by_the_send_api() {
+    let (fake, app, api) = social_app(
+        "Social Shop",
+        vec![
+            (
+                "messenger",
+                "fb-PAGE1",
+                json!({"page_id": "PAGE1", "page_name": "Shop", "page_access_token": "EAA-page"}),
+            ),
+            (
+                "instagram",
+                "ig-IG1",
+                json!({"ig_user_id": "IG1", "username": "shop", "access_token": "IGQ-token"}),
+            ),
+        ],
+    )
+    .await;
     let handshake = reqwest::get(format!(
         "{}/webhooks/messenger?hub.mode=subscribe&hub.verify_token={TEST_META_VERIFY_TOKEN}&hub.challenge=4242",
         app.base_url
@@ -254,31 +261,23 @@ async fn reply(api: &Client, conversation: &str, text: &str) -> Response {
     .await
 }
 
-/// The first message of the conversation for which `ready` holds, once there is one.
-async fn message_when(
+/// Replies with `text` and waits until the reply is sent: its id and its provider id.
+async fn reply_sent(
     app: &TestApp,
     api: &Client,
     conversation: &str,
-    ready: impl Fn(&Value) -> bool,
-) -> Value {
-    let listed = app
-        .eventually(
-            api,
-            &format!("/api/conversations/{conversation}/messages"),
-            |body| {
-                body["data"]
-                    .as_array()
-                    .is_some_and(|d| d.iter().any(&ready))
-            },
-        )
+    text: &str,
+) -> (String, String) {
+    let sent = reply(api, conversation, text).await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    let ours = sent.body["id"].as_str().unwrap().to_owned();
+    let sent = app
+        .message_when(api, conversation, |m| {
+            m["id"] == ours.as_str() && m["status"] == "sent"
+        })
         .await;
-    listed["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| ready(m))
-        .cloned()
-        .unwrap()
+    let external = sent["external_id"].as_str().unwrap().to_owned();
+    (ours, external)
 }
 
 async fn create_account(api: &Client, channel: &str, key: &str, config: Value) {
@@ -302,15 +301,13 @@ const HOUR_MS: i64 = 3_600_000;
 
 #[tokio::test]
 async fn messenger_receipts_echoes_and_the_human_agent_tag() {
-    let fake = fake_meta::FakeMeta::start().await;
-    let graph = fake.base_url.clone();
-    let app = TestApp::spawn_with(move |config| config.meta_graph_base_url = graph).await;
-    let api = app.register("Receipts Shop").await.client(&app);
-    create_account(
-        &api,
-        "messenger",
-        "fb-PAGE7",
-        json!({"page_id": "PAGE7", "page_access_token": "EAA-page7"}),
+    let (fake, app, api) = social_app(
+        "Receipts Shop",
+        vec![(
+            "messenger",
+            "fb-PAGE7",
+            json!({"page_id": "PAGE7", "page_access_token": "EAA-page7"}),
+        )],
     )
     .await;
     let now = chrono::Utc::now().timestamp_millis();
@@ -326,12 +323,8 @@ async fn messenger_receipts_echoes_and_the_human_agent_tag() {
     );
     post_ok(&app, "/webhooks/messenger", &page(vec![fresh])).await;
     let fresh_id = next_conversation(&app, &api, &mut known).await;
-    let sent = reply(&api, &fresh_id, "Hello!").await;
-    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
-    let ours = sent.body["id"].as_str().unwrap().to_owned();
+    let (ours, external) = reply_sent(&app, &api, &fresh_id, "Hello!").await;
     let mine = |m: &Value| m["id"] == ours.as_str();
-    let sent = message_when(&app, &api, &fresh_id, |m| mine(m) && m["status"] == "sent").await;
-    let external = sent["external_id"].as_str().unwrap().to_owned();
     let sends = fake.wait_for_messages(1, Duration::from_secs(20)).await;
     assert_eq!(sends[0].body["messaging_type"], "RESPONSE");
     assert_eq!(
@@ -351,10 +344,8 @@ async fn messenger_receipts_echoes_and_the_human_agent_tag() {
         ]),
     )
     .await;
-    message_when(&app, &api, &fresh_id, |m| {
-        mine(m) && m["status"] == "delivered"
-    })
-    .await;
+    app.message_when(&api, &fresh_id, |m| mine(m) && m["status"] == "delivered")
+        .await;
     let read = event(
         "PSID7",
         "PAGE7",
@@ -362,7 +353,8 @@ async fn messenger_receipts_echoes_and_the_human_agent_tag() {
         json!({"read": {"watermark": later + 5}}),
     );
     post_ok(&app, "/webhooks/messenger", &page(vec![read])).await;
-    message_when(&app, &api, &fresh_id, |m| mine(m) && m["status"] == "read").await;
+    app.message_when(&api, &fresh_id, |m| mine(m) && m["status"] == "read")
+        .await;
     let listed = api
         .get(&format!("/api/conversations/{fresh_id}/messages"))
         .await;
@@ -391,7 +383,9 @@ async fn messenger_receipts_echoes_and_the_human_agent_tag() {
         .expect("the tagged send");
     assert_eq!(tagged_send.body["messaging_type"], "MESSAGE_TAG");
     assert_eq!(tagged_send.body["tag"], "HUMAN_AGENT");
-    let stored = message_when(&app, &api, &old_id, |m| m["direction"] == "outbound").await;
+    let stored = app
+        .message_when(&api, &old_id, |m| m["direction"] == "outbound")
+        .await;
     assert_eq!(stored["data"]["message_tag"], "HUMAN_AGENT");
     // Eight days after, it is refused.
     let older = event(
@@ -441,15 +435,13 @@ async fn messenger_receipts_echoes_and_the_human_agent_tag() {
 
 #[tokio::test]
 async fn instagram_story_mentions_reactions_reads_and_app_echoes() {
-    let fake = fake_meta::FakeMeta::start().await;
-    let graph = fake.base_url.clone();
-    let app = TestApp::spawn_with(move |config| config.instagram_base_url = graph).await;
-    let api = app.register("Insta Shop").await.client(&app);
-    create_account(
-        &api,
-        "instagram",
-        "ig-IG7",
-        json!({"ig_user_id": "IG7", "access_token": "IGQ-7"}),
+    let (fake, app, api) = social_app(
+        "Insta Shop",
+        vec![(
+            "instagram",
+            "ig-IG7",
+            json!({"ig_user_id": "IG7", "access_token": "IGQ-7"}),
+        )],
     )
     .await;
     let now = chrono::Utc::now().timestamp_millis();
@@ -462,20 +454,15 @@ async fn instagram_story_mentions_reactions_reads_and_app_echoes() {
     );
     post_ok(&app, "/webhooks/instagram", &insta(vec![mention])).await;
     let ig_id = next_conversation(&app, &api, &mut Vec::new()).await;
-    let story = message_when(&app, &api, &ig_id, |m| m["external_id"] == "ig_7a").await;
+    let story = app
+        .message_when(&api, &ig_id, |m| m["external_id"] == "ig_7a")
+        .await;
     assert_eq!(
         (&story["type"], &story["media_url"]),
         (&json!("text"), &json!("https://cdn.example/story7"))
     );
     // The mention opened the window: the reply goes out on the Instagram Login API.
-    let sent = reply(&api, &ig_id, "Thanks for the mention").await;
-    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
-    let ours = sent.body["id"].as_str().unwrap().to_owned();
-    let sent = message_when(&app, &api, &ig_id, |m| {
-        m["id"] == ours.as_str() && m["status"] == "sent"
-    })
-    .await;
-    let external = sent["external_id"].as_str().unwrap().to_owned();
+    let (ours, external) = reply_sent(&app, &api, &ig_id, "Thanks for the mention").await;
     let sends = fake.wait_for_messages(1, Duration::from_secs(20)).await;
     assert!(
         sends[0].path.ends_with("/IG7/messages"),
@@ -495,14 +482,18 @@ async fn instagram_story_mentions_reactions_reads_and_app_echoes() {
         ]),
     )
     .await;
-    message_when(&app, &api, &ig_id, |m| {
+    app.message_when(&api, &ig_id, |m| {
         m["id"] == ours.as_str() && m["status"] == "read"
     })
     .await;
-    let reaction = message_when(&app, &api, &ig_id, |m| m["type"] == "reaction").await;
+    let reaction = app
+        .message_when(&api, &ig_id, |m| m["type"] == "reaction")
+        .await;
     assert_eq!(reaction["content"], "\u{2764}");
     assert_eq!(reaction["reply_to_message_id"], ours.as_str());
-    let echoed = message_when(&app, &api, &ig_id, |m| m["external_id"] == "ig_7app").await;
+    let echoed = app
+        .message_when(&api, &ig_id, |m| m["external_id"] == "ig_7app")
+        .await;
     assert_eq!(
         (&echoed["direction"], &echoed["status"], &echoed["content"]),
         (&json!("outbound"), &json!("sent"), &json!("from the app"))

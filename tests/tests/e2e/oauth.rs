@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use omnistream_gateway::config::Secret;
 use omnistream_tests::fake_meta::{FakeMeta, RecordedRequest};
-use omnistream_tests::{Client, Member, TestApp};
+use omnistream_tests::{Client, Member, Response, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -41,6 +41,55 @@ async fn setup() -> Setup {
     .await;
     let admin = app.register("Social Shop").await;
     Setup { app, fake, admin }
+}
+
+/// `POST /api/integrations/{channel}/connect` with an OAuth `code` and `redirect_uri`.
+async fn connect(api: &Client, channel: &str, code: &str, redirect_uri: &str) -> Response {
+    api.post(
+        &format!("/api/integrations/{channel}/connect"),
+        json!({"code": code, "redirect_uri": redirect_uri}),
+    )
+    .await
+}
+
+/// Posts each body to `path`: 400 `validation_error` naming its field, every time.
+async fn assert_each_invalid(api: &Client, path: &str, cases: Vec<(Value, &str)>) {
+    for (body, field) in cases {
+        let response = api.post(path, body.clone()).await;
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            response.body
+        );
+        assert_eq!(response.error_code(), "validation_error");
+        assert!(
+            response.body["error"]["details"][field].is_string(),
+            "{body}: {}",
+            response.body
+        );
+    }
+}
+
+/// The endpoints of one Messenger account: disconnect, and reading and deleting the menu.
+fn messenger_account_endpoints(id: &str) -> [(&'static str, String, Option<Value>); 3] {
+    [
+        (
+            "POST",
+            format!("/api/integrations/messenger/disconnect/{id}"),
+            None,
+        ),
+        (
+            "GET",
+            format!("/api/integrations/messenger/{id}/persistent-menu"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/integrations/messenger/{id}/persistent-menu"),
+            Some(json!({"delete": true})),
+        ),
+    ]
 }
 
 fn params(raw: Option<&str>) -> HashMap<String, String> {
@@ -87,11 +136,11 @@ async fn auth_configs_name_the_apps_and_every_oauth_endpoint_is_admin_only() {
         json!({"app_id": "test-meta-app-id", "config_id": "test-messenger-config-id"})
     );
 
-    let id = uuid::Uuid::new_v4();
+    let id = uuid::Uuid::new_v4().to_string();
     let oauth = json!({"code": "AQ-1", "redirect_uri": IG_REDIRECT});
     for role in ["agent", "supervisor"] {
         let member = app.create_agent(&admin, role, json!({})).await.client(&app);
-        for (method, path, body) in [
+        let oauth_endpoints = [
             (
                 "GET",
                 "/api/integrations/instagram/auth-config".to_owned(),
@@ -117,22 +166,11 @@ async fn auth_configs_name_the_apps_and_every_oauth_endpoint_is_admin_only() {
                 "/api/integrations/messenger/pages".to_owned(),
                 Some(json!({"pages": [{"page_id": "1", "page_name": "x"}], "user_token": "t"})),
             ),
-            (
-                "POST",
-                format!("/api/integrations/messenger/disconnect/{id}"),
-                None,
-            ),
-            (
-                "GET",
-                format!("/api/integrations/messenger/{id}/persistent-menu"),
-                None,
-            ),
-            (
-                "POST",
-                format!("/api/integrations/messenger/{id}/persistent-menu"),
-                Some(json!({"delete": true})),
-            ),
-        ] {
+        ];
+        for (method, path, body) in oauth_endpoints
+            .into_iter()
+            .chain(messenger_account_endpoints(&id))
+        {
             let response = member.send(method.parse().unwrap(), &path, body).await;
             assert_eq!(
                 response.status,
@@ -162,9 +200,7 @@ async fn auth_configs_name_the_apps_and_every_oauth_endpoint_is_admin_only() {
         json!({"app_id": "test-meta-app-id", "config_id": "test-meta-config-id"}),
         "MESSENGER_CONFIG_ID falls back to META_CONFIG_ID"
     );
-    let unconfigured = bare_admin
-        .post("/api/integrations/instagram/connect", oauth)
-        .await;
+    let unconfigured = connect(&bare_admin, "instagram", "AQ-1", IG_REDIRECT).await;
     assert_eq!(unconfigured.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(unconfigured.error_code(), "service_unavailable");
 }

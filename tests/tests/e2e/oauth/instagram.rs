@@ -7,22 +7,37 @@ use omnistream_tests::fake_meta::{
     FAKE_IG_LONG_LIVED_EXPIRES_IN, FAKE_IG_LONG_LIVED_TOKEN, FAKE_IG_REFRESHED_TOKEN,
     FAKE_IG_SHORT_LIVED_TOKEN, FAKE_IG_USERNAME, FAKE_IG_USER_ID,
 };
-use omnistream_tests::TEST_ENCRYPTION_KEY;
+use omnistream_tests::{TestApp, TEST_ENCRYPTION_KEY};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{accounts, masked, only, params, setup, Setup, IG_APP_ID, IG_APP_SECRET, IG_REDIRECT};
+use super::{
+    accounts, assert_each_invalid, connect, masked, only, params, setup, Setup, IG_APP_ID,
+    IG_APP_SECRET, IG_REDIRECT,
+};
+
+/// `token_expires_at` of a listed account.
+fn expires_at(account: &Value) -> chrono::DateTime<chrono::Utc> {
+    account["config"]["token_expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The stored (encrypted) config of the Instagram account.
+async fn stored_config(app: &TestApp) -> Value {
+    sqlx::query_scalar("SELECT config FROM integration_accounts WHERE channel = 'instagram'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
 
 #[tokio::test]
 async fn instagram_connect_saves_an_ig_account_with_the_long_lived_token() {
     let Setup { app, fake, admin } = setup().await;
     let api = admin.client(&app);
-    let connected = api
-        .post(
-            "/api/integrations/instagram/connect",
-            json!({"code": "AQ-instagram-1", "redirect_uri": IG_REDIRECT}),
-        )
-        .await;
+    let connected = connect(&api, "instagram", "AQ-instagram-1", IG_REDIRECT).await;
     assert_eq!(connected.status, StatusCode::OK, "{}", connected.body);
     let key = format!("ig-{FAKE_IG_USER_ID}");
     assert_eq!(
@@ -64,21 +79,14 @@ async fn instagram_connect_saves_an_ig_account_with_the_long_lived_token() {
         account["config"]["access_token"],
         masked(FAKE_IG_LONG_LIVED_TOKEN)
     );
-    let expires: chrono::DateTime<chrono::Utc> = account["config"]["token_expires_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let expires = expires_at(account);
     let expected = chrono::Utc::now() + chrono::Duration::seconds(FAKE_IG_LONG_LIVED_EXPIRES_IN);
     assert!((expected - expires).num_seconds().abs() < 120, "{expires}");
-    let stored: Value =
-        sqlx::query_scalar("SELECT config FROM integration_accounts WHERE account_key = $1")
-            .bind(&key)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
     assert!(
-        !stored.to_string().contains(FAKE_IG_LONG_LIVED_TOKEN),
+        !stored_config(&app)
+            .await
+            .to_string()
+            .contains(FAKE_IG_LONG_LIVED_TOKEN),
         "encrypted at rest"
     );
     let logs = api
@@ -96,12 +104,7 @@ async fn instagram_connect_saves_an_ig_account_with_the_long_lived_token() {
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
-    let again = api
-        .post(
-            "/api/integrations/instagram/connect",
-            json!({"code": "legacy-AQ-instagram-2", "redirect_uri": IG_REDIRECT}),
-        )
-        .await;
+    let again = connect(&api, "instagram", "legacy-AQ-instagram-2", IG_REDIRECT).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     let saved = accounts(&api, "instagram").await;
     assert_eq!(saved.len(), 1, "updated, not duplicated");
@@ -117,12 +120,7 @@ async fn instagram_connect_saves_an_ig_account_with_the_long_lived_token() {
 async fn instagram_connect_with_a_refused_code_or_a_bad_body_saves_nothing() {
     let Setup { app, fake, admin } = setup().await;
     let api = admin.client(&app);
-    let refused = api
-        .post(
-            "/api/integrations/instagram/connect",
-            json!({"code": "bad-code", "redirect_uri": IG_REDIRECT}),
-        )
-        .await;
+    let refused = connect(&api, "instagram", "bad-code", IG_REDIRECT).await;
     assert_eq!(refused.status, StatusCode::BAD_GATEWAY, "{}", refused.body);
     assert_eq!(refused.error_code(), "upstream_error");
     assert_eq!(refused.body["error"]["details"]["provider"], "meta");
@@ -135,19 +133,18 @@ async fn instagram_connect_with_a_refused_code_or_a_bad_body_saves_nothing() {
     assert!(accounts(&api, "instagram").await.is_empty());
 
     // A code works once: the second use fails at Meta, and nothing more is saved.
-    let first = json!({"code": "AQ-once", "redirect_uri": IG_REDIRECT});
     assert_eq!(
-        api.post("/api/integrations/instagram/connect", first.clone())
+        connect(&api, "instagram", "AQ-once", IG_REDIRECT)
             .await
             .status,
         StatusCode::OK
     );
-    let reused = api.post("/api/integrations/instagram/connect", first).await;
+    let reused = connect(&api, "instagram", "AQ-once", IG_REDIRECT).await;
     assert_eq!(reused.status, StatusCode::BAD_GATEWAY);
     assert_eq!(accounts(&api, "instagram").await.len(), 1);
 
     fake.clear_requests().await;
-    for (body, field) in [
+    let cases = vec![
         (json!({"redirect_uri": IG_REDIRECT}), "code"),
         (json!({"code": "  ", "redirect_uri": IG_REDIRECT}), "code"),
         (json!({"code": "AQ-2"}), "redirect_uri"),
@@ -163,23 +160,8 @@ async fn instagram_connect_with_a_refused_code_or_a_bad_body_saves_nothing() {
             json!({"code": "AQ-2", "redirect_uri": IG_REDIRECT, "tenant_id": "x"}),
             "tenant_id",
         ),
-    ] {
-        let response = api
-            .post("/api/integrations/instagram/connect", body.clone())
-            .await;
-        assert_eq!(
-            response.status,
-            StatusCode::BAD_REQUEST,
-            "{body}: {}",
-            response.body
-        );
-        assert_eq!(response.error_code(), "validation_error");
-        assert!(
-            response.body["error"]["details"][field].is_string(),
-            "{body}: {}",
-            response.body
-        );
-    }
+    ];
+    assert_each_invalid(&api, "/api/integrations/instagram/connect", cases).await;
     assert!(fake.requests().await.is_empty(), "nothing reaches Meta");
 }
 
@@ -187,12 +169,7 @@ async fn instagram_connect_with_a_refused_code_or_a_bad_body_saves_nothing() {
 async fn expiring_instagram_tokens_are_refreshed_and_fresh_ones_are_left_alone() {
     let Setup { app, fake, admin } = setup().await;
     let api = admin.client(&app);
-    let connected = api
-        .post(
-            "/api/integrations/instagram/connect",
-            json!({"code": "AQ-instagram-refresh", "redirect_uri": IG_REDIRECT}),
-        )
-        .await;
+    let connected = connect(&api, "instagram", "AQ-instagram-refresh", IG_REDIRECT).await;
     assert_eq!(connected.status, StatusCode::OK, "{}", connected.body);
     let refresher = InstagramTokenRefresher {
         pool: app.pool.clone(),
@@ -215,19 +192,13 @@ async fn expiring_instagram_tokens_are_refreshed_and_fresh_ones_are_left_alone()
         saved[0]["config"]["access_token"],
         masked(FAKE_IG_REFRESHED_TOKEN)
     );
-    let expires: chrono::DateTime<chrono::Utc> = saved[0]["config"]["token_expires_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let expires = expires_at(&saved[0]);
     let expected = later + chrono::Duration::seconds(FAKE_IG_LONG_LIVED_EXPIRES_IN);
     assert!((expected - expires).num_seconds().abs() < 5, "{expires}");
-    let stored: Value =
-        sqlx::query_scalar("SELECT config FROM integration_accounts WHERE channel = 'instagram'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert!(!stored.to_string().contains(FAKE_IG_REFRESHED_TOKEN));
+    assert!(!stored_config(&app)
+        .await
+        .to_string()
+        .contains(FAKE_IG_REFRESHED_TOKEN));
     // The new expiry is far off again: a second round refreshes nothing.
     assert_eq!(refresher.refresh_due(later).await.unwrap(), 0);
 }

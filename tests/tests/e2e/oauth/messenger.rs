@@ -4,11 +4,15 @@
 use omnistream_tests::fake_meta::{
     fake_page_token, FAKE_FB_LONG_USER_TOKEN, FAKE_FB_SHORT_USER_TOKEN, FAKE_PAGES,
 };
-use omnistream_tests::{Client, TEST_META_APP_SECRET};
+use omnistream_tests::fake_meta::{FakeMeta, RecordedRequest};
+use omnistream_tests::{Client, Response, TEST_META_APP_SECRET};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{accounts, masked, only, params, setup, Setup, FB_REDIRECT};
+use super::{
+    accounts, assert_each_invalid, connect, masked, messenger_account_endpoints, only, params,
+    setup, Setup, FB_REDIRECT,
+};
 
 async fn connect_pages(api: &Client) -> Vec<Value> {
     let pages: Vec<Value> = FAKE_PAGES
@@ -25,16 +29,42 @@ async fn connect_pages(api: &Client) -> Vec<Value> {
     accounts(api, "messenger").await
 }
 
+/// `GET /api/integrations/accounts/{id}`'s body.
+async fn account(api: &Client, id: &str) -> Value {
+    api.get(&format!("/api/integrations/accounts/{id}"))
+        .await
+        .body
+}
+
+/// `POST /api/integrations/messenger/disconnect/{id}`.
+async fn disconnect(api: &Client, id: &str) -> Response {
+    api.post(
+        &format!("/api/integrations/messenger/disconnect/{id}"),
+        json!({}),
+    )
+    .await
+}
+
+/// The one recorded request with `method` on `suffix`, made with the Page token of `page_id`.
+async fn only_with_page_token(
+    fake: &FakeMeta,
+    method: &str,
+    suffix: &str,
+    page_id: &str,
+) -> RecordedRequest {
+    let request = only(fake, method, suffix).await;
+    assert_eq!(
+        request.bearer_token(),
+        Some(fake_page_token(page_id).as_str())
+    );
+    request
+}
+
 #[tokio::test]
 async fn messenger_connect_lists_every_page_with_the_long_lived_user_token() {
     let Setup { app, fake, admin } = setup().await;
     let api = admin.client(&app);
-    let connected = api
-        .post(
-            "/api/integrations/messenger/connect",
-            json!({"code": "AQ-facebook-1", "redirect_uri": FB_REDIRECT}),
-        )
-        .await;
+    let connected = connect(&api, "messenger", "AQ-facebook-1", FB_REDIRECT).await;
     assert_eq!(connected.status, StatusCode::OK, "{}", connected.body);
     assert_eq!(
         connected.body,
@@ -62,19 +92,9 @@ async fn messenger_connect_lists_every_page_with_the_long_lived_user_token() {
         "nothing saved"
     );
 
-    let refused = api
-        .post(
-            "/api/integrations/messenger/connect",
-            json!({"code": "bad-code", "redirect_uri": FB_REDIRECT}),
-        )
-        .await;
+    let refused = connect(&api, "messenger", "bad-code", FB_REDIRECT).await;
     assert_eq!(refused.status, StatusCode::BAD_GATEWAY, "{}", refused.body);
-    let invalid = api
-        .post(
-            "/api/integrations/messenger/connect",
-            json!({"code": "AQ-2", "redirect_uri": ""}),
-        )
-        .await;
+    let invalid = connect(&api, "messenger", "AQ-2", "").await;
     assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
 }
 
@@ -96,11 +116,13 @@ async fn messenger_pages_become_fb_accounts_subscribed_with_their_page_tokens() 
         );
         let access = only(&fake, "GET", &format!("/{page_id}")).await;
         assert_eq!(access.bearer_token(), Some(FAKE_FB_LONG_USER_TOKEN));
-        let subscribe = only(&fake, "POST", &format!("/{page_id}/subscribed_apps")).await;
-        assert_eq!(
-            subscribe.bearer_token(),
-            Some(fake_page_token(page_id).as_str())
-        );
+        let subscribe = only_with_page_token(
+            &fake,
+            "POST",
+            &format!("/{page_id}/subscribed_apps"),
+            page_id,
+        )
+        .await;
         assert_eq!(
             params(subscribe.query.as_deref())["subscribed_fields"],
             "messages,messaging_postbacks,message_deliveries,message_reads,message_echoes,message_reactions"
@@ -114,7 +136,7 @@ async fn messenger_pages_become_fb_accounts_subscribed_with_their_page_tokens() 
     assert_eq!(again.len(), 2, "updated, not duplicated");
     assert_eq!(again[0]["id"], saved[0]["id"]);
 
-    for (body, field) in [
+    let cases = vec![
         (json!({"pages": [], "user_token": "t"}), "pages"),
         (
             json!({"pages": [{"page_id": "abc", "page_name": "x"}], "user_token": "t"}),
@@ -133,22 +155,8 @@ async fn messenger_pages_become_fb_accounts_subscribed_with_their_page_tokens() 
             "user_token",
         ),
         (json!({"pages": [{"page_id": "1"}]}), "user_token"),
-    ] {
-        let response = api
-            .post("/api/integrations/messenger/pages", body.clone())
-            .await;
-        assert_eq!(
-            response.status,
-            StatusCode::BAD_REQUEST,
-            "{body}: {}",
-            response.body
-        );
-        assert!(
-            response.body["error"]["details"][field].is_string(),
-            "{body}: {}",
-            response.body
-        );
-    }
+    ];
+    assert_each_invalid(&api, "/api/integrations/messenger/pages", cases).await;
 
     // Another organization's admin holding a user token cannot take the Pages over, and a Meta
     // refusal (an unknown user token) saves nothing.
@@ -176,30 +184,19 @@ async fn disconnect_unsubscribes_the_page_then_deactivates_the_account() {
     let api = admin.client(&app);
     let saved = connect_pages(&api).await;
     let id = saved[0]["id"].as_str().unwrap();
-    let disconnected = api
-        .post(
-            &format!("/api/integrations/messenger/disconnect/{id}"),
-            json!({}),
-        )
-        .await;
+    let disconnected = disconnect(&api, id).await;
     assert_eq!(disconnected.status, StatusCode::OK, "{}", disconnected.body);
     assert_eq!(disconnected.body, json!({"success": true, "id": id}));
     let (page_id, _) = FAKE_PAGES[0];
-    let unsubscribe = only(&fake, "DELETE", &format!("/{page_id}/subscribed_apps")).await;
-    assert_eq!(
-        unsubscribe.bearer_token(),
-        Some(fake_page_token(page_id).as_str())
-    );
-    let account = api
-        .get(&format!("/api/integrations/accounts/{id}"))
-        .await
-        .body;
-    assert_eq!(account["is_active"], false);
-    let other_page = saved[1]["id"].as_str().unwrap();
-    let other_page = api
-        .get(&format!("/api/integrations/accounts/{other_page}"))
-        .await
-        .body;
+    only_with_page_token(
+        &fake,
+        "DELETE",
+        &format!("/{page_id}/subscribed_apps"),
+        page_id,
+    )
+    .await;
+    assert_eq!(account(&api, id).await["is_active"], false);
+    let other_page = account(&api, saved[1]["id"].as_str().unwrap()).await;
     assert_eq!(
         other_page["is_active"], true,
         "the other Page stays connected"
@@ -222,19 +219,10 @@ async fn disconnect_unsubscribes_the_page_then_deactivates_the_account() {
         )
         .await;
     assert_eq!(stale.status, StatusCode::OK, "{}", stale.body);
-    let refused = api
-        .post(
-            &format!("/api/integrations/messenger/disconnect/{id}"),
-            json!({}),
-        )
-        .await;
+    let refused = disconnect(&api, id).await;
     assert_eq!(refused.status, StatusCode::BAD_GATEWAY, "{}", refused.body);
     assert_eq!(refused.body["error"]["details"]["upstream_status"], 403);
-    let account = api
-        .get(&format!("/api/integrations/accounts/{id}"))
-        .await
-        .body;
-    assert_eq!(account["is_active"], true);
+    assert_eq!(account(&api, id).await["is_active"], true);
 }
 
 #[tokio::test]
@@ -350,23 +338,7 @@ async fn messenger_account_endpoints_are_tenant_isolated_and_messenger_only() {
             "validation_error",
         ),
     ] {
-        for (method, path, body) in [
-            (
-                "POST",
-                format!("/api/integrations/messenger/disconnect/{id}"),
-                None,
-            ),
-            (
-                "GET",
-                format!("/api/integrations/messenger/{id}/persistent-menu"),
-                None,
-            ),
-            (
-                "POST",
-                format!("/api/integrations/messenger/{id}/persistent-menu"),
-                Some(json!({"delete": true})),
-            ),
-        ] {
+        for (method, path, body) in messenger_account_endpoints(id) {
             let response = client.send(method.parse().unwrap(), &path, body).await;
             assert_eq!(
                 response.status, status,
@@ -380,12 +352,9 @@ async fn messenger_account_endpoints_are_tenant_isolated_and_messenger_only() {
         fake.requests().await.is_empty(),
         "no Graph call for refused accounts"
     );
-    let account = api
-        .get(&format!("/api/integrations/accounts/{page_account}"))
-        .await
-        .body;
     assert_eq!(
-        account["is_active"], true,
+        account(&api, &page_account).await["is_active"],
+        true,
         "the intruder disconnected nothing"
     );
 }
