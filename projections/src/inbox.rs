@@ -198,6 +198,7 @@ pub fn fold(row: Option<ConversationRow>, event: &ConversationEvent) -> Option<C
             row.updated_at = *at;
         }
         E::OutboundMessageSent { .. }
+        | E::EchoMatched { .. }
         | E::OutboundStatusChanged { .. }
         | E::OutboundStatusDeferred { .. }
         | E::OutboundMessageFailed { .. }

@@ -153,6 +153,15 @@ impl Projector for MessagesProjector {
                 };
                 insert_provider_message(conn, &stream, message).await?;
             }
+            E::EchoMatched {
+                echo_message_id, ..
+            } => {
+                sqlx::query("DELETE FROM messages WHERE id = $1 AND tenant_id = $2")
+                    .bind(echo_message_id)
+                    .bind(tenant)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             E::OutboundMessageSent {
                 message_id,
                 provider_message_id,

@@ -253,6 +253,17 @@ pub(super) fn decide(
                 provider_message_id: provider_message_id.clone(),
                 at,
             }];
+            // The provider's echo of this send can overtake the send's own answer.
+            if let Some(echo_message_id) = state
+                .by_provider_id
+                .get(&provider_message_id)
+                .filter(|id| state.outbound.get(id).is_some_and(|o| o.echo))
+            {
+                events.push(E::EchoMatched {
+                    echo_message_id: *echo_message_id,
+                    message_id,
+                });
+            }
             let mut current = MessageStatus::Sent;
             let mut early = state
                 .early_statuses

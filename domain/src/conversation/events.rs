@@ -79,6 +79,12 @@ pub enum ConversationEvent {
         /// The provider's payload for this message, as received.
         raw: Value,
     },
+    /// An echo recorded as a message from another app was of our own send, whose provider id
+    /// we learnt only afterwards: that record is withdrawn in favour of ours.
+    EchoMatched {
+        echo_message_id: Uuid,
+        message_id: Uuid,
+    },
     /// The provider accepted the message.
     OutboundMessageSent {
         message_id: Uuid,
@@ -155,6 +161,7 @@ impl ConversationEvent {
             Self::InboundMessageReceived { .. } => "InboundMessageReceived",
             Self::OutboundMessageQueued { .. } => "OutboundMessageQueued",
             Self::OutboundMessageEchoed { .. } => "OutboundMessageEchoed",
+            Self::EchoMatched { .. } => "EchoMatched",
             Self::OutboundMessageSent { .. } => "OutboundMessageSent",
             Self::OutboundStatusChanged { .. } => "OutboundStatusChanged",
             Self::OutboundStatusDeferred { .. } => "OutboundStatusDeferred",

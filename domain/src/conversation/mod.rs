@@ -113,6 +113,9 @@ struct OutboundState {
     /// When the provider accepted it (receipts with a watermark cover messages sent by then).
     #[serde(default)]
     sent_at: Option<DateTime<Utc>>,
+    /// Recorded from a provider echo, not sent by us.
+    #[serde(default)]
+    echo: bool,
 }
 
 /// How long provider ids are remembered for deduplication: Meta retries for up to 7 days.
@@ -279,6 +282,7 @@ impl Aggregate for Conversation {
                         provider_message_id: None,
                         queued_at,
                         sent_at: None,
+                        echo: false,
                     },
                 );
                 if self.outbound.len().is_multiple_of(PRUNE_EVERY) {
@@ -318,9 +322,15 @@ impl Aggregate for Conversation {
                         provider_message_id: Some(provider_message_id.clone()),
                         queued_at: sent_at,
                         sent_at: Some(sent_at),
+                        echo: true,
                     },
                 );
                 self.by_provider_id.insert(provider_message_id, message_id);
+            }
+            E::EchoMatched {
+                echo_message_id, ..
+            } => {
+                self.outbound.remove(&echo_message_id);
             }
             E::OutboundMessageSent {
                 message_id,

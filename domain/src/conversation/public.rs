@@ -192,6 +192,8 @@ pub fn public_events(
                 json!({"note_id": note_id, "agent_id": agent_id, "content": content, "created_at": at}),
             ),
         )],
-        E::ConversationRead { .. } | E::OutboundStatusDeferred { .. } => vec![],
+        E::ConversationRead { .. } | E::OutboundStatusDeferred { .. } | E::EchoMatched { .. } => {
+            vec![]
+        }
     }
 }

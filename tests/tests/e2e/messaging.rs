@@ -499,5 +499,35 @@ async fn instagram_story_mentions_reactions_reads_and_app_echoes() {
         (&json!("outbound"), &json!("sent"), &json!("from the app"))
     );
     assert_eq!(fake.sent_messages().await.len(), 1);
+
+    // An echo that overtakes our send's own answer (Instagram echoes carry no metadata) is
+    // first recorded as from another app, then withdrawn when the answer names it ours.
+    assert_eq!(external, "m_fake000001", "the fake numbers its sends");
+    let early = event(
+        "IG7",
+        "IGSID7",
+        later + 3,
+        json!({"message": {"mid": "m_fake000002", "text": "Second reply", "is_echo": true}}),
+    );
+    post_ok(&app, "/webhooks/instagram", &insta(vec![early])).await;
+    app.message_when(&api, &ig_id, |m| m["external_id"] == "m_fake000002")
+        .await;
+    let (second, second_external) = reply_sent(&app, &api, &ig_id, "Second reply").await;
+    assert_eq!(second_external, "m_fake000002");
+    let listed = app
+        .eventually(
+            &api,
+            &format!("/api/conversations/{ig_id}/messages"),
+            |body| body["data"].as_array().is_some_and(|d| d.len() == 5),
+        )
+        .await;
+    let carrying: Vec<&Value> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["external_id"] == "m_fake000002")
+        .collect();
+    assert_eq!(carrying.len(), 1, "{}", listed["data"]);
+    assert_eq!(carrying[0]["id"], second.as_str());
     app.stop();
 }

@@ -194,3 +194,65 @@ fn a_delivery_receipt_does_not_undo_a_read() {
         })
         .then_expect_events(vec![]);
 }
+
+#[test]
+fn an_echo_that_overtakes_our_sends_answer_is_withdrawn_when_the_answer_comes() {
+    let first = inbound(1, "m_A", t(0));
+    let ours = outbound(1, MessageType::Text, t(1));
+    let early_echo = echo("m_OURS", t(2));
+    let history = vec![
+        messenger_opened(t(0)),
+        received(&first),
+        queued(&ours),
+        echoed(&early_echo),
+    ];
+    Framework::with(())
+        .given(history.clone())
+        .when(ConversationCommand::MarkSent {
+            message_id: ours.message_id,
+            provider_message_id: "m_OURS".into(),
+            at: t(3),
+        })
+        .then_expect_events(vec![
+            ConversationEvent::OutboundMessageSent {
+                message_id: ours.message_id,
+                provider_message_id: "m_OURS".into(),
+                at: t(3),
+            },
+            ConversationEvent::EchoMatched {
+                echo_message_id: early_echo.message_id,
+                message_id: ours.message_id,
+            },
+        ]);
+    // Afterwards receipts name our message, and the echo is not recorded again.
+    let mut merged = history;
+    merged.push(ConversationEvent::OutboundMessageSent {
+        message_id: ours.message_id,
+        provider_message_id: "m_OURS".into(),
+        at: t(3),
+    });
+    merged.push(ConversationEvent::EchoMatched {
+        echo_message_id: early_echo.message_id,
+        message_id: ours.message_id,
+    });
+    Framework::with(())
+        .given(merged.clone())
+        .when(ConversationCommand::RecordProviderStatus(provider_status(
+            "m_OURS",
+            MessageStatus::Read,
+            t(4),
+        )))
+        .then_expect_events(vec![status_changed(
+            ours.message_id,
+            "m_OURS",
+            MessageStatus::Read,
+            t(4),
+        )]);
+    Framework::with(())
+        .given(merged)
+        .when(ConversationCommand::RecordEcho {
+            open: open(t(5)),
+            message: early_echo,
+        })
+        .then_expect_events(vec![]);
+}
