@@ -23,9 +23,10 @@ pub use sanitize::sanitize_html;
 
 use chrono::{DateTime, Utc};
 
-/// Largest raw message [`parse_mime`] accepts (25 MiB, the common provider limit, encoded
-/// attachments included).
-pub const MAX_EMAIL_BYTES: usize = 25 * 1024 * 1024;
+/// Largest inbound email, as posted and as parsed: a 25 MiB attachment (the media limit)
+/// base64-encoded, with the rest of the message. `POST /webhooks/email` accepts no more, so
+/// every acknowledged email can be parsed.
+pub const MAX_EMAIL_BYTES: usize = 40 * 1024 * 1024;
 
 /// Why a raw message could not be turned into a [`ParsedEmail`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
