@@ -46,13 +46,13 @@ impl InboundProcessor {
     pub(crate) async fn process_email(
         &self,
         id: i64,
-        content_type: Option<&str>,
-        raw: &[u8],
+        content_type: Option<String>,
+        raw: Vec<u8>,
     ) -> anyhow::Result<Disposition> {
         // Parsing (MIME, HTML sanitising) can take a while for a large message: off the runtime.
-        let (declared, raw) = (content_type.map(str::to_owned), raw.to_vec());
         let parsed =
-            tokio::task::spawn_blocking(move || parse_inbound(declared.as_deref(), &raw)).await?;
+            tokio::task::spawn_blocking(move || parse_inbound(content_type.as_deref(), &raw))
+                .await?;
         let email = match parsed {
             Ok(email) => email,
             Err(error) => return Ok(Disposition::Ignored(format!("unreadable email: {error}"))),
@@ -137,15 +137,10 @@ impl InboundProcessor {
             raw: json!({"message_id": email.message_id, "from": email.from.address,
                         "in_reply_to": email.in_reply_to, "references": email.references}),
         };
-        self.receive(
-            &context,
-            &account,
-            Channel::Email,
-            conversation_id,
-            contact_id,
-            received,
-        )
-        .await?;
+        // Checked new above, before threading and storing the attachments.
+        let open = account.open(Channel::Email, conversation_id, contact_id, Utc::now());
+        self.receive_new(&context, open, message_id, received)
+            .await?;
         Ok(Disposition::Processed)
     }
 
@@ -165,36 +160,29 @@ impl InboundProcessor {
             .chain(email.references.iter().rev())
             .map(String::as_str)
             .collect();
-        if !mentioned.is_empty() {
-            let existing: Option<Uuid> = sqlx::query_scalar(
-                "SELECT c.id FROM messages m
-                 JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
-                 WHERE m.tenant_id = $1 AND m.external_id = ANY($2)
-                   AND c.channel = 'email' AND c.contact_id = $3 AND c.integration_account_id = $4
-                 ORDER BY array_position($2, m.external_id) LIMIT 1",
-            )
-            .bind(tenant.as_uuid())
-            .bind(&mentioned)
-            .bind(contact_id)
-            .bind(account.id)
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(conversation) = existing {
-                return Ok(conversation);
-            }
-        }
         let tokened: Vec<Uuid> = recipients
             .iter()
             .filter_map(|address| self.reply_tokens.conversation_in(address, tenant))
             .collect();
-        if !tokened.is_empty() {
+        if !mentioned.is_empty() || !tokened.is_empty() {
+            // One round trip for both rules: a conversation found through the mentioned ids
+            // (nearest first) wins over one named by a reply token.
             let existing: Option<Uuid> = sqlx::query_scalar(
-                "SELECT id FROM conversations
-                 WHERE tenant_id = $1 AND id = ANY($2) AND channel = 'email'
-                   AND contact_id = $3 AND integration_account_id = $4
-                 ORDER BY array_position($2, id) LIMIT 1",
+                "SELECT id FROM (
+                     SELECT c.id, 0 AS rule, array_position($2, m.external_id) AS rank
+                     FROM messages m
+                     JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
+                     WHERE m.tenant_id = $1 AND m.external_id = ANY($2)
+                       AND c.channel = 'email' AND c.contact_id = $4 AND c.integration_account_id = $5
+                     UNION ALL
+                     SELECT id, 1, array_position($3, id) FROM conversations
+                     WHERE tenant_id = $1 AND id = ANY($3) AND channel = 'email'
+                       AND contact_id = $4 AND integration_account_id = $5
+                 ) found
+                 ORDER BY rule, rank LIMIT 1",
             )
             .bind(tenant.as_uuid())
+            .bind(&mentioned)
             .bind(&tokened)
             .bind(contact_id)
             .bind(account.id)

@@ -26,25 +26,28 @@ impl InboundProcessor {
         id: i64,
         payload: &serde_json::Value,
     ) -> anyhow::Result<Disposition> {
-        let events = parse_messaging(payload);
+        // A batch usually holds many events of one account: each account is looked up once.
+        let mut accounts: Vec<(String, Option<Account>)> = Vec::new();
         let mut handled = 0;
-        for event in &events {
+        for event in parse_messaging(payload) {
             if matches!(event.kind, MessagingKind::Echo { ours: true, .. }) {
                 continue;
             }
-            let account: Option<Account> = sqlx::query_as(
-                "SELECT id, tenant_id, division_id, is_active FROM integration_accounts
-                 WHERE channel = $1 AND account_key = $2",
-            )
-            .bind(event.channel.as_str())
-            .bind(account_key(event))
-            .fetch_optional(&self.pool)
-            .await?;
-            let Some(account) = account.filter(|a| a.is_active) else {
-                tracing::info!(account_key = %account_key(event), "event for an unknown or inactive account; kept in the raw log");
+            let key = account_key(&event);
+            let index = match accounts.iter().position(|(known, _)| *known == key) {
+                Some(index) => index,
+                None => {
+                    let account = self.active_account(event.channel, &key).await?;
+                    accounts.push((key, account));
+                    accounts.len() - 1
+                }
+            };
+            let (key, account) = &accounts[index];
+            let Some(account) = account else {
+                tracing::info!(account_key = %key, "event for an unknown or inactive account; kept in the raw log");
                 continue;
             };
-            self.messaging_event(id, &account, event).await?;
+            self.messaging_event(id, account, event).await?;
             handled += 1;
         }
         if handled == 0 {
@@ -59,30 +62,33 @@ impl InboundProcessor {
         &self,
         id: i64,
         account: &Account,
-        event: &MessagingEvent,
+        event: MessagingEvent,
     ) -> anyhow::Result<()> {
         let tenant = TenantId(account.tenant_id);
-        let context = provider_context(tenant, event.channel.as_str(), id);
-        let contact_id = ids::contact(tenant, event.channel, &event.customer_id);
+        let channel = event.channel;
+        let context = provider_context(tenant, channel.as_str(), id);
+        let contact_id = ids::contact(tenant, channel, &event.customer_id);
         let conversation_id = ids::conversation(tenant, account.id, contact_id);
-        match &event.kind {
+        if !matches!(event.kind, MessagingKind::Receipt { .. }) {
+            self.record_contact(&context, channel, &event.customer_id, None, None)
+                .await?;
+        }
+        match event.kind {
             MessagingKind::Customer {
                 provider_message_id,
                 content,
             } => {
-                self.record_contact(&context, event.channel, &event.customer_id, None, None)
-                    .await?;
                 let received = CustomerMessage {
-                    provider_message_id: provider_message_id.clone(),
-                    content: content.clone(),
+                    provider_message_id,
+                    content,
                     sender_name: None,
                     sent_at: event.at,
-                    raw: event.raw.clone(),
+                    raw: event.raw,
                 };
                 self.receive(
                     &context,
                     account,
-                    event.channel,
+                    channel,
                     conversation_id,
                     contact_id,
                     received,
@@ -94,28 +100,26 @@ impl InboundProcessor {
                 content,
                 ..
             } => {
-                self.record_contact(&context, event.channel, &event.customer_id, None, None)
-                    .await?;
-                let message_id = ids::inbound_message(tenant, account.id, provider_message_id);
+                let message_id = ids::inbound_message(tenant, account.id, &provider_message_id);
                 if self.already_received(tenant, message_id).await? {
                     return Ok(());
                 }
                 let command = ConversationCommand::RecordEcho {
-                    open: account.open(event.channel, conversation_id, contact_id, event.at),
+                    open: account.open(channel, conversation_id, contact_id, event.at),
                     message: EchoedMessage {
                         message_id,
-                        provider_message_id: provider_message_id.clone(),
-                        content: content.clone(),
+                        provider_message_id,
+                        content,
                         sent_at: event.at,
-                        raw: event.raw.clone(),
+                        raw: event.raw,
                     },
                 };
                 self.execute(&context, conversation_id, command).await
             }
             MessagingKind::Receipt { status, up_to } => {
                 let command = ConversationCommand::RecordReceipt {
-                    status: *status,
-                    up_to: up_to.clone(),
+                    status,
+                    up_to,
                     occurred_at: event.at,
                 };
                 self.execute(&context, conversation_id, command).await

@@ -195,22 +195,21 @@ impl InboundProcessor {
 
     /// Processes one payload and records the outcome on its row.
     async fn settle(&self, row: Inbound) -> anyhow::Result<()> {
-        let outcome = match &row.body {
-            Body::Meta(payload) => self.process(row.id, payload.as_ref()).await,
-            Body::Email { content_type, raw } => {
-                self.process_email(row.id, content_type.as_deref(), raw)
-                    .await
-            }
+        let Inbound { id, attempts, body } = row;
+        let outcome = match body {
+            Body::Meta(payload) => self.process(id, payload.as_ref()).await,
+            // Handed over, not copied: an email body may be tens of megabytes.
+            Body::Email { content_type, raw } => self.process_email(id, content_type, raw).await,
         };
         let (status, error, retry) = match outcome {
             Ok(Disposition::Processed) => ("processed", None, false),
             Ok(Disposition::Ignored(reason)) => ("ignored", Some(reason), false),
-            Err(error) if row.attempts < MAX_ATTEMPTS => ("pending", Some(error.to_string()), true),
+            Err(error) if attempts < MAX_ATTEMPTS => ("pending", Some(error.to_string()), true),
             Err(error) => ("failed", Some(error.to_string()), false),
         };
         if retry {
             tracing::warn!(
-                id = row.id,
+                id,
                 error = error.as_deref().unwrap_or_default(),
                 "inbound payload will be retried"
             );
@@ -221,7 +220,7 @@ impl InboundProcessor {
                 next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => least(2 ^ attempts, 300)) ELSE next_attempt_at END
              WHERE id = $1",
         )
-        .bind(row.id)
+        .bind(id)
         .bind(status)
         .bind(error)
         .execute(&self.pool)
@@ -258,13 +257,8 @@ impl InboundProcessor {
     }
 
     async fn whatsapp_change(&self, id: i64, change: &WhatsAppChange) -> anyhow::Result<usize> {
-        let account: Option<Account> = sqlx::query_as(
-            "SELECT id, tenant_id, division_id, is_active FROM integration_accounts WHERE channel = 'whatsapp' AND account_key = $1",
-        )
-        .bind(format!("wa-{}", change.phone_number_id))
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(account) = account.filter(|a| a.is_active) else {
+        let key = format!("wa-{}", change.phone_number_id);
+        let Some(account) = self.active_account(Channel::Whatsapp, &key).await? else {
             tracing::info!(phone_number_id = %change.phone_number_id, "webhook for an unknown or inactive account; kept in the raw log");
             return Ok(0);
         };
@@ -330,18 +324,32 @@ impl InboundProcessor {
         if self.already_received(tenant, message_id).await? {
             return Ok(());
         }
-        let now = Utc::now();
+        let open = account.open(channel, conversation_id, contact_id, Utc::now());
+        self.receive_new(context, open, message_id, message).await
+    }
+
+    /// Records a customer's message as `message_id` into the conversation `open` names (opened
+    /// or reopened as needed), once [`Self::already_received`] has said it is new; received now
+    /// (`open.at`).
+    pub(crate) async fn receive_new(
+        &self,
+        context: &CommandContext,
+        open: OpenConversation,
+        message_id: Uuid,
+        message: CustomerMessage,
+    ) -> anyhow::Result<()> {
+        let conversation_id = open.conversation_id;
         let command = ConversationCommand::ReceiveInbound {
-            open: account.open(channel, conversation_id, contact_id, now),
             message: InboundMessage {
                 message_id,
                 provider_message_id: Some(message.provider_message_id),
                 content: message.content,
                 sender_name: message.sender_name,
                 sent_at: message.sent_at,
-                received_at: now,
+                received_at: open.at,
                 raw: message.raw,
             },
+            open,
         };
         self.execute(context, conversation_id, command).await
     }
@@ -357,6 +365,23 @@ impl InboundProcessor {
         let conversation_id = ids::conversation(tenant, account.id, contact_id);
         let command = ConversationCommand::RecordProviderStatus(status.status.clone());
         self.execute(context, conversation_id, command).await
+    }
+
+    /// The account of `channel` with this `account_key`, unless it is unknown or inactive.
+    pub(crate) async fn active_account(
+        &self,
+        channel: Channel,
+        key: &str,
+    ) -> anyhow::Result<Option<Account>> {
+        let account: Option<Account> = sqlx::query_as(
+            "SELECT id, tenant_id, division_id, is_active FROM integration_accounts
+             WHERE channel = $1 AND account_key = $2",
+        )
+        .bind(channel.as_str())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(account.filter(|a| a.is_active))
     }
 
     /// Records the customer's identity on `channel` on their contact (created on first sight);
@@ -436,10 +461,28 @@ pub(crate) fn provider_context(tenant: TenantId, provider: &str, id: i64) -> Com
     }
 }
 
-/// The customer a payload is about (business number and customer), so that payloads of one
-/// customer keep their order while others are processed alongside; payloads without one share
-/// a key.
+/// The customer a payload is about (business number or Page/Instagram account, and customer),
+/// so that payloads of one customer keep their order while others are processed alongside;
+/// payloads without one share a key.
 fn ordering_key(payload: Option<&serde_json::Value>) -> String {
+    if let Some(event) = payload.and_then(|p| p.pointer("/entry/0/messaging/0")) {
+        let id = |pointer: &str| {
+            event
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+        };
+        let echo = event
+            .pointer("/message/is_echo")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
+        let (business, customer) = if echo {
+            (id("/sender/id"), id("/recipient/id"))
+        } else {
+            (id("/recipient/id"), id("/sender/id"))
+        };
+        return format!("page:{business}:{customer}");
+    }
     let value = payload.and_then(|p| p.pointer("/entry/0/changes/0/value"));
     let text = |pointer: &str| {
         value
@@ -452,4 +495,26 @@ fn ordering_key(payload: Option<&serde_json::Value>) -> String {
         .find(|c| !c.is_empty())
         .unwrap_or_default();
     format!("{}:{customer}", text("/metadata/phone_number_id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ordering_key;
+    use serde_json::json;
+
+    #[test]
+    fn payloads_are_ordered_per_customer_on_every_meta_channel() {
+        let whatsapp = json!({"entry": [{"changes": [{"value": {"metadata": {"phone_number_id": "100"},
+                                                              "messages": [{"from": "6281"}]}}]}]});
+        assert_eq!(ordering_key(Some(&whatsapp)), "100:6281");
+        let message = json!({"object": "page", "entry": [{"messaging": [
+            {"sender": {"id": "PSID1"}, "recipient": {"id": "PAGE1"}, "message": {"mid": "m"}}]}]});
+        let echo = json!({"object": "page", "entry": [{"messaging": [
+            {"sender": {"id": "PAGE1"}, "recipient": {"id": "PSID1"}, "message": {"mid": "e", "is_echo": true}}]}]});
+        let other = json!({"object": "page", "entry": [{"messaging": [
+            {"sender": {"id": "PSID2"}, "recipient": {"id": "PAGE1"}, "read": {"watermark": 1}}]}]});
+        assert_eq!(ordering_key(Some(&message)), ordering_key(Some(&echo)));
+        assert_ne!(ordering_key(Some(&message)), ordering_key(Some(&other)));
+        assert_eq!(ordering_key(None), ":");
+    }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use omnistream_commands::secrets::constant_time_eq;
 use sqlx::PgPool;
 
 use crate::meta::verify_signature;
@@ -60,17 +61,13 @@ fn mailgun_authentic(key: &str, content_type: Option<&str>, body: &[u8]) -> bool
     recent && crate::email::mailgun_signature_valid(key, &fields)
 }
 
-/// The largest inbound email accepted: a 25 MiB attachment (the media limit) base64-encoded,
-/// with the rest of the message. Other webhooks keep the API's 2 MiB limit.
-pub const MAX_EMAIL_BYTES: usize = 40 * 1024 * 1024;
-
 /// Routes of the webhook-ingestor role.
 pub fn router<S: Clone + Send + Sync + 'static>(state: IngestState) -> Router<S> {
     Router::new()
         .route("/webhooks/meta", meta_webhook("meta"))
         .route(
             "/webhooks/email",
-            post(receive_email).layer(DefaultBodyLimit::max(MAX_EMAIL_BYTES)),
+            post(receive_email).layer(DefaultBodyLimit::max(crate::email::MAX_EMAIL_BYTES)),
         )
         .route("/webhooks/messenger", meta_webhook("messenger"))
         .route("/webhooks/instagram", meta_webhook("instagram"))
@@ -112,7 +109,7 @@ async fn verify_meta(
     let platform = state
         .verify_token
         .as_deref()
-        .is_some_and(|expected| constant_time_eq(expected, token));
+        .is_some_and(|expected| constant_time_eq(expected.as_bytes(), token.as_bytes()));
     let account = match platform {
         true => true,
         false => sqlx::query_scalar::<_, bool>(
@@ -134,14 +131,6 @@ async fn verify_meta(
         challenge.clone(),
     )
         .into_response()
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// The routes of a Meta webhook: the `hub.*` handshake on GET, and on POST payloads signed with
@@ -233,7 +222,7 @@ async fn receive_email(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let authorised = match (&state.email_secret, given) {
-        (Some(expected), Some(given)) => constant_time_eq(expected, given),
+        (Some(expected), Some(given)) => constant_time_eq(expected.as_bytes(), given.as_bytes()),
         _ => false,
     } || state
         .mailgun_signing_key

@@ -35,7 +35,7 @@ impl Projector for MessagesProjector {
             E::InboundMessageReceived {
                 message_id,
                 provider_message_id,
-                content,
+                mut content,
                 sender_name,
                 received_at,
                 ..
@@ -52,7 +52,9 @@ impl Projector for MessagesProjector {
                     .map(|id| id.to_string()),
                     None => None,
                 };
-                let mut data = content.data.clone();
+                // Taken, not copied (an email's sanitised HTML is in it): the insert below reads
+                // the other fields only.
+                let mut data = content.data.take();
                 if let Some(media) = &content.media {
                     let media_info = json!({"provider_media_id": media.provider_media_id, "sha256": media.sha256});
                     match &mut data {
@@ -130,12 +132,12 @@ impl Projector for MessagesProjector {
             E::OutboundMessageEchoed {
                 message_id,
                 provider_message_id,
-                content,
+                mut content,
                 sent_at,
                 ..
             } => {
-                let mut data = match &content.data {
-                    Some(Value::Object(map)) => map.clone(),
+                let mut data = match content.data.take() {
+                    Some(Value::Object(map)) => map,
                     _ => serde_json::Map::new(),
                 };
                 data.insert("echo".into(), true.into());
@@ -241,6 +243,7 @@ struct ProviderMessage<'a> {
     status: &'static str,
     sender_type: &'static str,
     sender_name: Option<&'a str>,
+    /// Its type, text and media; `data` below stands in for `content.data`.
     content: &'a InboundContent,
     external_id: Option<&'a str>,
     /// Our id of the message it replies or reacts to.

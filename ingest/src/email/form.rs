@@ -9,7 +9,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::mime::{clean_id, mailbox_of};
+use super::mime::{clean_id, mailbox_of, unique_ids};
 use super::sanitize::{html_to_text, sanitize_html};
 use super::{parse_mime, Attachment, EmailError, Mailbox, ParsedEmail};
 
@@ -133,17 +133,7 @@ fn addresses(list: Option<String>) -> Vec<Mailbox> {
 }
 
 fn ids(value: Option<String>) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
-    for id in value
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(clean_id)
-    {
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    ids
+    unique_ids(value.as_deref().unwrap_or_default().split_whitespace())
 }
 
 /// A SendGrid or Mailgun form as a [`ParsedEmail`] (their raw-MIME variants, `email` and

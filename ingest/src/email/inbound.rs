@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::form::{form_fields, parse_form};
-use super::mime::{clean_id, mailbox_of};
+use super::mime::{clean_id, mailbox_of, unique_ids};
 use super::sanitize::html_to_text;
 use super::{
     parse_mime, sanitize_html, Attachment, EmailError, Mailbox, ParsedEmail, MAX_EMAIL_BYTES,
@@ -109,26 +109,16 @@ fn split_addresses(list: &str) -> impl Iterator<Item = String> + '_ {
 
 /// Message ids of a header value (`<a@x> <b@y>`) or an array of ids.
 fn message_ids(value: Option<&Value>) -> Vec<String> {
-    let raw: Vec<String> = match value {
-        Some(Value::String(ids)) => vec![ids.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
+    let chunks: Vec<&str> = match value {
+        Some(Value::String(ids)) => vec![ids],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    let mut ids: Vec<String> = Vec::new();
-    for chunk in raw {
-        for id in chunk.split(|c: char| c.is_whitespace() || c == ',') {
-            if let Some(id) = clean_id(id) {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-        }
-    }
-    ids
+    unique_ids(
+        chunks
+            .into_iter()
+            .flat_map(|chunk| chunk.split(|c: char| c.is_whitespace() || c == ',')),
+    )
 }
 
 fn bodies(text_body: Option<&str>, html_body: Option<&str>) -> (Option<String>, Option<String>) {

@@ -154,12 +154,21 @@ pub(crate) fn clean_id(id: &str) -> Option<String> {
 
 /// The ids of an `In-Reply-To` or `References` header, in order, each once.
 fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    unique_ids(
+        value
+            .as_text_list()
+            .unwrap_or_default()
+            .iter()
+            .map(AsRef::as_ref),
+    )
+}
+
+/// Message ids passed through [`clean_id`], in order, each once (a hostile `References` may
+/// hold many thousands, so repeats are found by hashing, not by scanning).
+pub(crate) fn unique_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut seen = HashSet::new();
-    value
-        .as_text_list()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|id| clean_id(id))
+    ids.into_iter()
+        .filter_map(clean_id)
         .filter(|id| seen.insert(id.clone()))
         .collect()
 }
