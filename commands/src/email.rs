@@ -8,6 +8,8 @@
 //! in lettre's form (`smtps://user:pass@host` for TLS, `smtp://user:pass@host:587?tls=required`
 //! for STARTTLS, `smtp://host:25` for a plain local relay).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
@@ -22,16 +24,18 @@ use crate::channels::{config_text, OutboundAttachment};
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The platform's SMTP settings.
+/// The platform's SMTP settings, and one pooled transport per SMTP server in use, so
+/// consecutive replies reuse open (and authenticated, TLS-established) connections.
 #[derive(Clone, Default)]
 pub struct SmtpMailer {
     /// `SMTP_URL`, used for accounts that name no server of their own.
-    pub default_url: Option<String>,
+    default_url: Option<String>,
+    transports: Arc<Mutex<HashMap<String, AsyncSmtpTransport<Tokio1Executor>>>>,
 }
 
 /// One reply to send.
 #[derive(Debug, Clone)]
-pub struct OutgoingEmail {
+pub struct OutgoingEmail<'a> {
     pub from_address: String,
     pub from_name: Option<String>,
     pub to_address: String,
@@ -46,8 +50,9 @@ pub struct OutgoingEmail {
     pub references: Vec<String>,
     /// Where the customer's answer should go: the conversation's token address.
     pub reply_to: Option<String>,
-    /// Files sent along (the message becomes `multipart/mixed`).
-    pub attachments: Vec<OutboundAttachment>,
+    /// Files sent along (the message becomes `multipart/mixed`), borrowed from the delivery:
+    /// up to 25 MiB each, so they are not copied for the message.
+    pub attachments: &'a [OutboundAttachment],
 }
 
 /// Why a send did not happen.
@@ -71,10 +76,6 @@ impl MailError {
     }
 }
 
-fn header(name: &'static str, value: String) -> lettre::message::header::HeaderValue {
-    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
-}
-
 /// The body as HTML: the text escaped, its lines kept.
 fn text_as_html(text: &str) -> String {
     let escaped = text
@@ -86,13 +87,49 @@ fn text_as_html(text: &str) -> String {
 }
 
 impl SmtpMailer {
+    /// A mailer whose accounts without an SMTP server of their own use `default_url`
+    /// (`SMTP_URL`).
+    pub fn new(default_url: Option<String>) -> Self {
+        SmtpMailer {
+            default_url,
+            transports: Arc::default(),
+        }
+    }
+
+    /// The pooled transport for the account's SMTP settings, built on first use. Keyed by every
+    /// setting that shapes it, so an account whose settings change gets a new one.
+    fn pooled_transport(
+        &self,
+        config: &Map<String, Value>,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
+        let key = [
+            "smtp_host",
+            "smtp_port",
+            "smtp_tls",
+            "smtp_username",
+            "smtp_password",
+        ]
+        .map(|field| config.get(field).map(Value::to_string).unwrap_or_default())
+        .join("\u{0}");
+        let mut transports = self
+            .transports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(transport) = transports.get(&key) {
+            return Ok(transport.clone());
+        }
+        let transport = self.transport(config)?;
+        transports.insert(key, transport.clone());
+        Ok(transport)
+    }
+
     /// Sends `email` through the SMTP server of the account whose decrypted `config` is given.
     pub async fn send(
         &self,
         config: &Map<String, Value>,
-        email: &OutgoingEmail,
+        email: &OutgoingEmail<'_>,
     ) -> Result<(), MailError> {
-        let transport = self.transport(config)?;
+        let transport = self.pooled_transport(config)?;
         let message = Self::message(email)?;
         match transport.send(message).await {
             Ok(_) => Ok(()),
@@ -101,7 +138,7 @@ impl SmtpMailer {
         }
     }
 
-    fn message(email: &OutgoingEmail) -> Result<Message, MailError> {
+    fn message(email: &OutgoingEmail<'_>) -> Result<Message, MailError> {
         let mailbox = |name: &Option<String>, address: &str| {
             let address = address.parse().map_err(|_| {
                 MailError::Configuration(format!("`{address}` is not an email address"))
@@ -130,7 +167,7 @@ impl SmtpMailer {
         }
         let bodies =
             MultiPart::alternative_plain_html(email.text.clone(), text_as_html(&email.text));
-        let body = match email.attachments.as_slice() {
+        let body = match email.attachments {
             [] => bodies,
             files => files
                 .iter()
@@ -151,9 +188,10 @@ impl SmtpMailer {
         let mut message = builder
             .multipart(body)
             .map_err(|error| MailError::Configuration(error.to_string()))?;
-        message
-            .headers_mut()
-            .insert_raw(header("Auto-Submitted", "no".to_owned()));
+        message.headers_mut().insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "no".to_owned(),
+        ));
         Ok(message)
     }
 
@@ -209,7 +247,7 @@ impl SmtpMailer {
 mod tests {
     use super::*;
 
-    fn reply() -> OutgoingEmail {
+    fn reply() -> OutgoingEmail<'static> {
         OutgoingEmail {
             from_address: "support@shop.example".into(),
             from_name: Some("Shop".into()),
@@ -221,7 +259,7 @@ mod tests {
             in_reply_to: Some("m2@example.com".into()),
             references: vec!["m1@example.com".into(), "m2@example.com".into()],
             reply_to: None,
-            attachments: Vec::new(),
+            attachments: &[],
         }
     }
 
@@ -253,11 +291,12 @@ mod tests {
     fn attachments_make_a_mixed_message_and_reply_to_names_the_token_address() {
         let mut email = reply();
         email.reply_to = Some("support+abc@shop.example".into());
-        email.attachments = vec![OutboundAttachment {
+        let invoice = [OutboundAttachment {
             filename: "invoice.pdf".into(),
             mime_type: "application/pdf".into(),
             bytes: b"%PDF-1.4 test".to_vec(),
         }];
+        email.attachments = &invoice;
         let formatted =
             String::from_utf8(SmtpMailer::message(&email).unwrap().formatted()).unwrap();
         assert!(formatted.contains("multipart/mixed"), "{formatted}");

@@ -244,14 +244,13 @@ impl Application {
                     graph: self.state.instagram.clone(),
                 }),
                 Arc::new(EmailAdapter {
-                    mailer: SmtpMailer {
-                        default_url: self
-                            .state
+                    mailer: SmtpMailer::new(
+                        self.state
                             .config
                             .smtp_url
                             .as_ref()
                             .map(|url| url.expose().to_owned()),
-                    },
+                    ),
                     reply_tokens: Some(self.reply_tokens()),
                 }),
             ];
