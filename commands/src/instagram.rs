@@ -69,10 +69,7 @@ pub struct InstagramProfile {
 
 /// `{"access_token","user_id","permissions"}` or the newer `{"data":[{…}]}`.
 fn code_token(response: &Value) -> Result<InstagramCodeToken, GraphError> {
-    let token = match response.pointer("/data/0") {
-        Some(first) => first,
-        None => response,
-    };
+    let token = response.pointer("/data/0").unwrap_or(response);
     let permissions = match token.get("permissions") {
         Some(Value::Array(items)) => items
             .iter()

@@ -242,7 +242,7 @@ impl MediaStore {
         let temp = TempFile(incoming.join(format!("{}.part", Uuid::new_v4().simple())));
         let file = tokio::fs::File::create(&temp.0).await?;
         Ok(MediaWriter {
-            file,
+            file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
             temp,
             hasher: Sha256::new(),
             size: 0,
@@ -287,6 +287,9 @@ impl MediaStore {
     }
 }
 
+/// The write buffer of a [`MediaWriter`].
+const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
 /// A temporary file that is removed unless it was renamed into place.
 struct TempFile(PathBuf);
 
@@ -300,7 +303,9 @@ impl Drop for TempFile {
 
 /// A file being written; nothing is visible until [`MediaWriter::commit`].
 pub struct MediaWriter {
-    file: tokio::fs::File,
+    /// Buffered: each write of a `tokio::fs::File` is a trip to the blocking pool, and
+    /// multipart uploads arrive in small chunks.
+    file: tokio::io::BufWriter<tokio::fs::File>,
     temp: TempFile,
     hasher: Sha256,
     size: u64,
@@ -332,7 +337,7 @@ impl MediaWriter {
         new: NewMedia,
     ) -> Result<StoredMedia, MediaError> {
         self.file.flush().await?;
-        self.file.sync_all().await?;
+        self.file.get_ref().sync_all().await?;
         let tenant = new.tenant.as_uuid();
         let directory = store.root.join(tenant.to_string());
         tokio::fs::create_dir_all(&directory).await?;

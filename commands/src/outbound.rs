@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use omnistream_domain::conversation::ConversationCommand;
-use omnistream_domain::TenantId;
+use omnistream_domain::{Channel, TenantId};
 use serde_json::{Map, Value};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
@@ -61,7 +61,7 @@ struct ClaimedJob {
 /// What became of one attempt.
 enum Outcome {
     /// What the channel made of it.
-    Sent(SendOutcome),
+    Attempted(SendOutcome),
     /// The message is not in the read model yet; try again shortly.
     NotReady,
 }
@@ -132,7 +132,7 @@ impl OutboundSender {
         let outcome = match self.load(job).await? {
             // The contacts read model may trail the conversation by a moment.
             Some(delivery) if delivery.contact_known => {
-                Outcome::Sent(match self.with_media(delivery).await {
+                Outcome::Attempted(match self.with_media(delivery).await {
                     Ok(delivery) => self.deliver(&delivery).await,
                     Err(outcome) => outcome,
                 })
@@ -141,7 +141,7 @@ impl OutboundSender {
         };
         let context = CommandContext::system(TenantId(job.tenant_id));
         match outcome {
-            Outcome::Sent(SendOutcome::Sent(provider_message_id)) => {
+            Outcome::Attempted(SendOutcome::Sent(provider_message_id)) => {
                 let command = ConversationCommand::MarkSent {
                     message_id: job.message_id,
                     provider_message_id,
@@ -149,7 +149,7 @@ impl OutboundSender {
                 };
                 self.record(&context, job, command).await?;
             }
-            Outcome::Sent(SendOutcome::Failed { code, reason }) => {
+            Outcome::Attempted(SendOutcome::Failed { code, reason }) => {
                 let command = ConversationCommand::MarkFailed {
                     message_id: job.message_id,
                     error_code: code,
@@ -158,7 +158,9 @@ impl OutboundSender {
                 };
                 self.record(&context, job, command).await?;
             }
-            Outcome::Sent(SendOutcome::Retry { error, after }) if job.attempts < MAX_ATTEMPTS => {
+            Outcome::Attempted(SendOutcome::Retry { error, after })
+                if job.attempts < MAX_ATTEMPTS =>
+            {
                 // Meta's Retry-After when given, else exponential: 1 s, 2 s, 4 s … 5 min.
                 let backoff = Duration::from_secs(1u64 << (job.attempts.clamp(1, 9) - 1))
                     .min(Duration::from_secs(300));
@@ -172,7 +174,7 @@ impl OutboundSender {
                 .execute(&self.pool)
                 .await?;
             }
-            Outcome::Sent(SendOutcome::Retry { error, .. }) => {
+            Outcome::Attempted(SendOutcome::Retry { error, .. }) => {
                 let command = ConversationCommand::MarkFailed {
                     message_id: job.message_id,
                     error_code: None,
@@ -272,17 +274,16 @@ impl OutboundSender {
             .await
             .map_err(retry)?
             .ok_or_else(|| SendOutcome::failed("the message's media no longer exists"))?;
-        if delivery.filename.is_none() {
-            delivery.filename = Some(media.filename.clone());
-        }
-        if delivery.channel == omnistream_domain::Channel::Email.as_str() {
+        if delivery.channel == Channel::Email.as_str() {
             let bytes = self.media.read(&media).await.map_err(retry)?;
+            let filename = delivery.filename.get_or_insert(media.filename).clone();
             delivery.attachment = Some(OutboundAttachment {
-                filename: delivery.filename.clone().unwrap_or(media.filename),
+                filename,
                 mime_type: media.mime_type,
                 bytes,
             });
         } else {
+            delivery.filename.get_or_insert(media.filename);
             delivery.media_url = Some(self.media_links.public_url(tenant, id, Utc::now()));
         }
         Ok(delivery)
@@ -290,12 +291,13 @@ impl OutboundSender {
 
     /// Hands the message to its channel's adapter with the account's decrypted config.
     async fn deliver(&self, delivery: &OutboundDelivery) -> SendOutcome {
-        let config: Map<String, Value> = delivery
+        let empty = Map::new();
+        let stored = delivery
             .account_config
             .as_ref()
-            .and_then(|c| c.as_object().cloned())
-            .unwrap_or_default();
-        let Ok(config) = self.secrets.open_config(&config) else {
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let Ok(config) = self.secrets.open_config(stored) else {
             return SendOutcome::failed("the account's credentials cannot be decrypted");
         };
         let adapter = self

@@ -73,10 +73,10 @@ impl InstagramTokenRefresher {
             match self.instagram.instagram_refresh_token(token).await {
                 Ok(fresh) => {
                     let mut update = Map::new();
-                    update.insert("access_token".into(), fresh.access_token.clone().into());
                     if let Some(at) = fresh.expires_at(now) {
                         update.insert("token_expires_at".into(), at.to_rfc3339().into());
                     }
+                    update.insert("access_token".into(), fresh.access_token.into());
                     let sealed = Value::Object(self.secrets.seal_config(&update));
                     sqlx::query(
                         "UPDATE integration_accounts SET config = config || $2, updated_at = now() WHERE id = $1",

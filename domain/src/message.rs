@@ -46,7 +46,7 @@ impl Channel {
     pub fn default_window_hours(self) -> Option<u32> {
         match self {
             Channel::Email => None,
-            _ => Some(24),
+            _ => Some(STANDARD_WINDOW_HOURS),
         }
     }
 }

@@ -110,14 +110,19 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
+        // A base URL without its trailing slash, `default` when unset.
+        let base_url = |name: &str, default: &str| {
+            get(name)
+                .as_deref()
+                .unwrap_or(default)
+                .trim_end_matches('/')
+                .to_owned()
+        };
         let bind_addr: SocketAddr = get("BIND_ADDR")
             .unwrap_or_else(|| "127.0.0.1:8080".into())
             .parse()
             .context("BIND_ADDR must be host:port, e.g. 127.0.0.1:8080")?;
-        let public_base_url = get("PUBLIC_BASE_URL")
-            .unwrap_or_else(|| format!("http://{bind_addr}"))
-            .trim_end_matches('/')
-            .to_owned();
+        let public_base_url = base_url("PUBLIC_BASE_URL", &format!("http://{bind_addr}"));
         let jwt_ttl = match get("JWT_TTL_SECONDS") {
             Some(raw) => Duration::from_secs(
                 raw.parse()
@@ -142,24 +147,21 @@ impl Config {
                 .is_some_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes")),
             outgoing_webhooks_retry_schedule,
             encryption_key: get("ENCRYPTION_KEY").map(Secret::new),
-            meta_graph_base_url: get("META_GRAPH_BASE_URL")
-                .unwrap_or_else(|| "https://graph.facebook.com/v21.0".into())
-                .trim_end_matches('/')
-                .to_owned(),
+            meta_graph_base_url: base_url(
+                "META_GRAPH_BASE_URL",
+                "https://graph.facebook.com/v21.0",
+            ),
             meta_app_id: get("META_APP_ID"),
             meta_app_secret: get("META_APP_SECRET").map(Secret::new),
             meta_verify_token: get("META_VERIFY_TOKEN").map(Secret::new),
             meta_config_id: get("META_CONFIG_ID"),
             instagram_app_secret: get("INSTAGRAM_APP_SECRET").map(Secret::new),
             instagram_app_id: get("INSTAGRAM_APP_ID"),
-            instagram_base_url: get("INSTAGRAM_BASE_URL")
-                .unwrap_or_else(|| "https://graph.instagram.com/v21.0".into())
-                .trim_end_matches('/')
-                .to_owned(),
-            instagram_oauth_base_url: get("INSTAGRAM_OAUTH_BASE_URL")
-                .unwrap_or_else(|| "https://api.instagram.com".into())
-                .trim_end_matches('/')
-                .to_owned(),
+            instagram_base_url: base_url("INSTAGRAM_BASE_URL", "https://graph.instagram.com/v21.0"),
+            instagram_oauth_base_url: base_url(
+                "INSTAGRAM_OAUTH_BASE_URL",
+                "https://api.instagram.com",
+            ),
             messenger_config_id: get("MESSENGER_CONFIG_ID"),
             email_webhook_secret: get("EMAIL_WEBHOOK_SECRET").map(Secret::new),
             mailgun_webhook_signing_key: get("MAILGUN_WEBHOOK_SIGNING_KEY").map(Secret::new),

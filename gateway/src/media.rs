@@ -69,6 +69,9 @@ pub struct MediaUploadForm {
     conversation_id: Option<Uuid>,
 }
 
+/// How much of a file `GET /api/media/{id}` reads at a time.
+const STREAM_CHUNK_BYTES: usize = 256 * 1024;
+
 fn too_large() -> ApiError {
     ApiError::Status {
         status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -208,11 +211,13 @@ pub(crate) async fn visible(
     Ok(builder.build_query_scalar().fetch_one(&state.pool).await?)
 }
 
-/// The stored media `id` for a message `caller` sends: 422 `invalid_media` unless it is the
-/// caller's tenant's and readable by them (the same answer for foreign and missing ids).
+/// The stored media `id` for a message `caller` sends on `conversation` (already checked visible
+/// to them): 422 `invalid_media` unless it is the caller's tenant's and readable by them (the
+/// same answer for foreign and missing ids).
 pub(crate) async fn media_for_message(
     state: &AppState,
     caller: &Caller,
+    conversation: Uuid,
     id: Uuid,
 ) -> Result<StoredMedia> {
     let invalid =
@@ -223,7 +228,8 @@ pub(crate) async fn media_for_message(
         .await
         .map_err(storage_error)?
         .ok_or_else(invalid)?;
-    if !visible(state, caller, &media).await? {
+    // Media of the conversation being replied to (the usual case) needs no second look.
+    if media.conversation_id != Some(conversation) && !visible(state, caller, &media).await? {
         return Err(invalid());
     }
     Ok(media)
@@ -329,7 +335,12 @@ async fn get_media(
             ),
         ),
     ];
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    // Every read of a `tokio::fs::File` is a trip to the blocking pool: read in large chunks
+    // rather than `ReaderStream`'s default 4 KiB (6,400 trips for a 25 MiB file).
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        file,
+        STREAM_CHUNK_BYTES,
+    ));
     Ok((headers, body).into_response())
 }
 

@@ -286,7 +286,9 @@ pub(crate) async fn queue_message(
     let window = window_hours(&mut conn, caller.tenant_id, channel).await?;
     drop(conn);
     let media = match (request.kind().is_media(), request.media_id) {
-        (true, Some(id)) => Some(crate::media::media_for_message(state, caller, id).await?),
+        (true, Some(id)) => {
+            Some(crate::media::media_for_message(state, caller, conversation.id, id).await?)
+        }
         _ => None,
     };
     let now = Utc::now();

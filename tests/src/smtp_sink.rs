@@ -102,11 +102,10 @@ async fn session(socket: TcpStream, store: Arc<Mutex<Vec<Delivered>>>) {
             .to_ascii_uppercase();
         let answer: &str = match verb.as_str() {
             "EHLO" => "250-sink\r\n250 8BITMIME",
-            "HELO" | "RSET" | "NOOP" => {
-                if verb == "RSET" {
-                    mail_from.clear();
-                    rcpt_to.clear();
-                }
+            "HELO" | "NOOP" => "250 OK",
+            "RSET" => {
+                mail_from.clear();
+                rcpt_to.clear();
                 "250 OK"
             }
             "MAIL" => {

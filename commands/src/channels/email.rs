@@ -90,7 +90,7 @@ impl ChannelAdapter for EmailAdapter {
             .unwrap_or("omnistream.local");
         let our_id = format!("{}@{domain}", delivery.message_id.simple());
         let email = OutgoingEmail {
-            from_address: from_address.clone(),
+            from_address,
             from_name: text("from_name"),
             to_address,
             to_name: delivery.contact_name.clone().filter(|n| !n.is_empty()),
@@ -106,7 +106,7 @@ impl ChannelAdapter for EmailAdapter {
                     delivery.conversation_id,
                 )
             }),
-            attachments: delivery.attachment.iter().cloned().collect(),
+            attachments: delivery.attachment.as_slice(),
         };
         match self.mailer.send(config, &email).await {
             Ok(()) => SendOutcome::Sent(our_id),

@@ -18,6 +18,8 @@ pub use email::EmailAdapter;
 pub use page::{echo_metadata, PageAdapter, ECHO_METADATA_PREFIX};
 pub use whatsapp::WhatsAppAdapter;
 
+use crate::whatsapp::GraphError;
+
 /// A queued message with what a channel needs to send it, read from the read models.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboundDelivery {
@@ -99,6 +101,28 @@ impl SendOutcome {
         SendOutcome::Failed {
             code: None,
             reason: reason.into(),
+        }
+    }
+}
+
+impl From<GraphError> for SendOutcome {
+    /// What a failed Send API call means for the Meta channels: retryable errors are retried
+    /// (after Meta's `Retry-After`, kept within 1 s to 5 min); others fail with Meta's code.
+    fn from(error: GraphError) -> Self {
+        if error.is_retryable() {
+            return SendOutcome::Retry {
+                after: error
+                    .retry_after()
+                    .map(|secs| Duration::from_secs(secs.clamp(1, 300))),
+                error: error.to_string(),
+            };
+        }
+        match error {
+            GraphError::Api { code, message, .. } => SendOutcome::Failed {
+                code: Some(code),
+                reason: message,
+            },
+            other => SendOutcome::failed(other.to_string()),
         }
     }
 }

@@ -11,7 +11,7 @@ use omnistream_domain::Channel;
 use serde_json::{json, Map, Value};
 
 use super::{config_text, ChannelAdapter, OutboundDelivery, SendOutcome};
-use crate::whatsapp::{GraphClient, GraphError};
+use crate::whatsapp::GraphClient;
 
 /// The `metadata` of our Messenger sends; their echoes carry it back.
 pub fn echo_metadata(message_id: uuid::Uuid) -> String {
@@ -53,7 +53,7 @@ impl ChannelAdapter for PageAdapter {
                 self.channel.as_str()
             ));
         };
-        let message = match delivery.message_type.as_str() {
+        let mut message = match delivery.message_type.as_str() {
             "text" => json!({"text": delivery.content.as_deref().unwrap_or_default()}),
             kind @ ("image" | "video" | "audio" | "document") => match &delivery.media_url {
                 Some(url) => {
@@ -66,7 +66,6 @@ impl ChannelAdapter for PageAdapter {
                 return SendOutcome::failed(format!("message type {other} cannot be sent here"))
             }
         };
-        let mut message = message;
         if self.channel == Channel::Messenger {
             message["metadata"] = json!(echo_metadata(delivery.message_id));
         }
@@ -75,19 +74,9 @@ impl ChannelAdapter for PageAdapter {
             body["messaging_type"] = json!("MESSAGE_TAG");
             body["tag"] = json!(tag);
         }
-        match self.graph.send_page_message(&token, &page_id, &body).await {
-            Ok(message_id) => SendOutcome::Sent(message_id),
-            Err(error) if error.is_retryable() => SendOutcome::Retry {
-                after: error
-                    .retry_after()
-                    .map(|secs| std::time::Duration::from_secs(secs.clamp(1, 300))),
-                error: error.to_string(),
-            },
-            Err(GraphError::Api { code, message, .. }) => SendOutcome::Failed {
-                code: Some(code),
-                reason: message,
-            },
-            Err(other) => SendOutcome::failed(other.to_string()),
-        }
+        self.graph
+            .send_page_message(&token, &page_id, &body)
+            .await
+            .map_or_else(SendOutcome::from, SendOutcome::Sent)
     }
 }

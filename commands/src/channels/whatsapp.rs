@@ -2,15 +2,13 @@
 //! in the account config, else Meta's default of 80 per second) so that a burst never trips
 //! Meta's throughput limit (130429).
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use omnistream_domain::Channel;
 use serde_json::{Map, Value};
 
 use super::{config_text, ChannelAdapter, OutboundDelivery, SendOutcome};
 use crate::pacing::Pacer;
-use crate::whatsapp::{message_body, GraphClient, GraphError, OutboundPayload};
+use crate::whatsapp::{message_body, GraphClient, OutboundPayload};
 
 /// Meta's default throughput per business number (messages per second).
 pub const DEFAULT_THROUGHPUT_MPS: u32 = 80;
@@ -37,10 +35,9 @@ impl ChannelAdapter for WhatsAppAdapter {
             config_text(config, "access_token"),
             delivery.wa_id.clone(),
         ) else {
-            return SendOutcome::Failed {
-                code: None,
-                reason: "the integration account or contact is missing WhatsApp details".into(),
-            };
+            return SendOutcome::failed(
+                "the integration account or contact is missing WhatsApp details",
+            );
         };
         let payload = match delivery.message_type.as_str() {
             "text" => OutboundPayload::Text {
@@ -48,12 +45,7 @@ impl ChannelAdapter for WhatsAppAdapter {
             },
             "template" => match &delivery.template {
                 Some(template) => OutboundPayload::Template { template },
-                None => {
-                    return SendOutcome::Failed {
-                        code: None,
-                        reason: "template message without a template".into(),
-                    }
-                }
+                None => return SendOutcome::failed("template message without a template"),
             },
             kind @ ("image" | "video" | "audio" | "document" | "sticker") => {
                 match &delivery.media_url {
@@ -63,20 +55,10 @@ impl ChannelAdapter for WhatsAppAdapter {
                         caption: delivery.content.as_deref(),
                         filename: delivery.filename.as_deref(),
                     },
-                    None => {
-                        return SendOutcome::Failed {
-                            code: None,
-                            reason: "media message without media_url".into(),
-                        }
-                    }
+                    None => return SendOutcome::failed("media message without media_url"),
                 }
             }
-            other => {
-                return SendOutcome::Failed {
-                    code: None,
-                    reason: format!("message type {other} cannot be sent"),
-                }
-            }
+            other => return SendOutcome::failed(format!("message type {other} cannot be sent")),
         };
         let body = message_body(&to, &payload, delivery.reply_to_external_id.as_deref());
         let throughput = config
@@ -86,29 +68,9 @@ impl ChannelAdapter for WhatsAppAdapter {
                 mps.clamp(1, u64::from(MAX_THROUGHPUT_MPS)) as u32
             });
         self.pacer.wait(&phone_number_id, throughput).await;
-        match self
-            .graph
+        self.graph
             .send_message(&token, &phone_number_id, &body)
             .await
-        {
-            Ok(wamid) => SendOutcome::Sent(wamid),
-            Err(error) if error.is_retryable() => {
-                let after = error
-                    .retry_after()
-                    .map(|secs| Duration::from_secs(secs.clamp(1, 300)));
-                SendOutcome::Retry {
-                    error: error.to_string(),
-                    after,
-                }
-            }
-            Err(GraphError::Api { code, message, .. }) => SendOutcome::Failed {
-                code: Some(code),
-                reason: message,
-            },
-            Err(other) => SendOutcome::Failed {
-                code: None,
-                reason: other.to_string(),
-            },
-        }
+            .map_or_else(SendOutcome::from, SendOutcome::Sent)
     }
 }

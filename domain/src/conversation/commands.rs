@@ -533,21 +533,22 @@ impl Conversation {
         };
         self.outbound
             .iter()
+            .filter(|(_, state)| {
+                state.sent_at.is_some_and(|sent| sent <= bound)
+                    && state.status.can_advance_to(status)
+            })
             .filter_map(|(message_id, state)| {
                 let provider_message_id = state.provider_message_id.clone()?;
-                let covered = state.sent_at.is_some_and(|sent| sent <= bound);
-                (covered && state.status.can_advance_to(status)).then(|| {
-                    status_changed(
-                        *message_id,
-                        ProviderStatus {
-                            provider_message_id,
-                            status,
-                            occurred_at,
-                            error_code: None,
-                            error_title: None,
-                        },
-                    )
-                })
+                Some(status_changed(
+                    *message_id,
+                    ProviderStatus {
+                        provider_message_id,
+                        status,
+                        occurred_at,
+                        error_code: None,
+                        error_title: None,
+                    },
+                ))
             })
             .collect()
     }

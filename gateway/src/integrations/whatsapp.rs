@@ -230,13 +230,9 @@ pub(super) async fn embedded_signup(
         .phone_number(&token, &body.phone_number_id)
         .await
         .map_err(upstream)?
-        .as_object()
-        .cloned()
-        .and_then(|p| {
-            p.get("display_phone_number")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
+        .get("display_phone_number")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
         .unwrap_or_else(|| account_key.clone());
     let config = json!({"phone_number_id": body.phone_number_id, "waba_id": body.waba_id, "access_token": token});
     let mut tx = state.pool.begin().await?;
