@@ -1,5 +1,6 @@
 //! Secrets at rest: integration tokens and passwords are stored encrypted (AES-256-GCM with
-//! `ENCRYPTION_KEY`) and shown masked (`****` + the last 4 characters) in every response.
+//! `ENCRYPTION_KEY`) and shown masked in every response (contract §17, "Mask format": `****` +
+//! the last 4 characters, or just `****` for values shorter than 16 characters).
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -175,10 +176,15 @@ pub fn is_sensitive(key: &str) -> bool {
         .any(|suffix| key.ends_with(suffix))
 }
 
-/// `****` + the last 4 characters (just `****` for 4 characters or fewer).
+/// Values shorter than this are masked entirely: showing 4 characters of a PIN or a short
+/// password would give away most of it.
+const MASK_TAIL_MIN_LEN: usize = 16;
+
+/// `****` + the last 4 characters, or just `****` when the value has fewer than 16 characters
+/// (contract §17, "Mask format").
 pub fn mask(plain: &str) -> String {
     let count = plain.chars().count();
-    if count <= 4 {
+    if count < MASK_TAIL_MIN_LEN {
         MASK.to_owned()
     } else {
         let tail: String = plain.chars().skip(count - 4).collect();
@@ -258,7 +264,7 @@ mod tests {
     fn sensitive_keys_are_sealed_and_masked() {
         let secrets = SecretBox::new("k");
         let stored = secrets.seal_config(&object(
-            json!({"access_token": "EAAG-secret-9876", "waba_id": "123", "pin": "1234"}),
+            json!({"access_token": "EAAG-secret-9876", "waba_id": "123", "pin": "123456"}),
         ));
         assert!(stored["access_token"].as_str().unwrap().starts_with(PREFIX));
         assert_eq!(stored["waba_id"], "123");
@@ -269,6 +275,16 @@ mod tests {
             secrets.open_config(&stored).unwrap()["access_token"],
             "EAAG-secret-9876"
         );
+    }
+
+    #[test]
+    fn short_values_are_masked_entirely() {
+        assert_eq!(mask("123456"), "****");
+        assert_eq!(mask("hunter2-pass"), "****");
+        assert_eq!(mask("fifteen-chars-1"), "****");
+        assert_eq!(mask("sixteen-chars-12"), "****s-12");
+        assert_eq!(mask("EAAG-secret-9876"), "****9876");
+        assert_eq!(mask(""), "****");
     }
 
     #[test]

@@ -55,7 +55,10 @@ async fn accounts_keep_one_default_and_never_lose_a_secret_to_its_mask() {
         )
         .await;
     assert_eq!(merged.status, StatusCode::OK, "{}", merged.body);
-    assert_eq!(merged.body["config"]["access_token"], "****abcd");
+    assert_eq!(
+        merged.body["config"]["access_token"], "****",
+        "a token under 16 characters is masked entirely"
+    );
     assert_eq!(merged.body["config"]["display_phone_number"], "+62 811");
 
     let refused = api
@@ -155,15 +158,18 @@ async fn channel_integrations_upsert_merge_and_mask() {
         )
         .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    assert_eq!(created.body["config"]["app_secret"], "****alue");
+    assert_eq!(
+        created.body["config"]["app_secret"], "****",
+        "a secret under 16 characters shows none of its characters"
+    );
     let merged = api
         .send(
             reqwest::Method::PUT,
             "/api/integrations/whatsapp",
-            Some(json!({"config": {"app_secret": "****alue", "note": null}})),
+            Some(json!({"config": {"app_secret": "****", "note": null}})),
         )
         .await;
-    assert_eq!(merged.body["config"], json!({"app_secret": "****alue"}));
+    assert_eq!(merged.body["config"], json!({"app_secret": "****"}));
     assert_eq!(merged.body["is_active"], true);
     assert_eq!(
         api.get("/api/integrations")
@@ -278,7 +284,7 @@ async fn whatsapp_status_and_embedded_signup_use_the_graph_api() {
         .unwrap();
     assert_eq!(signed_up["is_active"], true);
     assert_eq!(
-        signed_up["config"]["access_token"], "****nged",
+        signed_up["config"]["access_token"], "****",
         "the exchanged token, masked"
     );
 }

@@ -74,6 +74,10 @@ async fn a_customer_message_reaches_the_inbox_and_the_stream_and_the_reply_reach
         "secrets are masked"
     );
     assert_eq!(
+        account["config"]["pin"], "****",
+        "a 6-digit PIN shows none of its digits"
+    );
+    assert_eq!(
         account["is_default"], true,
         "the first account is the default"
     );
