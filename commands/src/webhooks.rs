@@ -1,7 +1,7 @@
 //! Outgoing webhooks on the wire: Standard Webhooks signatures, the SSRF guard, the retry
 //! schedule, and one delivery attempt.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -56,47 +56,73 @@ pub enum UrlRefused {
     PrivateAddress,
 }
 
-/// Whether `ip` is loopback, private, link-local, CGNAT, metadata, multicast or otherwise not
-/// a public unicast address.
+/// Whether `ip` is loopback, private, link-local, CGNAT, benchmarking, metadata, multicast or
+/// otherwise not a public unicast address. IPv6 addresses that carry an IPv4 address (mapped,
+/// translated, compatible, NAT64 and 6to4) are judged by that IPv4 address; Teredo is refused
+/// outright (its client address is obfuscated and its relays reach anywhere).
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0 && v4.octets()[2] == 0)
-                || a >= 240
-        }
+        IpAddr::V4(v4) => is_internal_v4(v4),
         IpAddr::V6(v6) => {
+            if let Some(v4) = embedded_ipv4(v6) {
+                return is_internal_v4(v4);
+            }
             let segments = v6.segments();
-            let embedded_v4 = |hi: u16, lo: u16| {
-                std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
-            };
-            // Addresses that carry an IPv4 address: mapped, compatible, NAT64 and 6to4.
-            if let Some(v4) = v6.to_ipv4() {
-                return v4.is_unspecified() || is_internal(IpAddr::V4(v4));
-            }
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                return is_internal(IpAddr::V4(embedded_v4(segments[6], segments[7])));
-            }
-            if segments[0] == 0x2002 {
-                return is_internal(IpAddr::V4(embedded_v4(segments[1], segments[2])));
-            }
             let first = segments[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                // Local-use NAT64 with a prefix shorter than /96: the operator picks where the
+                // IPv4 address sits (RFC 6052), so it cannot be judged.
+                || segments[..3] == [0x64, 0xff9b, 1]
+                // Teredo, 2001::/32.
+                || (first == 0x2001 && segments[1] == 0)
+                // Discard-only, 100::/64.
+                || segments[..4] == [0x100, 0, 0, 0]
+                // Documentation, 2001:db8::/32.
+                || (first == 0x2001 && segments[1] == 0xdb8)
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
                 || (first & 0xffc0) == 0xfec0
         }
+    }
+}
+
+fn is_internal_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, c, _] = v4.octets();
+    v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        // Benchmarking, 198.18.0.0/15.
+        || (a == 198 && (b & 0xfe) == 18)
+        || a >= 240
+}
+
+/// The IPv4 address an IPv6 address stands for, when it carries one: IPv4-mapped
+/// (`::ffff:0:0/96`), IPv4-translated (`::ffff:0:0:0/96`), IPv4-compatible (`::/96`), NAT64
+/// (`64:ff9b::/96`, and `64:ff9b:1::/96` inside the local-use `64:ff9b:1::/48`) and 6to4
+/// (`2002::/16`, the IPv4 address in bits 16..48).
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        // Mapped and compatible (this also maps `::` and `::1` to 0.0.0.0 and 0.0.0.1, which
+        // are internal as well).
+        [0, 0, 0, 0, 0, 0xffff | 0, hi, lo] => Some(v4(hi, lo)),
+        // Translated (SIIT).
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        // Local-use NAT64 with a /96 prefix; other prefix lengths are refused by the caller.
+        [0x64, 0xff9b, 1, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
     }
 }
 
@@ -400,6 +426,47 @@ mod tests {
     }
 
     #[test]
+    fn addresses_wrapping_ipv4_are_judged_by_the_ipv4_address() {
+        for ip in [
+            // Benchmarking, 198.18.0.0/15.
+            "198.18.0.1",
+            "198.19.255.254",
+            // IPv4-mapped and IPv4-translated.
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.1.2.3",
+            // NAT64, well-known and local-use prefixes.
+            "64:ff9b::10.0.0.1",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1::127.0.0.1",
+            "64:ff9b:1:7f00:0:100::",
+            "64:ff9b:1:808:8:800::",
+            // 6to4 wrapping private space.
+            "2002:a00:1::1",
+            "2002:c0a8:101::1",
+            "2002:a9fe:a9fe::",
+            // Teredo, whatever it wraps.
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:0:0:0:0:0:80ff:fffe",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "198.17.255.255",
+            "198.20.0.1",
+            "::ffff:8.8.8.8",
+            "::ffff:0:8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b:1::8.8.8.8",
+            "2002:808:808::1",
+        ] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
     fn schedules_parse_with_units() {
         assert_eq!(
             parse_schedule("500ms,1s,2m,1h"),
@@ -440,6 +507,20 @@ mod tests {
                 .unwrap_err(),
             UrlRefused::Invalid
         );
+        for wrapped in [
+            "https://[::ffff:0:7f00:1]/hook",
+            "https://[64:ff9b::a9fe:a9fe]/hook",
+            "https://[64:ff9b:1::a00:1]/hook",
+            "https://[2002:c0a8:101::1]/hook",
+            "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
+            "https://198.18.0.1/hook",
+        ] {
+            assert_eq!(
+                resolve_allowed(wrapped, false).await.unwrap_err(),
+                UrlRefused::PrivateAddress,
+                "{wrapped}"
+            );
+        }
         assert!(resolve_allowed("http://127.0.0.1:9/hook", true)
             .await
             .is_ok());
