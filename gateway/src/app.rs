@@ -320,13 +320,19 @@ impl Application {
                 }
             }
         }));
-        let stop = self.shutdown.clone();
-        axum::serve(
+        let limits = self
+            .state
+            .config
+            .server_limits
+            .clone()
+            .fitted_to(crate::server::raise_file_limit());
+        crate::server::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            limits,
+            self.state.config.trusted_proxies.clone(),
+            self.shutdown.clone(),
         )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
         self.shutdown.cancel();
         for worker in workers {
@@ -397,6 +403,14 @@ pub fn build_router(state: AppState, roles: Roles) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::server::request_deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::peer::record_client_ip,
+        ))
         .layer(axum::middleware::from_fn(health::track_requests))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::peer::TrustedProxies;
+use crate::server::ServerLimits;
+
 /// A secret value that never prints.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -95,6 +98,20 @@ pub struct Config {
     pub outgoing_webhooks_allow_private: bool,
     /// `OUTGOING_WEBHOOKS_RETRY_SCHEDULE`, default `5s,5m,30m,2h,5h,10h,10h`.
     pub outgoing_webhooks_retry_schedule: Vec<Duration>,
+    /// `TRUSTED_PROXIES`: addresses or CIDR blocks whose `X-Forwarded-For` is believed; default
+    /// none (the TCP peer is the client).
+    pub trusted_proxies: TrustedProxies,
+    /// Connection caps and the header-read timeout (`HTTP_*`, see [`ServerLimits`]).
+    pub server_limits: ServerLimits,
+    /// `HTTP_REQUEST_TIMEOUT_SECONDS`, default 30: the most a request may take until its response
+    /// starts (the realtime stream is exempt; uploads have their own).
+    pub request_timeout: Duration,
+    /// `HTTP_UPLOAD_TIMEOUT_SECONDS`, default 300: the same for media uploads and inbound email.
+    pub upload_timeout: Duration,
+    /// `REGISTRATIONS_PER_HOUR_PER_ADDRESS`, default 10: sign-ups one client address may make.
+    pub registrations_per_hour: u32,
+    /// `STREAMS_PER_AGENT`, default 8: open `/api/stream` connections of one agent.
+    pub streams_per_agent: usize,
 }
 
 impl Config {
@@ -142,7 +159,34 @@ impl Config {
                 .context("OUTGOING_WEBHOOKS_RETRY_SCHEDULE must look like `5s,5m,30m,2h` (units ms, s, m, h)")?,
             None => omnistream_commands::webhooks::default_schedule(),
         };
+        let number = |name: &str, default: u64| -> anyhow::Result<u64> {
+            get(name).map_or(Ok(default), |raw| {
+                raw.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("{name} must be a positive whole number"))
+            })
+        };
+        let defaults = ServerLimits::default();
+        let server_limits = ServerLimits {
+            header_read_timeout: Duration::from_secs(number(
+                "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+                defaults.header_read_timeout.as_secs(),
+            )?),
+            max_connections: number("HTTP_MAX_CONNECTIONS", defaults.max_connections as u64)?
+                as usize,
+            max_connections_per_peer: number(
+                "HTTP_MAX_CONNECTIONS_PER_PEER",
+                defaults.max_connections_per_peer as u64,
+            )? as usize,
+        };
         Ok(Self {
+            trusted_proxies: TrustedProxies::parse(&get("TRUSTED_PROXIES").unwrap_or_default())?,
+            server_limits,
+            request_timeout: Duration::from_secs(number("HTTP_REQUEST_TIMEOUT_SECONDS", 30)?),
+            upload_timeout: Duration::from_secs(number("HTTP_UPLOAD_TIMEOUT_SECONDS", 300)?),
+            registrations_per_hour: number("REGISTRATIONS_PER_HOUR_PER_ADDRESS", 10)? as u32,
+            streams_per_agent: number("STREAMS_PER_AGENT", 8)? as usize,
             outgoing_webhooks_allow_private: get("OUTGOING_WEBHOOKS_ALLOW_PRIVATE")
                 .is_some_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes")),
             outgoing_webhooks_retry_schedule,

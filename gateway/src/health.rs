@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -112,17 +112,43 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Records request count and latency per method, route template and status.
+/// The `method` label: one of the methods the API serves, else `other`. A client chooses the
+/// method, so the raw value would let it grow the label set (and the scrape) without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The `status` label: the status code, from the closed set of 100..=599.
+fn status_label(status: StatusCode) -> &'static str {
+    static LABELS: OnceLock<Vec<String>> = OnceLock::new();
+    let labels = LABELS.get_or_init(|| (0..=599).map(|code: u16| code.to_string()).collect());
+    labels
+        .get(usize::from(status.as_u16()))
+        .map_or("other", String::as_str)
+}
+
+/// Records request count and latency per method, route template and status. Every label comes
+/// from a closed set: known methods or `other`, the matched route template (never the raw path)
+/// or `unmatched`, and the status code.
 pub async fn track_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("omnistream_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    let status = status_label(response.status());
+    metrics::counter!("omnistream_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("omnistream_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());

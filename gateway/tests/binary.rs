@@ -428,3 +428,76 @@ async fn a_kill_during_ingest_loses_no_acknowledged_webhook_and_duplicates_nothi
         .await
         .unwrap();
 }
+
+/// 1,000 sockets that send nothing or half a request line, from one address, against a process
+/// started with a soft limit of 512 open files: the process raises its limit, refuses the
+/// address's connections beyond its per-peer cap, closes the rest after the header-read timeout,
+/// and answers everybody else meanwhile.
+#[tokio::test]
+async fn a_thousand_idle_sockets_neither_starve_the_server_nor_stay_open() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (mut admin, name, database_url) = fresh_database("idle").await;
+    let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let data_dir = tempfile::tempdir().unwrap();
+    let bind = free_address();
+    let mut command = omnistream(data_dir.path());
+    command
+        .arg("serve")
+        .env("DATABASE_URL", &database_url)
+        .env("NATS_URL", &nats_url)
+        .env("NATS_PREFIX", format!("idle_{}", std::process::id()))
+        .env("BIND_ADDR", &bind)
+        .env("JWT_SECRET", "a-secret-of-at-least-thirty-two-bytes!!")
+        .env("ENCRYPTION_KEY", "an-encryption-key-of-at-least-32-bytes")
+        .env("HTTP_HEADER_READ_TIMEOUT_SECONDS", "2")
+        .stdout(Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+            rlimit::setrlimit(rlimit::Resource::NOFILE, 512, hard)
+        });
+    }
+    let child = command.spawn().unwrap();
+    let base_url = format!("http://{bind}");
+    wait_healthy(&base_url).await;
+    rlimit::increase_nofile_limit(4096).unwrap();
+
+    let address: std::net::SocketAddr = bind.parse().unwrap();
+    let mut idle = Vec::new();
+    for n in 0..1000 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = socket.connect(address).await.unwrap();
+        if n % 2 == 1 {
+            let _ = stream.write_all(b"GET /api/hea").await;
+        }
+        idle.push(stream);
+    }
+    let health = reqwest::Client::new()
+        .get(format!("{base_url}/api/health"))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("health answers while 1,000 idle sockets are open");
+    assert_eq!(health.status(), 200);
+
+    // Each idle socket is closed by the server: refused at once beyond the per-peer cap, the
+    // rest after the header-read timeout.
+    let mut buffer = [0u8; 64];
+    for stream in &mut idle {
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer))
+            .await
+            .expect("the server closes an idle connection");
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "an idle socket got an answer instead of being closed"
+        );
+    }
+    terminate(child).await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::{ApiError, Result};
+use crate::peer::ClientIp;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "omnistream_token";
@@ -186,7 +187,7 @@ pub mod perm {
 /// Where a request came from, for audit rows and rate limits.
 #[derive(Debug, Clone, Default)]
 pub struct RequestOrigin {
-    /// Peer IP address.
+    /// The client's IP address: the TCP peer, or what a trusted proxy forwarded.
     pub ip: Option<String>,
     /// `User-Agent`, truncated to 512 characters.
     pub user_agent: Option<String>,
@@ -198,8 +199,15 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip().to_string());
+            .get::<ClientIp>()
+            .map(|client| client.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|info| info.0.ip())
+            })
+            .map(|ip| ip.to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

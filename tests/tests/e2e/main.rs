@@ -16,6 +16,7 @@ mod fuzz;
 mod inbox;
 mod integrations;
 mod isolation;
+mod limits;
 mod media;
 mod messaging;
 mod oauth;

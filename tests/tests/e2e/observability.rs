@@ -275,3 +275,34 @@ async fn the_openapi_document_lists_every_endpoint_and_the_docs_page_works_offli
         .unwrap();
     assert!(redirect.status().is_redirection() || redirect.status().is_success());
 }
+
+#[tokio::test]
+async fn metric_labels_come_from_closed_sets_whatever_the_client_sends() {
+    let app = TestApp::spawn().await;
+    for n in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("RANDOM{n}X").as_bytes()).unwrap();
+        let response = app
+            .http
+            .request(
+                method,
+                format!("{}/api/health/{n}/no-such-path", app.base_url),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error());
+    }
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("RANDOM"), "a raw method became a label");
+    assert!(!text.contains("no-such-path"), "a raw path became a label");
+    assert!(text.contains("method=\"other\""), "{text}");
+    assert!(text.contains("route=\"unmatched\""), "{text}");
+}
