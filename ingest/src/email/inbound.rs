@@ -132,10 +132,22 @@ fn bodies(text_body: Option<&str>, html_body: Option<&str>) -> (Option<String>, 
     (text, html)
 }
 
-/// Attachments given inline as base64 (`content_base64`, Postmark's `Content`); ones given only
-/// by URL are not fetched.
-fn attachments(items: Option<&Value>, keys: [&str; 3]) -> Vec<Attachment> {
-    let [name_key, type_key, content_key] = keys;
+/// Where an attachment's fields are in one provider's JSON.
+struct AttachmentKeys<'a> {
+    name: &'a str,
+    content_type: &'a str,
+    /// The keys the base64 content may be under, the first present one wins.
+    content: &'a [&'a str],
+}
+
+/// Attachments given inline as base64 (`content_base64`; Postmark's `Content`, or `Data` as in
+/// Postmark's own test payload); ones given only by URL are not fetched.
+fn attachments(items: Option<&Value>, keys: AttachmentKeys<'_>) -> Vec<Attachment> {
+    let AttachmentKeys {
+        name: name_key,
+        content_type: type_key,
+        content: content_keys,
+    } = keys;
     let Some(Value::Array(items)) = items else {
         return Vec::new();
     };
@@ -144,7 +156,12 @@ fn attachments(items: Option<&Value>, keys: [&str; 3]) -> Vec<Attachment> {
         .enumerate()
         .filter_map(|(index, item)| {
             let data = base64::engine::general_purpose::STANDARD
-                .decode(text(item, content_key)?.replace(['\n', '\r'], ""))
+                .decode(
+                    content_keys
+                        .iter()
+                        .find_map(|key| text(item, key))?
+                        .replace(['\n', '\r'], ""),
+                )
                 .ok()?;
             let content_type = text(item, type_key)
                 .unwrap_or("application/octet-stream")
@@ -191,7 +208,11 @@ fn contract_json(value: &Value) -> Result<ParsedEmail, EmailError> {
         html,
         attachments: attachments(
             value.get("attachments"),
-            ["filename", "content_type", "content_base64"],
+            AttachmentKeys {
+                name: "filename",
+                content_type: "content_type",
+                content: &["content_base64"],
+            },
         ),
         sent_at: None,
     })
@@ -199,7 +220,7 @@ fn contract_json(value: &Value) -> Result<ParsedEmail, EmailError> {
 
 /// Postmark's inbound webhook: `FromFull`, `ToFull`, `CcFull`, `Subject`, `TextBody`,
 /// `HtmlBody`, `MessageID`, `Headers` (for `Message-ID`, `In-Reply-To`, `References`) and
-/// `Attachments` with base64 `Content`.
+/// `Attachments` with base64 `Content` (or `Data`).
 fn postmark(value: &Value) -> Result<ParsedEmail, EmailError> {
     let header = |name: &str| {
         value
@@ -248,7 +269,14 @@ fn postmark(value: &Value) -> Result<ParsedEmail, EmailError> {
         subject: text(value, "Subject").map(str::to_owned),
         text: text_body,
         html,
-        attachments: attachments(value.get("Attachments"), ["Name", "ContentType", "Content"]),
+        attachments: attachments(
+            value.get("Attachments"),
+            AttachmentKeys {
+                name: "Name",
+                content_type: "ContentType",
+                content: &["Content", "Data"],
+            },
+        ),
         sent_at: None,
     })
 }
@@ -300,6 +328,29 @@ mod tests {
         assert_eq!(email.message_id.as_deref(), Some("abc@mail.example.org"));
         assert_eq!(email.in_reply_to, vec!["m0@shop.example"]);
         assert_eq!(email.text.as_deref(), Some("Thanks"));
+    }
+
+    #[test]
+    fn postmark_attachments_are_read_from_content_or_data() {
+        let body = serde_json::json!({
+            "FromFull": {"Email": "ana@example.org", "Name": "Ana"},
+            "ToFull": [{"Email": "support@shop.example"}],
+            "TextBody": "Files",
+            "Attachments": [
+                {"Name": "a.pdf", "ContentType": "application/pdf", "Content": "JVBERi0xLjQ="},
+                {"Name": "b.txt", "ContentType": "text/plain", "Data": "aGVsbG8="}
+            ]
+        });
+        let email = parse_inbound(Some("application/json"), body.to_string().as_bytes()).unwrap();
+        let files: Vec<(&str, &[u8])> = email
+            .attachments
+            .iter()
+            .map(|a| (a.filename.as_str(), a.data.as_slice()))
+            .collect();
+        assert_eq!(
+            files,
+            vec![("a.pdf", &b"%PDF-1.4"[..]), ("b.txt", &b"hello"[..])]
+        );
     }
 
     #[test]
