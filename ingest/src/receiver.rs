@@ -10,6 +10,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use omnistream_commands::secrets::constant_time_eq;
+use omnistream_domain::Channel;
 use sqlx::PgPool;
 
 use crate::meta::verify_signature;
@@ -64,13 +65,19 @@ fn mailgun_authentic(key: &str, content_type: Option<&str>, body: &[u8]) -> bool
 /// Routes of the webhook-ingestor role.
 pub fn router<S: Clone + Send + Sync + 'static>(state: IngestState) -> Router<S> {
     Router::new()
-        .route("/webhooks/meta", meta_webhook("meta"))
+        .route("/webhooks/meta", meta_webhook("meta", Channel::Whatsapp))
         .route(
             "/webhooks/email",
             post(receive_email).layer(DefaultBodyLimit::max(crate::email::MAX_EMAIL_BYTES)),
         )
-        .route("/webhooks/messenger", meta_webhook("messenger"))
-        .route("/webhooks/instagram", meta_webhook("instagram"))
+        .route(
+            "/webhooks/messenger",
+            meta_webhook("messenger", Channel::Messenger),
+        )
+        .route(
+            "/webhooks/instagram",
+            meta_webhook("instagram", Channel::Instagram),
+        )
         .route("/webhooks/{*channel}", any(unknown_channel))
         .with_state(state)
 }
@@ -91,10 +98,12 @@ async fn unknown_channel() -> Response {
     )
 }
 
-/// Meta's subscription handshake: echo `hub.challenge` for a known verify token.
+/// Meta's subscription handshake: echo `hub.challenge` for the platform verify token or the
+/// `verify_token` of an account of `channel` (the channel whose receiver is being subscribed).
 async fn verify_meta(
-    State(state): State<IngestState>,
-    Query(query): Query<HashMap<String, String>>,
+    state: &IngestState,
+    channel: Channel,
+    query: &HashMap<String, String>,
 ) -> Response {
     let (Some(mode), Some(token), Some(challenge)) = (
         query.get("hub.mode"),
@@ -113,8 +122,9 @@ async fn verify_meta(
     let account = match platform {
         true => true,
         false => sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM integration_accounts WHERE channel = 'whatsapp' AND verify_token = $1)",
+            "SELECT EXISTS (SELECT 1 FROM integration_accounts WHERE channel = $1 AND verify_token = $2)",
         )
+        .bind(channel.as_str())
         .bind(token)
         .fetch_one(&state.pool)
         .await
@@ -133,10 +143,20 @@ async fn verify_meta(
         .into_response()
 }
 
-/// The routes of a Meta webhook: the `hub.*` handshake on GET, and on POST payloads signed with
-/// `X-Hub-Signature-256`, stored as `provider` (`meta` for WhatsApp, `messenger`, `instagram`).
-fn meta_webhook(provider: &'static str) -> axum::routing::MethodRouter<IngestState> {
-    get(verify_meta).post(
+/// The routes of a Meta webhook: the `hub.*` handshake on GET (with the verify tokens of
+/// `channel`'s accounts), and on POST payloads signed with `X-Hub-Signature-256`, stored as
+/// `provider` (`meta` for WhatsApp, `messenger`, `instagram`).
+fn meta_webhook(
+    provider: &'static str,
+    channel: Channel,
+) -> axum::routing::MethodRouter<IngestState> {
+    get(
+        move |State(state): State<IngestState>,
+              Query(query): Query<HashMap<String, String>>| async move {
+            verify_meta(&state, channel, &query).await
+        },
+    )
+    .post(
         move |State(state): State<IngestState>, headers: HeaderMap, body: Bytes| async move {
             receive_signed(&state, provider, &headers, &body).await
         },

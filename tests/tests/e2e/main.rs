@@ -23,5 +23,6 @@ mod oauth;
 mod observability;
 mod relay;
 mod roles;
+mod webhook_receivers;
 mod webhooks;
 mod whatsapp;

@@ -32,7 +32,7 @@ fn event(sender: &str, recipient: &str, at: i64, body: Value) -> Value {
 
 /// A fake Meta, an app whose Graph and Instagram Graph base URLs are the fake, and the client of
 /// a new organization's admin, with one active account per `(channel, account_key, config)`.
-async fn social_app(
+pub(crate) async fn social_app(
     organization: &str,
     accounts: Vec<(&str, &str, Value)>,
 ) -> (fake_meta::FakeMeta, TestApp, Client) {
