@@ -146,7 +146,19 @@ pub async fn resolve_allowed(
         .trim_end_matches(']')
         .to_owned();
     let port = parsed.port_or_known_default().ok_or(UrlRefused::Invalid)?;
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+    let addresses = resolve_host_allowed(&host, port, allow_private).await?;
+    Ok((parsed, addresses))
+}
+
+/// Resolves `host` (a name or an IP literal) and returns its addresses on `port`, refusing the
+/// host if any of them is internal (see [`is_internal`]) unless `allow_private`. Callers must
+/// connect only to the addresses returned, so a second DNS answer cannot point elsewhere.
+pub async fn resolve_host_allowed(
+    host: &str,
+    port: u16,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, UrlRefused> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|_| UrlRefused::Unresolvable)?
         .collect();
@@ -156,7 +168,7 @@ pub async fn resolve_allowed(
     if !allow_private && addresses.iter().any(|a| is_internal(a.ip())) {
         return Err(UrlRefused::PrivateAddress);
     }
-    Ok((parsed, addresses))
+    Ok(addresses)
 }
 
 /// Parses a retry schedule such as `5s,5m,30m,2h` (units ms, s, m, h).

@@ -250,6 +250,7 @@ impl Application {
                             .smtp_url
                             .as_ref()
                             .map(|url| url.expose().to_owned()),
+                        self.state.config.outgoing_webhooks_allow_private,
                     ),
                     reply_tokens: Some(self.reply_tokens()),
                 }),

@@ -108,7 +108,17 @@ impl ChannelAdapter for EmailAdapter {
             }),
             attachments: delivery.attachment.as_slice(),
         };
-        match self.mailer.send(config, &email).await {
+        let sent = self.mailer.send(config, &email).await;
+        if let Err(error) = &sent {
+            // The detail may be the remote server's reply (any service's banner): logs only.
+            tracing::warn!(
+                message_id = %delivery.message_id,
+                tenant_id = %delivery.tenant_id,
+                detail = %error.detail(),
+                "an email reply was not sent: {error}"
+            );
+        }
+        match sent {
             Ok(()) => SendOutcome::Sent(our_id),
             Err(error) if error.is_retryable() => SendOutcome::Retry {
                 error: error.to_string(),

@@ -213,6 +213,16 @@ pub(super) fn config_text<'a>(config: &'a Map<String, Value>, key: &str) -> Opti
         .filter(|v| !v.is_empty())
 }
 
+/// An email account's SMTP server: a port other than 25, 465, 587 or 2525, or an internal IP
+/// literal, is refused unless `OUTGOING_WEBHOOKS_ALLOW_PRIVATE` (sending checks again after DNS).
+fn check_smtp_server(state: &AppState, config: &Map<String, Value>) -> Result<()> {
+    omnistream_commands::email::check_account_server(
+        config,
+        state.config.outgoing_webhooks_allow_private,
+    )
+    .map_err(|refused| ApiError::invalid_field(refused.field(), refused.to_string()))
+}
+
 /// `config.throughput_mps`, when given: the number's Meta throughput tier, which paces sends.
 fn check_throughput(config: &Map<String, Value>, violations: &mut Violations) {
     let max = omnistream_commands::outbound::MAX_THROUGHPUT_MPS;
@@ -299,6 +309,9 @@ pub(super) async fn create_account(
         return Err(account_key_taken());
     }
     let config = body.config.clone().unwrap_or_default();
+    if channel == Channel::Email {
+        check_smtp_server(&state, &config)?;
+    }
     if channel == Channel::Whatsapp {
         super::whatsapp::onboard(&state, &config).await?;
     }
@@ -453,6 +466,9 @@ pub(super) async fn update_account(
         &stored,
         &body.config.clone().unwrap_or_default(),
     );
+    if current.channel == Channel::Email.as_str() {
+        check_smtp_server(&state, &config)?;
+    }
     sqlx::query(
         "UPDATE integration_accounts SET account_key = COALESCE($3, account_key), display_name = COALESCE($4, display_name),
              is_active = COALESCE($5, is_active), division_id = CASE WHEN $6 THEN $7 ELSE division_id END, config = $8,

@@ -424,3 +424,120 @@ async fn mailgun_posts_are_authenticated_by_their_signature_and_sendgrid_forms_b
     assert_eq!(messages[0]["attachments"][0]["filename"], "size-chart.pdf");
     app.stop();
 }
+
+/// An inbound email from Budi, and the conversation it opened.
+async fn budis_conversation(app: &TestApp, api: &omnistream_tests::Client) -> String {
+    app.post_email(
+        "message/rfc822",
+        mime(
+            "Budi <budi@example.com>",
+            "Order 42",
+            "m1@example.com",
+            None,
+            "<p>where?</p>",
+        ),
+    )
+    .await;
+    let listed = conversations(app, api, 1).await;
+    listed["data"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// A reply in `conversation`, once it has failed.
+async fn failed_reply(app: &TestApp, api: &omnistream_tests::Client, conversation: &str) -> Value {
+    let sent = api
+        .post(
+            &format!("/api/conversations/{conversation}/messages"),
+            json!({"type": "text", "content": "It ships today."}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    app.message_when(api, conversation, |m| {
+        m["direction"] == "outbound" && m["status"] == "failed"
+    })
+    .await
+}
+
+#[tokio::test]
+async fn smtp_servers_on_internal_addresses_or_other_ports_are_refused_unless_private_is_allowed() {
+    let app = TestApp::spawn_with(|config| config.outgoing_webhooks_allow_private = false).await;
+    let api = app.register("Mail Shop").await.client(&app);
+    let account = |smtp_host: &str, smtp_port: u16| {
+        json!({"channel": "email", "account_key": INBOX, "is_active": true,
+               "config": {"from_address": INBOX, "smtp_host": smtp_host, "smtp_port": smtp_port, "smtp_tls": "none"}})
+    };
+    // A port scan of the internal network: NATS, PostgreSQL, SSH.
+    for port in [4222, 5432, 22] {
+        let refused = api
+            .post(
+                "/api/integrations/accounts",
+                account("smtp.example.com", port),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert_eq!(refused.error_code(), "validation_error");
+        assert!(refused.body.to_string().contains("config.smtp_port"));
+    }
+    for host in ["127.0.0.1", "169.254.169.254", "[::ffff:10.0.0.1]"] {
+        let refused = api
+            .post("/api/integrations/accounts", account(host, 25))
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert!(refused.body.to_string().contains("config.smtp_host"));
+    }
+
+    // A name is only known to be internal once resolved: the send is refused, not attempted.
+    let created = api
+        .post("/api/integrations/accounts", account("localhost", 2525))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let patched = api
+        .patch(
+            &format!("/api/integrations/accounts/{id}"),
+            json!({"config": {"smtp_port": 4222}}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::BAD_REQUEST, "{}", patched.body);
+    let conversation = budis_conversation(&app, &api).await;
+    let failed = failed_reply(&app, &api, &conversation).await;
+    assert_eq!(
+        failed["error_message"],
+        "the SMTP host is a private, loopback, link-local or metadata address, which is not allowed"
+    );
+    app.stop();
+}
+
+#[tokio::test]
+async fn an_smtp_servers_reply_text_never_reaches_the_api() {
+    // Private targets allowed (as in these tests): a service that is not SMTP answers instead.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let banner = "554 internal-relay.corp.local ESMTP SECRETBANNER v1.2.3\r\n";
+                let _ = socket.write_all(banner.as_bytes()).await;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            });
+        }
+    });
+    let (app, api) = email_app_with(json!({"from_address": INBOX, "smtp_host": "127.0.0.1",
+                                           "smtp_port": port, "smtp_tls": "none"}))
+    .await;
+    let conversation = budis_conversation(&app, &api).await;
+    let failed = failed_reply(&app, &api, &conversation).await;
+    assert_eq!(
+        failed["error_message"],
+        "the SMTP server refused the message"
+    );
+    let listed = api
+        .get(&format!("/api/conversations/{conversation}/messages"))
+        .await;
+    assert!(
+        !listed.body.to_string().contains("SECRETBANNER"),
+        "{}",
+        listed.body
+    );
+    app.stop();
+}
