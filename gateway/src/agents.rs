@@ -327,6 +327,23 @@ pub async fn revoke_sessions(conn: &mut PgConnection, agent: Uuid) -> Result<()>
     Ok(())
 }
 
+/// Revokes every API key `agent` created: keys made with a password that has since changed
+/// (perhaps by whoever stole it) must not outlive it.
+pub async fn revoke_api_keys(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    agent: Uuid,
+) -> Result<u64> {
+    let revoked = sqlx::query(
+        "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND agent_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(tenant.as_uuid())
+    .bind(agent)
+    .execute(conn)
+    .await?;
+    Ok(revoked.rows_affected())
+}
+
 fn email_taken() -> ApiError {
     ApiError::conflict("email_taken", "an account with this email already exists")
 }
@@ -462,7 +479,7 @@ async fn get_agent(
 /// Update an agent
 #[utoipa::path(
     patch, path = "/api/agents/{id}", tag = "Agents", params(("id" = Uuid, Path)), request_body = UpdateAgent,
-    responses((status = 200, body = AgentPublic), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+    responses((status = 200, description = "A new password revokes the agent's sessions and API keys", body = AgentPublic), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
               (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
               (status = 409, description = "email_taken or last_admin", body = ErrorResponse),
               (status = 422, description = "invalid_role or invalid_division", body = ErrorResponse)),
@@ -527,6 +544,10 @@ async fn update_agent(
     if password_hash.is_some() || !is_active {
         revoke_sessions(&mut tx, id).await?;
     }
+    let api_keys_revoked = match password_hash {
+        Some(_) => revoke_api_keys(&mut tx, tenant, id).await?,
+        None => 0,
+    };
     let updated = load_agent(&mut tx, tenant, id).await?;
     let mut changes = Map::new();
     let mut note = |field: &str, before: Value, after: Value| {
@@ -559,6 +580,7 @@ async fn update_agent(
     );
     if body.password.is_some() {
         changes.insert("password".into(), json!("changed"));
+        changes.insert("api_keys_revoked".into(), json!(api_keys_revoked));
     }
     activity::record(
         &mut tx,
@@ -611,11 +633,7 @@ async fn delete_agent(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND agent_id = $2 AND revoked_at IS NULL")
-        .bind(tenant.as_uuid())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    revoke_api_keys(&mut tx, tenant, id).await?;
     revoke_sessions(&mut tx, id).await?;
     activity::record(
         &mut tx,

@@ -16,6 +16,7 @@ use omnistream_domain::Channel;
 use omnistream_projections::relay::NatsRelay;
 use omnistream_projections::{all_projectors, run_projector, ProjectorSettings};
 use sqlx::PgPool;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -73,6 +74,25 @@ pub struct AppState {
     pub instagram: GraphClient,
     /// Where Instagram Login codes are exchanged (`INSTAGRAM_OAUTH_BASE_URL`).
     pub instagram_oauth: GraphClient,
+    /// The share of the pool that unauthenticated endpoints (login, registration) may hold at
+    /// once, so they can never starve the webhook receivers and signed-in users.
+    pub public_db_share: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// Waits (up to 5 s) for the unauthenticated endpoints' share of the pool; 503 when it stays
+    /// taken.
+    pub async fn public_share(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        let wait = Arc::clone(&self.public_db_share).acquire_owned();
+        match tokio::time::timeout(Duration::from_secs(5), wait).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::Status {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "service_unavailable",
+                message: "too many sign-ins at once; retry in a moment".into(),
+            }),
+        }
+    }
 }
 
 /// Which parts of the platform this process runs.
@@ -184,6 +204,9 @@ impl Application {
             graph: GraphClient::new(settings.config.meta_graph_base_url.clone()),
             instagram: GraphClient::new(settings.config.instagram_base_url.clone()),
             instagram_oauth: GraphClient::new(settings.config.instagram_oauth_base_url.clone()),
+            public_db_share: Arc::new(Semaphore::new(
+                (settings.config.database_max_connections as usize / 4).max(1),
+            )),
         };
         let listener = tokio::net::TcpListener::bind(settings.config.bind_addr)
             .await
@@ -278,6 +301,9 @@ impl Application {
                 pool: self.state.pool.clone(),
                 nats: self.state.nats.clone(),
                 prefix: self.state.config.nats_prefix.clone(),
+                events: Arc::new(crate::outgoing_webhooks::StoredEventLog(
+                    self.state.pool.clone(),
+                )),
             };
             workers.push(tokio::spawn(dispatcher.run(self.shutdown.clone())));
             let webhook_sender = WebhookSender {
@@ -310,6 +336,21 @@ impl Application {
                     self.shutdown.clone(),
                 )));
             }
+        }
+        if self.roles.api {
+            let pool = self.state.pool.clone();
+            let stop = self.shutdown.clone();
+            workers.push(tokio::spawn(async move {
+                loop {
+                    if let Err(error) = crate::auth::prune(&pool).await {
+                        tracing::warn!(%error, "pruning sessions and login attempts failed");
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+                    }
+                }
+            }));
         }
         let metrics = self.state.metrics.clone();
         let upkeep_stop = self.shutdown.clone();
@@ -408,6 +449,7 @@ pub fn build_router(state: AppState, roles: Roles) -> Router {
             state.clone(),
             crate::server::request_deadline,
         ))
+        .layer(axum::middleware::from_fn(crate::auth::csrf::guard))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::peer::record_client_ip,

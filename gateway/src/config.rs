@@ -112,6 +112,9 @@ pub struct Config {
     pub registrations_per_hour: u32,
     /// `STREAMS_PER_AGENT`, default 8: open `/api/stream` connections of one agent.
     pub streams_per_agent: usize,
+    /// `SESSION_MAX_LIFETIME_SECONDS`, default 30 days: a session's absolute lifetime, however
+    /// often its token is refreshed.
+    pub session_max_lifetime: Duration,
 }
 
 impl Config {
@@ -187,6 +190,10 @@ impl Config {
             upload_timeout: Duration::from_secs(number("HTTP_UPLOAD_TIMEOUT_SECONDS", 300)?),
             registrations_per_hour: number("REGISTRATIONS_PER_HOUR_PER_ADDRESS", 10)? as u32,
             streams_per_agent: number("STREAMS_PER_AGENT", 8)? as usize,
+            session_max_lifetime: Duration::from_secs(number(
+                "SESSION_MAX_LIFETIME_SECONDS",
+                30 * 24 * 3600,
+            )?),
             outgoing_webhooks_allow_private: get("OUTGOING_WEBHOOKS_ALLOW_PRIVATE")
                 .is_some_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes")),
             outgoing_webhooks_retry_schedule,

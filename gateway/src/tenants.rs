@@ -61,7 +61,8 @@ pub struct NewOrganization<'a> {
     pub organization_name: &'a str,
     pub admin_name: &'a str,
     pub admin_email: &'a EmailAddress,
-    pub admin_password: String,
+    /// The admin's password, already hashed ([`password::hash`]) so no connection waits on it.
+    pub admin_password_hash: String,
 }
 
 /// Creates an organization (status `active`, timezone `Asia/Jakarta`), its system roles and its
@@ -70,7 +71,7 @@ pub async fn create_organization(
     conn: &mut PgConnection,
     new: NewOrganization<'_>,
 ) -> Result<(Organization, AgentId)> {
-    let password_hash = password::hash(new.admin_password).await?;
+    let password_hash = new.admin_password_hash;
     let tenant = TenantId::new();
     let base = slugify(new.organization_name);
     let mut slug = base.clone();
@@ -117,6 +118,12 @@ pub struct DemoLogin {
 
 /// On a database with no tenant, creates the demo organization and returns its admin login.
 pub async fn seed_demo_tenant(pool: &PgPool) -> Result<Option<DemoLogin>> {
+    let password: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(16)
+        .map(char::from)
+        .collect();
+    let admin_password_hash = password::hash(password.clone()).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('omnistream:demo-seed', 0))")
         .execute(&mut *tx)
@@ -128,18 +135,13 @@ pub async fn seed_demo_tenant(pool: &PgPool) -> Result<Option<DemoLogin>> {
         return Ok(None);
     }
     let email = EmailAddress::parse("admin@demo.omnistream.local").map_err(anyhow::Error::from)?;
-    let password: String = rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(16)
-        .map(char::from)
-        .collect();
     create_organization(
         &mut tx,
         NewOrganization {
             organization_name: "Demo Organization",
             admin_name: "Demo Admin",
             admin_email: &email,
-            admin_password: password.clone(),
+            admin_password_hash,
         },
     )
     .await?;

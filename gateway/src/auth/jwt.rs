@@ -92,8 +92,22 @@ impl TokenKeys {
         role: AgentRole,
         sid: SessionId,
     ) -> Result<IssuedToken, ApiError> {
+        self.issue_until(agent, tenant, role, sid, None)
+    }
+
+    /// Signs an agent token for session `sid` that expires after the TTL or at `not_after`
+    /// (the session's absolute end), whichever comes first.
+    pub fn issue_until(
+        &self,
+        agent: AgentId,
+        tenant: TenantId,
+        role: AgentRole,
+        sid: SessionId,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<IssuedToken, ApiError> {
         let now = Utc::now();
-        let expires_at = now + chrono::Duration::from_std(self.ttl).map_err(anyhow::Error::from)?;
+        let ttl_end = now + chrono::Duration::from_std(self.ttl).map_err(anyhow::Error::from)?;
+        let expires_at = not_after.map_or(ttl_end, |end| end.min(ttl_end));
         let claims = Claims {
             sub: agent.as_uuid(),
             org: Some(tenant.as_uuid()),

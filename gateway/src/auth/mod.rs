@@ -5,6 +5,7 @@
 //! first credential present decides. Permissions are resolved from the database on every request,
 //! so role changes, deactivation, revocation and suspension apply at once.
 
+pub mod csrf;
 pub mod jwt;
 pub mod password;
 pub mod rate_limit;
@@ -403,4 +404,15 @@ pub async fn still_valid(state: &AppState, caller: &Caller) -> Result<bool> {
         .bind(id)
         .fetch_one(&state.pool)
         .await?)
+}
+
+/// Deletes sessions that ended (expired or revoked) over a day ago and login and registration
+/// attempts older than their windows; the gateway runs it every few minutes.
+pub async fn prune(pool: &sqlx::PgPool) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM sessions WHERE expires_at < now() - interval '1 day' OR revoked_at < now() - interval '1 day'",
+    )
+    .execute(pool)
+    .await?;
+    rate_limit::prune(pool).await
 }

@@ -125,7 +125,12 @@ async fn open_session(
     role: AgentRole,
 ) -> Result<super::jwt::IssuedToken> {
     let sid = SessionId::new();
-    let issued = state.tokens.issue(agent, tenant, role, sid)?;
+    let session_end = Utc::now()
+        + chrono::Duration::from_std(state.config.session_max_lifetime)
+            .map_err(anyhow::Error::from)?;
+    let issued = state
+        .tokens
+        .issue_until(agent, tenant, role, sid, Some(session_end))?;
     sqlx::query(
         "INSERT INTO sessions (id, tenant_id, agent_id, expires_at) VALUES ($1, $2, $3, $4)",
     )
@@ -142,13 +147,28 @@ async fn open_session(
 #[utoipa::path(
     post, path = "/api/auth/register", tag = "Auth", request_body = RegisterRequest,
     responses((status = 201, description = "Sets the session cookie", body = LoginResponse),
-              (status = 400, body = ErrorResponse), (status = 409, description = "email_taken", body = ErrorResponse))
+              (status = 400, body = ErrorResponse), (status = 409, description = "email_taken", body = ErrorResponse),
+              (status = 429, description = "rate_limited: REGISTRATIONS_PER_HOUR_PER_ADDRESS sign-ups per client address per hour (default 10); Retry-After set", body = ErrorResponse),
+              (status = 503, description = "service_unavailable: too many passwords being hashed at once", body = ErrorResponse))
 )]
 async fn register(
     State(state): State<AppState>,
     origin: RequestOrigin,
     ValidJson(body): ValidJson<RegisterRequest>,
 ) -> Result<Response> {
+    let client = rate_limit::client_key(origin.ip.as_deref());
+    {
+        let _share = state.public_share().await?;
+        rate_limit::reserve_registration(
+            &state.pool,
+            client.as_deref(),
+            state.config.registrations_per_hour,
+        )
+        .await?;
+    }
+    // Hashed before a connection is taken: a pooled connection must not wait on argon2.
+    let admin_password_hash = password::hash(body.password).await?;
+    let _share = state.public_share().await?;
     let mut tx = state.pool.begin().await?;
     let (organization, agent_id) = create_organization(
         &mut tx,
@@ -156,7 +176,7 @@ async fn register(
             organization_name: &body.organization_name,
             admin_name: &body.name,
             admin_email: &body.email,
-            admin_password: body.password,
+            admin_password_hash,
         },
     )
     .await?;
@@ -203,7 +223,8 @@ struct LoginCandidate {
               (status = 400, body = ErrorResponse),
               (status = 401, description = "invalid_credentials (same message for unknown email and wrong password)", body = ErrorResponse),
               (status = 403, description = "account_suspended or organization_suspended", body = ErrorResponse),
-              (status = 429, description = "rate_limited: 10 failures per 15 min per email+IP, 50 per IP; Retry-After set", body = ErrorResponse))
+              (status = 429, description = "rate_limited: 10 failures per 15 min per email+client, 50 per client (an IPv4 address or IPv6 /64; behind TRUSTED_PROXIES the forwarded client); an attempt counts from the moment it is checked; Retry-After set", body = ErrorResponse),
+              (status = 503, description = "service_unavailable: too many passwords being checked at once", body = ErrorResponse))
 )]
 async fn login(
     State(state): State<AppState>,
@@ -211,8 +232,9 @@ async fn login(
     ValidJson(body): ValidJson<LoginRequest>,
 ) -> Result<Response> {
     let email = body.email.to_lowercase();
-    let ip = origin.ip.clone();
-    rate_limit::check(&state.pool, &email, ip.as_deref()).await?;
+    let client = rate_limit::client_key(origin.ip.as_deref());
+    let share = state.public_share().await?;
+    let attempt = rate_limit::reserve_login(&state.pool, &email, client.as_deref()).await?;
     // A live account wins over deleted ones that once used the same address.
     let candidate: Option<LoginCandidate> = sqlx::query_as(
         r#"SELECT a.id, a.tenant_id, a.password_hash, a.role, a.is_active AND a.deleted_at IS NULL AS usable,
@@ -224,15 +246,17 @@ async fn login(
     .bind(&email)
     .fetch_optional(&state.pool)
     .await?;
+    drop(share);
     let matches = password::verify(
         body.password,
         candidate.as_ref().map(|c| c.password_hash.clone()),
     )
     .await?;
     let Some(candidate) = candidate.filter(|_| matches) else {
-        rate_limit::record_failure(&state.pool, &email, ip.as_deref()).await?;
         return Err(ApiError::invalid_credentials());
     };
+    let _share = state.public_share().await?;
+    rate_limit::release(&state.pool, attempt).await?;
     if !candidate.usable {
         return Err(ApiError::Forbidden {
             code: "account_suspended",
@@ -357,16 +381,50 @@ async fn logout(
 /// Issue a fresh JWT for the current session
 #[utoipa::path(
     get, path = "/api/auth/token", tag = "Auth",
-    responses((status = 200, description = "New 24 h expiry; re-sets the cookie", body = TokenResponse),
+    responses((status = 200, description = "New 24 h expiry (never past the session's absolute end, SESSION_MAX_LIFETIME_SECONDS after login, default 30 days); re-sets the cookie. Changes only the caller's own session", body = TokenResponse),
               (status = 401, body = ErrorResponse),
               (status = 403, description = "session_required with an API key", body = ErrorResponse)),
     security(("bearer" = []), ("cookie" = []))
 )]
 async fn refresh_token(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    issue_for_session(&state, &caller).await
+}
+
+/// Refresh the session's token
+#[utoipa::path(
+    post, path = "/api/auth/token", tag = "Auth",
+    responses((status = 200, description = "The same as GET /api/auth/token, as a POST: a cookie-authenticated call needs Content-Type: application/json or X-Requested-With like every cookie-authenticated write", body = TokenResponse),
+              (status = 401, body = ErrorResponse),
+              (status = 403, description = "session_required with an API key; forbidden for a cookie-authenticated call without the header", body = ErrorResponse)),
+    security(("bearer" = []), ("cookie" = []))
+)]
+async fn refresh_token_post(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    issue_for_session(&state, &caller).await
+}
+
+/// Issues a fresh token for the caller's session: a new TTL, never past the session's absolute
+/// end (`SESSION_MAX_LIFETIME_SECONDS` after login). Only the caller's session changes.
+async fn issue_for_session(state: &AppState, caller: &Caller) -> Result<Response> {
     let sid = caller.session()?;
-    let issued = state
-        .tokens
-        .issue(caller.agent_id, caller.tenant_id, caller.role, sid)?;
+    let created_at: DateTime<Utc> =
+        sqlx::query_scalar("SELECT created_at FROM sessions WHERE id = $1")
+            .bind(sid.as_uuid())
+            .fetch_optional(&state.pool)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+    let session_end = created_at
+        + chrono::Duration::from_std(state.config.session_max_lifetime)
+            .map_err(anyhow::Error::from)?;
+    if session_end <= Utc::now() {
+        return Err(ApiError::Unauthorized);
+    }
+    let issued = state.tokens.issue_until(
+        caller.agent_id,
+        caller.tenant_id,
+        caller.role,
+        sid,
+        Some(session_end),
+    )?;
     let mut tx = state.pool.begin().await?;
     sqlx::query("UPDATE sessions SET expires_at = $2 WHERE id = $1")
         .bind(sid.as_uuid())
@@ -375,7 +433,7 @@ async fn refresh_token(State(state): State<AppState>, caller: Caller) -> Result<
         .await?;
     activity::record(
         &mut tx,
-        &caller,
+        caller,
         Activity {
             action: "auth.token_refreshed",
             entity_type: "agent",
@@ -385,7 +443,8 @@ async fn refresh_token(State(state): State<AppState>, caller: Caller) -> Result<
     )
     .await?;
     tx.commit().await?;
-    let cookie = session_cookie(&state, &issued.token, state.tokens.ttl().as_secs());
+    let lifetime = (issued.expires_at - Utc::now()).num_seconds().max(0) as u64;
+    let cookie = session_cookie(state, &issued.token, lifetime);
     let body = TokenResponse {
         token: issued.token,
         token_type: "Bearer",
@@ -400,6 +459,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(me))
         .routes(routes!(logout))
-        .routes(routes!(refresh_token))
+        .routes(routes!(refresh_token, refresh_token_post))
         .routes(routes!(register))
 }

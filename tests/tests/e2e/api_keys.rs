@@ -168,3 +168,46 @@ async fn deleting_an_agent_revokes_its_keys() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// A password change revokes the agent's API keys along with its sessions: keys created by
+/// whoever held the old password stop working; a change of anything else keeps them.
+#[tokio::test]
+async fn a_password_change_revokes_the_agents_keys() {
+    let app = TestApp::spawn().await;
+    let admin = app.register("Org").await;
+    let supervisor = app.create_agent(&admin, "supervisor", json!({})).await;
+    let key = supervisor
+        .client(&app)
+        .post("/api/api-keys", json!({"name": "k"}))
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/agents/{}", supervisor.agent_id);
+    let renamed = admin
+        .client(&app)
+        .patch(&path, json!({"name": "Renamed"}))
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK);
+    assert_eq!(
+        app.api_key(&key).get("/api/auth/me").await.status,
+        StatusCode::OK
+    );
+    let changed = admin
+        .client(&app)
+        .patch(&path, json!({"password": "a-new-password"}))
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(
+        app.api_key(&key).get("/api/auth/me").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let relogged = app.login(&supervisor.email, "a-new-password").await;
+    let keys = relogged.client(&app).get("/api/api-keys").await;
+    assert!(
+        keys.body.as_array().unwrap()[0]["revoked_at"].is_string(),
+        "{}",
+        keys.body
+    );
+}

@@ -4,6 +4,7 @@ mod activity;
 mod agents;
 mod api_keys;
 mod auth;
+mod auth_limits;
 mod delivery_faults;
 mod devstack;
 mod divisions;
