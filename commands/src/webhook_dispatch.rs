@@ -6,11 +6,18 @@
 //! commit, so a redelivered message never creates a second delivery. The sender then delivers
 //! due attempts, each on its own task: a slow or dead endpoint never delays the others, and the
 //! deliveries of one conversation reach an endpoint in order.
+//!
+//! NATS is a notification, not a source of truth: the dispatcher signs only what the event store
+//! holds. Each message's id (`<aggregate_type>:<aggregate_id>:<sequence>`) is looked up in the
+//! store ([`StoredEvents`]) and the stored payload and time are fanned out; a message naming an
+//! event the store does not hold, or a stream other than its id's, is dropped with a warning and
+//! acknowledged. So access to NATS alone cannot forge a tenant's webhooks.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
+use async_trait::async_trait;
 use chrono::Utc;
 use futures::StreamExt;
 use omnistream_domain::contact::{public_events as contact_public_events, ContactEvent};
@@ -27,14 +34,41 @@ use uuid::Uuid;
 use crate::secrets::SecretBox;
 use crate::webhooks::attempt;
 
-/// How the relay publishes an event (see `projections::relay`).
+/// How the relay publishes an event (see `projections::relay`): only its identity is used; the
+/// body and time are read back from the event store.
 #[derive(Debug, Deserialize)]
 struct PublishedEvent {
     id: String,
     aggregate_type: String,
     aggregate_id: String,
-    payload: Value,
-    recorded_at: chrono::DateTime<Utc>,
+}
+
+/// One event as the event store holds it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub payload: Value,
+    pub recorded_at: chrono::DateTime<Utc>,
+}
+
+/// The event store, as the dispatcher reads it: one event by its stream and sequence.
+#[async_trait]
+pub trait StoredEvents: Send + Sync {
+    /// The stored event `sequence` of stream `aggregate_type`/`aggregate_id`; `None` when the
+    /// store holds no such event.
+    async fn find(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> anyhow::Result<Option<StoredEvent>>;
+}
+
+/// The parts of a relayed message id, `<aggregate_type>:<aggregate_id>:<sequence>` (the
+/// aggregate id itself holds a colon: `<tenant>:<uuid>`).
+fn parse_message_id(id: &str) -> Option<(&str, &str, i64)> {
+    let (aggregate_type, rest) = id.split_once(':')?;
+    let (aggregate_id, sequence) = rest.rsplit_once(':')?;
+    Some((aggregate_type, aggregate_id, sequence.parse().ok()?))
 }
 
 const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6f6d_6e69_7374_7265_616d_0000_0000_00e7);
@@ -154,6 +188,8 @@ pub struct Dispatcher {
     pub pool: PgPool,
     pub nats: async_nats::Client,
     pub prefix: String,
+    /// Where each relayed event is read back from before it is fanned out.
+    pub events: Arc<dyn StoredEvents>,
 }
 
 impl Dispatcher {
@@ -213,29 +249,7 @@ impl Dispatcher {
             let Some(message) = next else { return Ok(()) };
             let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
             let handled = match serde_json::from_slice::<PublishedEvent>(&message.payload) {
-                Ok(event) => {
-                    let tenant = event
-                        .aggregate_id
-                        .parse::<StreamId>()
-                        .map(|s| s.tenant_id.as_uuid());
-                    match tenant {
-                        Ok(tenant) => fan_out(
-                            &self.pool,
-                            EventRef {
-                                tenant,
-                                aggregate_type: &event.aggregate_type,
-                                aggregate_id: &event.aggregate_id,
-                                message_id: &event.id,
-                                payload: &event.payload,
-                                recorded_at: event.recorded_at,
-                            },
-                            None,
-                        )
-                        .await
-                        .map(|_| ()),
-                        Err(_) => Ok(()),
-                    }
-                }
+                Ok(event) => self.fan_out_stored(&event).await,
                 Err(error) => {
                     tracing::warn!(%error, "unreadable event on the stream; skipped");
                     Ok(())
@@ -253,6 +267,47 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+impl Dispatcher {
+    /// Fans out the stored event a relayed message names; a message that names no stored event,
+    /// or whose stream differs from its id's, is dropped (acknowledged) with a warning.
+    async fn fan_out_stored(&self, event: &PublishedEvent) -> anyhow::Result<()> {
+        let named = parse_message_id(&event.id).filter(|(aggregate_type, aggregate_id, _)| {
+            *aggregate_type == event.aggregate_type && *aggregate_id == event.aggregate_id
+        });
+        let Some((aggregate_type, aggregate_id, sequence)) = named else {
+            tracing::warn!(id = %event.id, aggregate_id = %event.aggregate_id,
+                "a message on the events stream does not match its id; dropped");
+            return Ok(());
+        };
+        let Ok(stream) = aggregate_id.parse::<StreamId>() else {
+            return Ok(());
+        };
+        let Some(stored) = self
+            .events
+            .find(aggregate_type, aggregate_id, sequence)
+            .await?
+        else {
+            tracing::warn!(id = %event.id,
+                "a message on the events stream names no stored event (forged?); dropped");
+            return Ok(());
+        };
+        fan_out(
+            &self.pool,
+            EventRef {
+                tenant: stream.tenant_id.as_uuid(),
+                aggregate_type,
+                aggregate_id,
+                message_id: &event.id,
+                payload: &stored.payload,
+                recorded_at: stored.recorded_at,
+            },
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 }
 
@@ -595,5 +650,26 @@ impl WebhookSender {
         tx.commit().await?;
         metrics::counter!("omnistream_webhook_deliveries_total", "outcome" => status).increment(1);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relayed_message_id_names_its_stream_and_sequence() {
+        let tenant = Uuid::new_v4();
+        let id = format!("Conversation:{tenant}:{}:12", Uuid::nil());
+        assert_eq!(
+            parse_message_id(&id),
+            Some((
+                "Conversation",
+                format!("{tenant}:{}", Uuid::nil()).as_str(),
+                12
+            ))
+        );
+        assert_eq!(parse_message_id("Conversation:abc"), None);
+        assert_eq!(parse_message_id("Conversation:a:b:x"), None);
     }
 }

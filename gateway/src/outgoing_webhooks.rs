@@ -23,6 +23,33 @@ use crate::extract::{
     Validate,
 };
 
+/// The event store as the webhook dispatcher reads it (through the read side's log reader).
+pub struct StoredEventLog(pub sqlx::PgPool);
+
+#[async_trait::async_trait]
+impl omnistream_commands::webhook_dispatch::StoredEvents for StoredEventLog {
+    async fn find(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> anyhow::Result<Option<omnistream_commands::webhook_dispatch::StoredEvent>> {
+        let found = omnistream_projections::reader::find_event(
+            &self.0,
+            aggregate_type,
+            aggregate_id,
+            sequence,
+        )
+        .await?;
+        Ok(
+            found.map(|event| omnistream_commands::webhook_dispatch::StoredEvent {
+                payload: event.payload,
+                recorded_at: event.recorded_at,
+            }),
+        )
+    }
+}
+
 /// `OutgoingWebhook` (the secret masked, except in the create response).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutgoingWebhook {

@@ -108,3 +108,28 @@ pub async fn read_after_with(
     .fetch_all(conn)
     .await
 }
+
+/// The stored event `sequence` of the stream `aggregate_type`/`aggregate_id`, if there is one: a
+/// point lookup by the events table's primary key, for consumers that must trust only what the
+/// store holds (the webhook dispatcher re-reads each event it is handed by NATS).
+#[tracing::instrument(skip(pool), level = "debug", err)]
+pub async fn find_event(
+    pool: &sqlx::PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: i64,
+) -> Result<Option<RecordedEvent>, sqlx::Error> {
+    sqlx::query_as::<_, RecordedEvent>(
+        r#"
+        SELECT transaction_id::text::bigint AS transaction_id, global_position, aggregate_type,
+               aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at
+        FROM events
+        WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3
+        "#,
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(sequence)
+    .fetch_optional(pool)
+    .await
+}

@@ -698,3 +698,84 @@ async fn fanning_out_the_same_event_twice_creates_one_delivery() {
         "a JetStream redelivery is a no-op"
     );
 }
+
+#[tokio::test]
+async fn an_event_forged_on_nats_is_not_delivered_while_real_events_are() {
+    let (Spine { app, admin, .. }, prefix) = isolated_spine("500000000000009").await;
+    let api = admin.client(&app);
+    let receiver = Receiver::start().await;
+    let created = api
+        .post(
+            "/api/outgoing-webhooks",
+            json!({"name": "r", "url": receiver.url, "events": ["message.received"]}),
+        )
+        .await;
+    receiver
+        .set_secret(created.body["secret"].as_str().unwrap())
+        .await;
+    let now = chrono::Utc::now().timestamp();
+    let inbound = |n: u32| {
+        whatsapp_text_webhook(
+            "500000000000009",
+            "62809009",
+            "Hana",
+            &format!("wamid.F{n}"),
+            &format!("real {n}"),
+            now,
+        )
+    };
+    app.post_meta_webhook(&inbound(0)).await;
+    receiver
+        .wait_until("the first real message", |r| r.len() == 1)
+        .await;
+
+    // Someone with access to NATS alone publishes a well-formed event the store never held:
+    // the stored message with its content changed, at a sequence that does not exist.
+    let (aggregate_id, mut payload): (String, serde_json::Value) = sqlx::query_as(
+        "SELECT aggregate_id, payload FROM events WHERE event_type = 'InboundMessageReceived' LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let forged_text = payload
+        .to_string()
+        .replace("real 0", "FORGED wire transfer");
+    payload = serde_json::from_str(&forged_text).unwrap();
+    let id = format!("Conversation:{aggregate_id}:9999");
+    let tenant = admin.organization_id.clone();
+    let forged = json!({"id": id, "tenant_id": tenant, "aggregate_type": "Conversation",
+                        "aggregate_id": aggregate_id, "sequence": 9999,
+                        "event_type": "InboundMessageReceived", "event_version": "1",
+                        "payload": payload, "metadata": {}, "recorded_at": chrono::Utc::now()});
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id.as_str());
+    async_nats::jetstream::new(client)
+        .publish_with_headers(
+            format!("{prefix}.events.{tenant}.Conversation.InboundMessageReceived"),
+            headers,
+            serde_json::to_vec(&forged).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .expect("JetStream stored the forged message");
+
+    // A real event published after it still arrives; the dispatcher handles the stream in
+    // order, so by then the forged message has been handled too.
+    app.post_meta_webhook(&inbound(1)).await;
+    let received = receiver
+        .wait_until("the second real message", |r| {
+            r.iter().any(|e| e.body["data"]["content"] == "real 1")
+        })
+        .await;
+    assert!(received.iter().all(|r| r.verified));
+    assert!(
+        received
+            .iter()
+            .all(|r| !r.body.to_string().contains("FORGED")),
+        "a forged event was signed and delivered: {received:?}"
+    );
+    assert_eq!(received.len(), 2, "{received:?}");
+    drop_stream(&prefix).await;
+}
