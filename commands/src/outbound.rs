@@ -297,7 +297,7 @@ impl OutboundSender {
             .as_ref()
             .and_then(Value::as_object)
             .unwrap_or(&empty);
-        let Ok(config) = self.secrets.open_config(stored) else {
+        let Ok(config) = self.secrets.open_config(delivery.tenant_id, stored) else {
             return SendOutcome::failed("the account's credentials cannot be decrypted");
         };
         let adapter = self

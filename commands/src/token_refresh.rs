@@ -14,6 +14,9 @@ use uuid::Uuid;
 use crate::secrets::SecretBox;
 use crate::whatsapp::GraphClient;
 
+/// An account's id, its tenant (its sealed values are bound to it) and its stored config.
+type AccountConfig = (Uuid, Uuid, sqlx::types::Json<Map<String, Value>>);
+
 /// How long before expiry a token is refreshed.
 pub const REFRESH_AHEAD: chrono::Duration = chrono::Duration::days(10);
 
@@ -46,14 +49,14 @@ impl InstagramTokenRefresher {
     /// One round at `now`: refreshes the active Instagram accounts whose token expires within
     /// [`REFRESH_AHEAD`] (and has not expired); returns how many were refreshed.
     pub async fn refresh_due(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
-        let accounts: Vec<(Uuid, sqlx::types::Json<Map<String, Value>>)> = sqlx::query_as(
-            "SELECT id, config FROM integration_accounts
+        let accounts: Vec<AccountConfig> = sqlx::query_as(
+            "SELECT id, tenant_id, config FROM integration_accounts
              WHERE channel = 'instagram' AND is_active AND config ? 'token_expires_at'",
         )
         .fetch_all(&self.pool)
         .await?;
         let mut refreshed = 0;
-        for (id, config) in accounts {
+        for (id, tenant, config) in accounts {
             let expires_at = config
                 .get("token_expires_at")
                 .and_then(Value::as_str)
@@ -63,7 +66,7 @@ impl InstagramTokenRefresher {
             if !due {
                 continue;
             }
-            let Ok(opened) = self.secrets.open_config(&config) else {
+            let Ok(opened) = self.secrets.open_config(tenant, &config) else {
                 tracing::warn!(account_id = %id, "instagram token cannot be decrypted; not refreshed");
                 continue;
             };
@@ -77,7 +80,7 @@ impl InstagramTokenRefresher {
                         update.insert("token_expires_at".into(), at.to_rfc3339().into());
                     }
                     update.insert("access_token".into(), fresh.access_token.into());
-                    let sealed = Value::Object(self.secrets.seal_config(&update));
+                    let sealed = Value::Object(self.secrets.seal_config(tenant, &update));
                     sqlx::query(
                         "UPDATE integration_accounts SET config = config || $2, updated_at = now() WHERE id = $1",
                     )

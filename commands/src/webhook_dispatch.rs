@@ -532,12 +532,17 @@ impl WebhookSender {
         delivery: DueDelivery,
         successes: &mpsc::Sender<Success>,
     ) -> anyhow::Result<()> {
-        let mut secrets = vec![self.secrets.decrypt(&delivery.secret).unwrap_or_default()];
+        let tenant = delivery.tenant_id;
+        let field = crate::webhooks::WEBHOOK_SECRET_FIELD;
+        let mut secrets = vec![self
+            .secrets
+            .decrypt(tenant, field, &delivery.secret)
+            .unwrap_or_default()];
         if let Some(previous) = &delivery.previous_secret {
-            secrets.extend(self.secrets.decrypt(previous).ok());
+            secrets.extend(self.secrets.decrypt(tenant, field, previous).ok());
         }
         let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let headers = crate::webhooks::open_headers(&self.secrets, &delivery.headers);
+        let headers = crate::webhooks::open_headers(&self.secrets, tenant, &delivery.headers);
         let body = serde_json::to_vec(&delivery.payload)?;
         let outcome = attempt(
             &delivery.url,

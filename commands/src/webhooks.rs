@@ -334,9 +334,18 @@ pub async fn attempt(
     }
 }
 
-/// Custom headers as stored: every value encrypted (they often carry credentials).
+/// The field an endpoint's signing secret (and its previous one) is sealed for.
+pub const WEBHOOK_SECRET_FIELD: &str = "outgoing_webhook.secret";
+
+/// The field a custom header's value is sealed for.
+fn header_field(name: &str) -> String {
+    format!("outgoing_webhook.header.{name}")
+}
+
+/// Custom headers as stored: every value encrypted for `tenant` (they often carry credentials).
 pub fn seal_headers(
     secrets: &crate::secrets::SecretBox,
+    tenant: uuid::Uuid,
     headers: &serde_json::Value,
 ) -> serde_json::Value {
     let sealed: serde_json::Map<String, serde_json::Value> = headers
@@ -344,10 +353,8 @@ pub fn seal_headers(
         .map(|map| {
             map.iter()
                 .filter_map(|(name, value)| {
-                    Some((
-                        name.clone(),
-                        serde_json::Value::String(secrets.encrypt(value.as_str()?)),
-                    ))
+                    let sealed = secrets.encrypt(tenant, &header_field(name), value.as_str()?);
+                    Some((name.clone(), serde_json::Value::String(sealed)))
                 })
                 .collect()
         })
@@ -358,6 +365,7 @@ pub fn seal_headers(
 /// Stored custom headers, decrypted, for sending (values that cannot be decrypted are dropped).
 pub fn open_headers(
     secrets: &crate::secrets::SecretBox,
+    tenant: uuid::Uuid,
     stored: &serde_json::Value,
 ) -> Vec<(String, String)> {
     stored
@@ -365,7 +373,8 @@ pub fn open_headers(
         .map(|map| {
             map.iter()
                 .filter_map(|(name, value)| {
-                    Some((name.clone(), secrets.decrypt(value.as_str()?).ok()?))
+                    let plain = secrets.decrypt(tenant, &header_field(name), value.as_str()?);
+                    Some((name.clone(), plain.ok()?))
                 })
                 .collect()
         })
@@ -375,9 +384,10 @@ pub fn open_headers(
 /// Stored custom headers with every value masked, for responses.
 pub fn mask_headers(
     secrets: &crate::secrets::SecretBox,
+    tenant: uuid::Uuid,
     stored: &serde_json::Value,
 ) -> serde_json::Value {
-    let masked: serde_json::Map<String, serde_json::Value> = open_headers(secrets, stored)
+    let masked: serde_json::Map<String, serde_json::Value> = open_headers(secrets, tenant, stored)
         .into_iter()
         .map(|(name, value)| {
             (

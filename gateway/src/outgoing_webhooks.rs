@@ -72,6 +72,7 @@ pub struct OutgoingWebhook {
 #[derive(sqlx::FromRow)]
 struct WebhookRow {
     id: Uuid,
+    tenant_id: Uuid,
     name: String,
     url: String,
     events: Vec<String>,
@@ -86,13 +87,13 @@ struct WebhookRow {
 }
 
 const WEBHOOK_COLUMNS: &str =
-    "id, name, url, events, secret, is_active, headers, last_delivery_at, consecutive_failures, created_by, created_at, updated_at";
+    "id, tenant_id, name, url, events, secret, is_active, headers, last_delivery_at, consecutive_failures, created_by, created_at, updated_at";
 
 impl WebhookRow {
     fn into_api(self, state: &AppState, reveal: bool) -> Result<OutgoingWebhook> {
         let plain = state
             .secrets
-            .decrypt(&self.secret)
+            .decrypt(self.tenant_id, wire::WEBHOOK_SECRET_FIELD, &self.secret)
             .map_err(|e| ApiError::Internal(e.into()))?;
         Ok(OutgoingWebhook {
             id: self.id,
@@ -105,7 +106,7 @@ impl WebhookRow {
                 omnistream_commands::secrets::mask(&plain)
             },
             is_active: self.is_active,
-            headers: wire::mask_headers(&state.secrets, &self.headers),
+            headers: wire::mask_headers(&state.secrets, self.tenant_id, &self.headers),
             last_delivery_at: self.last_delivery_at,
             consecutive_failures: self.consecutive_failures,
             created_by: self.created_by,
@@ -209,6 +210,12 @@ fn check_headers(violations: &mut Violations, headers: &Value) {
                 format!("headers.{name}"),
                 "must be a string of at most 1024 characters",
             );
+        } else if value
+            .as_str()
+            .is_some_and(omnistream_commands::secrets::is_sealed)
+        {
+            // Only the server seals values: a ciphertext pasted from elsewhere is refused.
+            violations.add(format!("headers.{name}"), "must not start with `enc:`");
         }
     }
 }
@@ -361,9 +368,9 @@ async fn create_webhook(
     .bind(&body.name)
     .bind(&body.url)
     .bind(&body.events)
-    .bind(state.secrets.encrypt(&secret))
+    .bind(state.secrets.encrypt(caller.tenant_id.as_uuid(), wire::WEBHOOK_SECRET_FIELD, &secret))
     .bind(body.is_active.unwrap_or(true))
-    .bind(wire::seal_headers(&state.secrets, &body.headers.clone().unwrap_or_else(|| json!({}))))
+    .bind(wire::seal_headers(&state.secrets, caller.tenant_id.as_uuid(), &body.headers.clone().unwrap_or_else(|| json!({}))))
     .bind(caller.agent_id.as_uuid())
     .fetch_one(&mut *tx)
     .await?;
@@ -402,7 +409,10 @@ async fn update_webhook(
             .await
             .map_err(url_not_allowed)?;
     }
-    let new_secret = body.secret.as_ref().map(|s| state.secrets.encrypt(s));
+    let new_secret = body
+        .secret
+        .as_ref()
+        .map(|s| state.secrets.encrypt(tenant, wire::WEBHOOK_SECRET_FIELD, s));
     let mut tx = state.pool.begin().await?;
     let row: WebhookRow = sqlx::query_as(&format!(
         "UPDATE outgoing_webhooks SET name = COALESCE($3, name), url = COALESCE($4, url), events = COALESCE($5, events),
@@ -422,7 +432,7 @@ async fn update_webhook(
     .bind(body.events.clone())
     .bind(new_secret)
     .bind(body.is_active)
-    .bind(body.headers.as_ref().map(|h| wire::seal_headers(&state.secrets, h)))
+    .bind(body.headers.as_ref().map(|h| wire::seal_headers(&state.secrets, tenant, h)))
     .fetch_one(&mut *tx)
     .await?;
     activity::record(
@@ -648,7 +658,7 @@ async fn test_webhook(
     });
     let mut secrets = vec![state
         .secrets
-        .decrypt(&webhook.secret)
+        .decrypt(tenant, wire::WEBHOOK_SECRET_FIELD, &webhook.secret)
         .map_err(|e| ApiError::Internal(e.into()))?];
     // While a rotation settles, deliveries carry both signatures.
     let previous: Option<String> =
@@ -661,12 +671,12 @@ async fn test_webhook(
         secrets.push(
             state
                 .secrets
-                .decrypt(&previous)
+                .decrypt(tenant, wire::WEBHOOK_SECRET_FIELD, &previous)
                 .map_err(|e| ApiError::Internal(e.into()))?,
         );
     }
     let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let headers = wire::open_headers(&state.secrets, &webhook.headers);
+    let headers = wire::open_headers(&state.secrets, tenant, &webhook.headers);
     let bytes = serde_json::to_vec(&envelope).map_err(anyhow::Error::from)?;
     let outcome = wire::attempt(
         &webhook.url,

@@ -43,6 +43,8 @@ pub struct IntegrationAccount {
 #[derive(sqlx::FromRow)]
 pub(super) struct AccountRow {
     pub id: Uuid,
+    /// The owner: sealed config values are bound to it.
+    pub tenant_id: Uuid,
     pub channel: String,
     pub account_key: String,
     pub display_name: String,
@@ -67,7 +69,7 @@ impl AccountRow {
             webhook_url: format!("{}{receiver}", state.config.public_base_url),
             config: state
                 .secrets
-                .mask_config(self.config.as_object().unwrap_or(&Map::new())),
+                .mask_config(self.tenant_id, self.config.as_object().unwrap_or(&Map::new())),
             id: self.id,
             channel: self.channel,
             account_key: self.account_key,
@@ -85,13 +87,13 @@ impl AccountRow {
     pub(super) fn opened_config(&self, state: &AppState) -> Result<Map<String, Value>> {
         state
             .secrets
-            .open_config(self.config.as_object().unwrap_or(&Map::new()))
+            .open_config(self.tenant_id, self.config.as_object().unwrap_or(&Map::new()))
             .map_err(|error| ApiError::Internal(error.into()))
     }
 }
 
 pub(super) const ACCOUNT_COLUMNS: &str =
-    "id, channel, account_key, display_name, is_active, is_default, config, created_at, updated_at, division_id, verify_token";
+    "id, tenant_id, channel, account_key, display_name, is_active, is_default, config, created_at, updated_at, division_id, verify_token";
 
 /// The tenant's account `id` (404 otherwise).
 pub(super) async fn load_account(
@@ -223,6 +225,14 @@ fn check_smtp_server(state: &AppState, config: &Map<String, Value>) -> Result<()
     .map_err(|refused| ApiError::invalid_field(refused.field(), refused.to_string()))
 }
 
+/// Config values that pose as sealed ones (`enc:…`) are refused: only the server seals values,
+/// and a ciphertext pasted from elsewhere must never be stored.
+pub(super) fn refuse_sealed_values(config: &Map<String, Value>, violations: &mut Violations) {
+    if let Some(key) = omnistream_commands::secrets::first_sealed_value(config) {
+        violations.add(format!("config.{key}"), "must not start with `enc:`");
+    }
+}
+
 /// `config.throughput_mps`, when given: the number's Meta throughput tier, which paces sends.
 fn check_throughput(config: &Map<String, Value>, violations: &mut Violations) {
     let max = omnistream_commands::outbound::MAX_THROUGHPUT_MPS;
@@ -247,6 +257,7 @@ impl Validate for CreateIntegrationAccount {
         }
         let config = self.config.get_or_insert_with(Map::new);
         check_throughput(config, violations);
+        refuse_sealed_values(config, violations);
         if channel == Ok(Channel::Whatsapp) {
             for key in ["phone_number_id", "waba_id", "access_token"] {
                 if config_text(config, key).is_none() {
@@ -333,7 +344,7 @@ pub(super) async fn create_account(
     .bind(body.display_name.clone().unwrap_or_else(|| account_key.clone()))
     .bind(body.is_active)
     .bind(body.division_id)
-    .bind(Value::Object(state.secrets.seal_config(&config)))
+    .bind(Value::Object(state.secrets.seal_config(tenant, &config)))
     .bind(verify_token())
     .execute(&mut *tx)
     .await
@@ -410,6 +421,7 @@ impl Validate for UpdateIntegrationAccount {
         }
         if let Some(config) = &self.config {
             check_throughput(config, violations);
+            refuse_sealed_values(config, violations);
         }
     }
 }
@@ -463,6 +475,7 @@ pub(super) async fn update_account(
     let stored = current.config.as_object().cloned().unwrap_or_default();
     let config = omnistream_commands::secrets::merge_config(
         &state.secrets,
+        tenant,
         &stored,
         &body.config.clone().unwrap_or_default(),
     );

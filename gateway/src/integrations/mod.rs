@@ -44,6 +44,7 @@ pub struct Integration {
 #[derive(sqlx::FromRow)]
 struct IntegrationRow {
     id: Uuid,
+    tenant_id: Uuid,
     channel: String,
     is_active: bool,
     config: Value,
@@ -60,7 +61,7 @@ impl IntegrationRow {
             is_active: self.is_active,
             config: state
                 .secrets
-                .mask_config(self.config.as_object().unwrap_or(&Map::new())),
+                .mask_config(self.tenant_id, self.config.as_object().unwrap_or(&Map::new())),
             created_at: self.created_at,
             updated_at: self.updated_at,
             division_id: self.division_id,
@@ -102,7 +103,7 @@ pub(crate) async fn ensure_division(
 }
 
 const INTEGRATION_COLUMNS: &str =
-    "id, channel, is_active, config, created_at, updated_at, division_id";
+    "id, tenant_id, channel, is_active, config, created_at, updated_at, division_id";
 
 /// List all channel integrations
 #[utoipa::path(
@@ -177,7 +178,11 @@ pub struct UpsertIntegration {
 }
 
 impl Validate for UpsertIntegration {
-    fn validate(&mut self, _violations: &mut Violations) {}
+    fn validate(&mut self, violations: &mut Violations) {
+        if let Some(config) = &self.config {
+            accounts::refuse_sealed_values(config, violations);
+        }
+    }
 }
 
 /// Create or update an integration (upsert)
@@ -210,6 +215,7 @@ async fn upsert_integration(
         .unwrap_or_default();
     let config = omnistream_commands::secrets::merge_config(
         &state.secrets,
+        tenant,
         &stored_config,
         &body.config.clone().unwrap_or_default(),
     );

@@ -336,3 +336,105 @@ async fn a_failed_status_webhook_carries_metas_code_and_title() {
         "a failed receipt is not a reason to resend"
     );
 }
+
+#[tokio::test]
+async fn sealed_values_are_bound_to_their_tenant_and_never_accepted_as_input() {
+    let app = TestApp::spawn().await;
+    let owner = app.register("Owner").await.client(&app);
+    let created = owner
+        .post(
+            "/api/integrations/accounts",
+            json!({"channel": "email", "account_key": "help@owner.example",
+                   "config": {"smtp_password": "owner-smtp-password-1"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let sealed: String = sqlx::query_scalar(
+        "SELECT config->>'smtp_password' FROM integration_accounts WHERE id = $1::uuid",
+    )
+    .bind(created.body["id"].as_str().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(sealed.starts_with("enc:v2:"), "{sealed}");
+
+    // Another tenant pastes the ciphertext: refused everywhere a config or header is taken.
+    let thief = app.register("Thief").await.client(&app);
+    let refused = thief
+        .post(
+            "/api/integrations/accounts",
+            json!({"channel": "email", "account_key": "help@thief.example",
+                   "config": {"smtp_password": sealed}}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.error_code(), "validation_error");
+    assert!(refused.body["error"]["details"]["config.smtp_password"].is_string());
+    let own = thief
+        .post(
+            "/api/integrations/accounts",
+            json!({"channel": "email", "account_key": "help@thief.example"}),
+        )
+        .await;
+    let patched = thief
+        .patch(
+            &format!(
+                "/api/integrations/accounts/{}",
+                own.body["id"].as_str().unwrap()
+            ),
+            json!({"config": {"smtp_password": sealed}}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::BAD_REQUEST, "{}", patched.body);
+    let upserted = thief
+        .send(
+            reqwest::Method::PUT,
+            "/api/integrations/whatsapp",
+            Some(json!({"config": {"app_secret": "enc:v1:AAAA"}})),
+        )
+        .await;
+    assert_eq!(
+        upserted.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        upserted.body
+    );
+    let hooked = thief
+        .post(
+            "/api/outgoing-webhooks",
+            json!({"name": "x", "url": "https://example.com/hook", "events": ["*"],
+                   "headers": {"Authorization": sealed}}),
+        )
+        .await;
+    assert_eq!(hooked.status, StatusCode::BAD_REQUEST, "{}", hooked.body);
+    assert!(hooked.body["error"]["details"]["headers.Authorization"].is_string());
+
+    // Even written straight into the thief's row, the ciphertext does not open for them.
+    sqlx::query(
+        "UPDATE integration_accounts SET config = jsonb_build_object('smtp_password', $2::text) WHERE id = $1::uuid",
+    )
+    .bind(own.body["id"].as_str().unwrap())
+    .bind(&sealed)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let shown = thief
+        .get(&format!(
+            "/api/integrations/accounts/{}",
+            own.body["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        shown.body["config"]["smtp_password"], "****",
+        "{}",
+        shown.body
+    );
+    let mine = owner
+        .get(&format!(
+            "/api/integrations/accounts/{}",
+            created.body["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(mine.body["config"]["smtp_password"], "****rd-1");
+    app.stop();
+}
