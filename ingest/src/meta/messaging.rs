@@ -281,6 +281,16 @@ fn message_content(message: &Value) -> InboundContent {
         None if message.get("quick_reply").is_some() => (MessageType::Button, None),
         None => (MessageType::Text, None),
     };
+    // A story reply is text about the customer's view of a story: the story is its media.
+    let media = media.or_else(|| {
+        text(message, "/reply_to/story/url").map(|url| InboundMedia {
+            provider_media_id: None,
+            url: Some(url),
+            mime_type: None,
+            sha256: None,
+            filename: None,
+        })
+    });
     InboundContent {
         message_type,
         content: text(message, "/text"),
@@ -440,6 +450,12 @@ mod tests {
         assert!(parsed.iter().all(|e| e.channel == Channel::Instagram));
         let (_, story) = customer(&parsed[0]);
         assert_eq!(story.data.as_ref().unwrap()["story_reply"]["id"], "S1");
+        assert_eq!(story.message_type, MessageType::Text);
+        assert_eq!(
+            story.media.as_ref().and_then(|m| m.url.as_deref()),
+            Some("https://cdn.example/s"),
+            "a story reply carries the story's URL as its media"
+        );
         for (event, key, url) in [
             (&parsed[1], "story_mention", "https://cdn.example/m"),
             (&parsed[2], "share", "https://cdn.example/p"),

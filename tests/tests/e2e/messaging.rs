@@ -157,6 +157,10 @@ async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out
         .await;
     assert_eq!(messages["data"][0]["content"], "love it");
     assert_eq!(messages["data"][0]["data"]["story_reply"]["id"], "S1");
+    assert_eq!(
+        messages["data"][0]["media_url"], "https://cdn.example/s",
+        "a story reply carries the story's URL (contract §20)"
+    );
 
     // Agents answer through the Page's Send API, as RESPONSE, to the PSID and the IGSID.
     for (conversation, text) in [(&page, "Hi from the shop"), (&ig, "Thanks!")] {
