@@ -47,6 +47,67 @@ pub fn parse_inbound(content_type: Option<&str>, body: &[u8]) -> Result<ParsedEm
     }
 }
 
+/// The `to` and `cc` fields of a JSON email (the contract's or Postmark's); serde skips every
+/// other field, attachments included, without holding it.
+#[derive(serde::Deserialize)]
+struct JsonRecipients {
+    to: Option<Value>,
+    cc: Option<Value>,
+    #[serde(rename = "To")]
+    to_header: Option<Value>,
+    #[serde(rename = "Cc")]
+    cc_header: Option<Value>,
+    #[serde(rename = "ToFull")]
+    to_full: Option<Value>,
+    #[serde(rename = "CcFull")]
+    cc_full: Option<Value>,
+}
+
+/// The `to` and `cc` addresses of an inbound email, as cheaply as its shape allows: JSON is
+/// read for those fields only (a JSON document held whole takes several times its size), the
+/// other shapes are parsed by [`parse_inbound`]. Empty when nothing can be read.
+pub fn recipients(content_type: Option<&str>, body: &[u8]) -> Vec<String> {
+    let media_type = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let form = matches!(
+        media_type.as_str(),
+        "multipart/form-data" | "application/x-www-form-urlencoded"
+    );
+    let looks_json = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if looks_json && !form && media_type != "message/rfc822" && body.len() <= MAX_EMAIL_BYTES {
+        let Ok(fields) = serde_json::from_slice::<JsonRecipients>(body) else {
+            return Vec::new();
+        };
+        return [
+            fields.to,
+            fields.cc,
+            fields.to_header,
+            fields.cc_header,
+            fields.to_full,
+            fields.cc_full,
+        ]
+        .iter()
+        .flat_map(|field| mailboxes(field.as_ref()))
+        .map(|mailbox| mailbox.address)
+        .collect();
+    }
+    parse_inbound(content_type, body)
+        .map(|email| {
+            email
+                .to
+                .into_iter()
+                .chain(email.cc)
+                .map(|mailbox| mailbox.address)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value
         .get(key)
@@ -351,6 +412,29 @@ mod tests {
             files,
             vec![("a.pdf", &b"%PDF-1.4"[..]), ("b.txt", &b"hello"[..])]
         );
+    }
+
+    #[test]
+    fn recipients_are_read_from_every_shape() {
+        let contract = serde_json::json!({"from": "a@x.example", "to": ["Support@Shop.example"],
+            "cc": "B <b@x.example>", "attachments": [{"content_base64": "AAAA"}]});
+        assert_eq!(
+            recipients(Some("application/json"), contract.to_string().as_bytes()),
+            vec!["support@shop.example", "b@x.example"]
+        );
+        let postmark = serde_json::json!({"FromFull": {"Email": "a@x.example"},
+            "ToFull": [{"Email": "support@shop.example", "Name": ""}], "To": "support@shop.example"});
+        assert!(
+            recipients(Some("application/json"), postmark.to_string().as_bytes())
+                .iter()
+                .all(|r| r == "support@shop.example")
+        );
+        let raw = b"From: a@example.com\r\nTo: support@shop.example\r\n\r\nHello\r\n";
+        assert_eq!(
+            recipients(Some("message/rfc822"), raw),
+            vec!["support@shop.example"]
+        );
+        assert!(recipients(Some("application/json"), b"{not json").is_empty());
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod sanitize;
 mod tests;
 
 pub use form::{form_fields, mailgun_signature_valid, parse_form, FormField};
-pub use inbound::parse_inbound;
+pub use inbound::{parse_inbound, recipients};
 pub use mime::parse_mime;
 pub use sanitize::sanitize_html;
 

@@ -324,7 +324,7 @@ async fn an_agents_reply_goes_out_by_smtp_threaded_and_the_customers_answer_come
 }
 
 /// A Mailgun route post (form-encoded), signed with `key` at `timestamp`.
-fn mailgun_post(key: &str, timestamp: i64, from: &str, message_id: &str) -> String {
+pub(crate) fn mailgun_post(key: &str, timestamp: i64, from: &str, message_id: &str) -> String {
     use hmac::{Hmac, Mac};
     let token = format!("token{timestamp}");
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
