@@ -235,6 +235,13 @@ async fn the_openapi_document_lists_every_endpoint_and_the_docs_page_works_offli
         "POST /api/outgoing-webhooks/{id}/test",
         "POST /api/outgoing-webhooks/{id}/deliveries/{delivery_id}/redeliver",
         "POST /api/outgoing-webhooks/{id}/replay",
+        "GET /webhooks/meta",
+        "POST /webhooks/meta",
+        "POST /webhooks/email",
+        "GET /webhooks/messenger",
+        "POST /webhooks/messenger",
+        "GET /webhooks/instagram",
+        "POST /webhooks/instagram",
     ]
     .into_iter()
     .map(String::from)

@@ -303,3 +303,40 @@ async fn unauthenticated_form_bodies_being_read_at_once_are_bounded() {
     }
     app.stop();
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_seven_webhook_receivers() {
+    let app = omnistream_tests::TestApp::spawn().await;
+    let document = app.anonymous().get("/api/openapi.json").await;
+    assert_eq!(document.status, StatusCode::OK);
+    let paths = &document.body["paths"];
+    let mut receivers = Vec::new();
+    for path in [
+        "/webhooks/meta",
+        "/webhooks/email",
+        "/webhooks/messenger",
+        "/webhooks/instagram",
+    ] {
+        for method in ["get", "post"] {
+            if let Some(operation) = paths[path].get(method) {
+                assert_eq!(operation["tags"][0], "Webhooks", "{method} {path}");
+                assert!(operation["responses"]["200"].is_object(), "{method} {path}");
+                receivers.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    assert_eq!(
+        receivers,
+        [
+            "GET /webhooks/meta",
+            "POST /webhooks/meta",
+            "POST /webhooks/email",
+            "GET /webhooks/messenger",
+            "POST /webhooks/messenger",
+            "GET /webhooks/instagram",
+            "POST /webhooks/instagram",
+        ]
+    );
+    assert!(paths["/webhooks/email"]["post"]["responses"]["401"].is_object());
+    app.stop();
+}
