@@ -77,6 +77,8 @@ pub struct AppState {
     /// The share of the pool that unauthenticated endpoints (login, registration) may hold at
     /// once, so they can never starve the webhook receivers and signed-in users.
     pub public_db_share: Arc<Semaphore>,
+    /// The one log reader behind every realtime stream of this process.
+    pub stream_hub: crate::stream::hub::StreamHub,
 }
 
 impl AppState {
@@ -169,12 +171,7 @@ impl Application {
         )
         .await?;
         crate::db::migrate(&pool).await?;
-        let nats = async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(2))
-            .connect(&settings.nats_url)
-            .await
-            .context("connecting to NATS (NATS_URL)")?;
+        let nats = connect_nats(&settings.nats_url).await?;
         // The connection is made in the background so the API can start while NATS is down;
         // give a reachable server a moment so health is accurate from the first request.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -204,6 +201,7 @@ impl Application {
             graph: GraphClient::new(settings.config.meta_graph_base_url.clone()),
             instagram: GraphClient::new(settings.config.instagram_base_url.clone()),
             instagram_oauth: GraphClient::new(settings.config.instagram_oauth_base_url.clone()),
+            stream_hub: Default::default(),
             public_db_share: Arc::new(Semaphore::new(
                 (settings.config.database_max_connections as usize / 4).max(1),
             )),
@@ -338,6 +336,12 @@ impl Application {
             }
         }
         if self.roles.api {
+            workers.push(tokio::spawn(
+                self.state
+                    .stream_hub
+                    .clone()
+                    .run(self.state.pool.clone(), self.shutdown.clone()),
+            ));
             let pool = self.state.pool.clone();
             let stop = self.shutdown.clone();
             workers.push(tokio::spawn(async move {
@@ -382,6 +386,22 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Connects to NATS at `url`, with the user and password the URL carries (async-nats reads
+/// credentials only from its options, not from the URL).
+async fn connect_nats(url: &str) -> anyhow::Result<async_nats::Client> {
+    let address: async_nats::ServerAddr = url.parse().context("NATS_URL is not a NATS URL")?;
+    let mut options = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2));
+    if let (Some(user), Some(password)) = (address.username(), address.password()) {
+        options = options.user_and_password(user.to_owned(), password.to_owned());
+    }
+    options
+        .connect(address)
+        .await
+        .context("connecting to NATS (NATS_URL)")
 }
 
 /// The full router for `roles`: routes, OpenAPI, docs, fallbacks and layers.

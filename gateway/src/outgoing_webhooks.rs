@@ -799,8 +799,16 @@ pub struct ReplayResponse {
     pub queued: usize,
 }
 
+/// Events a replay reads per query.
+const REPLAY_PAGE: i64 = 500;
+/// The most events one replay request reads; a longer history is replayed in several requests
+/// (`after_event_id` of the last one delivered).
+const REPLAY_MAX_EVENTS: usize = 100_000;
+
 #[derive(sqlx::FromRow)]
 struct LoggedEvent {
+    transaction_id: i64,
+    global_position: i64,
     aggregate_type: String,
     aggregate_id: String,
     sequence: i64,
@@ -824,7 +832,7 @@ async fn replay(
     let tenant = caller.tenant_id.as_uuid();
     load_webhook(&state, tenant, id).await?;
     let prefix = format!("{tenant}:%");
-    let events: Vec<LoggedEvent> = match (&body.after_event_id, body.since) {
+    let (mut after, since, until) = match (&body.after_event_id, body.since) {
         (Some(event_id), _) => {
             let source: String = sqlx::query_scalar(
                 "SELECT source_event FROM webhook_deliveries WHERE tenant_id = $1 AND event_id = $2 AND source_event IS NOT NULL LIMIT 1",
@@ -834,61 +842,73 @@ async fn replay(
             .fetch_optional(&state.pool)
             .await?
             .ok_or_else(|| ApiError::invalid_field("after_event_id", "no delivered event has this id"))?;
-            let (aggregate_type, rest) = source
-                .split_once(':')
-                .ok_or_else(|| ApiError::invalid_field("after_event_id", "unknown"))?;
-            let (aggregate_id, sequence) = rest
-                .rsplit_once(':')
-                .ok_or_else(|| ApiError::invalid_field("after_event_id", "unknown"))?;
-            let sequence: i64 = sequence
-                .parse()
-                .map_err(|_| ApiError::invalid_field("after_event_id", "unknown"))?;
-            sqlx::query_as(
-                "SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.payload, e.recorded_at FROM events e,
-                     (SELECT transaction_id, global_position FROM events WHERE aggregate_type = $2 AND aggregate_id = $3 AND sequence = $4) s
-                 WHERE e.aggregate_id LIKE $1 AND (e.transaction_id, e.global_position) > (s.transaction_id, s.global_position)
-                   AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                 ORDER BY e.transaction_id, e.global_position LIMIT 100000",
+            let unknown = || ApiError::invalid_field("after_event_id", "unknown");
+            let (aggregate_type, rest) = source.split_once(':').ok_or_else(unknown)?;
+            let (aggregate_id, sequence) = rest.rsplit_once(':').ok_or_else(unknown)?;
+            let sequence: i64 = sequence.parse().map_err(|_| unknown())?;
+            let cursor: (i64, i64) = sqlx::query_as(
+                "SELECT transaction_id::text::bigint, global_position FROM events
+                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
             )
-            .bind(&prefix)
             .bind(aggregate_type)
             .bind(aggregate_id)
             .bind(sequence)
-            .fetch_all(&state.pool)
+            .fetch_optional(&state.pool)
             .await?
+            .ok_or_else(unknown)?;
+            (Some(cursor), None, None)
         }
-        (None, since) => {
-            sqlx::query_as(
-                "SELECT aggregate_type, aggregate_id, sequence, payload, recorded_at FROM events e
-                 WHERE e.aggregate_id LIKE $1 AND e.recorded_at >= $2 AND e.recorded_at < $3
-                 ORDER BY e.transaction_id, e.global_position LIMIT 100000",
-            )
-            .bind(&prefix)
-            .bind(since)
-            .bind(body.until.unwrap_or_else(Utc::now))
-            .fetch_all(&state.pool)
-            .await?
-        }
+        (None, since) => (None, since, Some(body.until.unwrap_or_else(Utc::now))),
     };
+    // Read and queued a page at a time: a replay of a long range never holds it all in memory.
     let mut queued = 0;
-    for event in &events {
-        let message_id = format!(
-            "{}:{}:{}",
-            event.aggregate_type, event.aggregate_id, event.sequence
-        );
-        queued += omnistream_commands::webhook_dispatch::fan_out(
-            &state.pool,
-            omnistream_commands::webhook_dispatch::EventRef {
-                tenant,
-                aggregate_type: &event.aggregate_type,
-                aggregate_id: &event.aggregate_id,
-                message_id: &message_id,
-                payload: &event.payload,
-                recorded_at: event.recorded_at,
-            },
-            Some(id),
+    let mut read = 0;
+    loop {
+        let page: Vec<LoggedEvent> = sqlx::query_as(
+            "SELECT transaction_id::text::bigint AS transaction_id, global_position,
+                    aggregate_type, aggregate_id, sequence, payload, recorded_at
+             FROM events e
+             WHERE e.aggregate_id LIKE $1
+               AND ($2::bigint IS NULL OR (e.transaction_id, e.global_position) > ($2::bigint::text::xid8, $3))
+               AND ($4::timestamptz IS NULL OR e.recorded_at >= $4)
+               AND ($5::timestamptz IS NULL OR e.recorded_at < $5)
+               AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY e.transaction_id, e.global_position LIMIT $6",
         )
+        .bind(&prefix)
+        .bind(after.map(|(transaction_id, _)| transaction_id))
+        .bind(after.map_or(0, |(_, position)| position))
+        .bind(since)
+        .bind(until)
+        .bind(REPLAY_PAGE)
+        .fetch_all(&state.pool)
         .await?;
+        for event in &page {
+            let message_id = format!(
+                "{}:{}:{}",
+                event.aggregate_type, event.aggregate_id, event.sequence
+            );
+            queued += omnistream_commands::webhook_dispatch::fan_out(
+                &state.pool,
+                omnistream_commands::webhook_dispatch::EventRef {
+                    tenant,
+                    aggregate_type: &event.aggregate_type,
+                    aggregate_id: &event.aggregate_id,
+                    message_id: &message_id,
+                    payload: &event.payload,
+                    recorded_at: event.recorded_at,
+                },
+                Some(id),
+            )
+            .await?;
+        }
+        read += page.len();
+        match page.last() {
+            Some(last) if page.len() as i64 == REPLAY_PAGE && read < REPLAY_MAX_EVENTS => {
+                after = Some((last.transaction_id, last.global_position));
+            }
+            _ => break,
+        }
     }
     let mut conn = state.pool.acquire().await?;
     activity::record(

@@ -25,6 +25,12 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+pub mod hub;
+
+use hub::StreamSlot;
+use omnistream_projections::RecordedEvent;
+use tokio::sync::broadcast;
+
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::conversations::push_visibility;
@@ -73,7 +79,8 @@ struct TenantEvent {
     get, path = "/api/stream", tag = "Realtime", params(StreamQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses((status = 200, description = "text/event-stream: `id` (resume token), `event` (public event type), `data` (the outgoing-webhook envelope)", content_type = "text/event-stream", body = String),
-              (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse)),
+              (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+              (status = 429, description = "rate_limited: the agent already has STREAMS_PER_AGENT (default 8) streams open on this instance", body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 async fn stream(
@@ -87,95 +94,158 @@ async fn stream(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or(query.after);
+    let Some(slot) = state
+        .stream_hub
+        .open_slot(caller.agent_id, state.config.streams_per_agent)
+    else {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 5,
+        });
+    };
     let start = match resume {
         Some(raw) => parse_position(&raw)
             .ok_or_else(|| ApiError::invalid_field("after", "not an event id of this stream"))?,
-        None => {
-            let latest: Option<(i64, i64)> = sqlx::query_as(
-                // Only what is committed and below every running transaction: an open transaction
-                // with a lower id commits after this cursor and is still delivered.
-                "SELECT transaction_id::text::bigint, global_position FROM events
-                 WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                 ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
-            )
-            .fetch_optional(&state.pool)
-            .await?;
-            let cursor = latest.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
-                transaction_id,
-                position,
-            });
-            StreamPosition {
-                cursor,
-                index: usize::MAX,
-            }
-        }
-    };
-    let prefix = format!("{}:%", caller.tenant_id);
-    let checked = tokio::time::Instant::now();
-    let events = futures::stream::unfold(
-        (state, caller, prefix, start, Vec::<Event>::new(), checked),
-        |(state, caller, prefix, mut position, mut pending, mut checked)| async move {
-            loop {
-                // Credentials are re-checked while the stream is open: a logout, a revoked key,
-                // a deactivated agent or a suspended organization ends it.
-                if checked.elapsed() >= REVALIDATE_EVERY {
-                    if !crate::auth::still_valid(&state, &caller)
-                        .await
-                        .unwrap_or(true)
-                    {
-                        return None;
-                    }
-                    checked = tokio::time::Instant::now();
-                }
-                if let Some(event) = pending.pop() {
-                    return Some((
-                        Ok(event),
-                        (state, caller, prefix, position, pending, checked),
-                    ));
-                }
-                match next_batch(&state, &caller, &prefix, &mut position).await {
-                    Ok(batch) if !batch.is_empty() => {
-                        pending = batch;
-                        pending.reverse();
-                    }
-                    Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                    Err(error) => {
-                        tracing::warn!(?error, "realtime stream read failed");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
+        None => StreamPosition {
+            cursor: hub::committed_head(&state.pool).await?,
+            index: usize::MAX,
         },
-    );
+    };
+    // Subscribed before catching up, so nothing committed after the catch-up is missed.
+    let live = state.stream_hub.subscribe();
+    let tail = Tail {
+        prefix: format!("{}:", caller.tenant_id),
+        state,
+        caller,
+        position: start,
+        pending: Vec::new(),
+        checked: tokio::time::Instant::now(),
+        live,
+        caught_up: false,
+        _slot: slot,
+    };
+    let events = futures::stream::unfold(tail, |mut tail| async move {
+        let event = tail.next_event().await?;
+        Some((Ok(event), tail))
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// Reads the next committed events of the tenant and turns them into SSE events the caller may see.
-async fn next_batch(
+/// One open stream: where it is, what it still has to send, and its feed.
+struct Tail {
+    state: AppState,
+    caller: Caller,
+    /// `<tenant_id>:`, the prefix of the tenant's stream ids.
+    prefix: String,
+    position: StreamPosition,
+    /// Events to send, last first.
+    pending: Vec<Event>,
+    checked: tokio::time::Instant,
+    live: broadcast::Receiver<hub::Batch>,
+    /// Whether the database had nothing more at the last read, so the hub's batches follow.
+    caught_up: bool,
+    _slot: StreamSlot,
+}
+
+impl Tail {
+    /// The next event to send; `None` ends the stream (the credential no longer holds, or the
+    /// hub stopped).
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            // Credentials are re-checked while the stream is open: a logout, a revoked key,
+            // a deactivated agent or a suspended organization ends it.
+            if self.checked.elapsed() >= REVALIDATE_EVERY {
+                if !crate::auth::still_valid(&self.state, &self.caller)
+                    .await
+                    .unwrap_or(true)
+                {
+                    return None;
+                }
+                self.checked = tokio::time::Instant::now();
+            }
+            if let Some(event) = self.pending.pop() {
+                return Some(event);
+            }
+            let batch = if self.caught_up {
+                match tokio::time::timeout(REVALIDATE_EVERY, self.live.recv()).await {
+                    Err(_) => continue,
+                    Ok(Ok(batch)) => {
+                        let start = self.position.cursor;
+                        let theirs: Vec<RecordedEvent> = batch
+                            .iter()
+                            .filter(|e| {
+                                e.cursor() >= start && e.aggregate_id.starts_with(&self.prefix)
+                            })
+                            .cloned()
+                            .collect();
+                        Ok(theirs)
+                    }
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                        self.caught_up = false;
+                        continue;
+                    }
+                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                }
+            } else {
+                let read = self.read_from_log().await;
+                if matches!(&read, Ok(rows) if rows.is_empty()) {
+                    self.caught_up = true;
+                }
+                read
+            };
+            let converted = match batch {
+                Ok(rows) => to_events(&self.state, &self.caller, rows, &mut self.position).await,
+                Err(error) => Err(error),
+            };
+            match converted {
+                Ok(mut events) => {
+                    events.reverse();
+                    self.pending = events;
+                }
+                Err(error) => {
+                    tracing::warn!(?error, "realtime stream read failed");
+                    self.caught_up = false;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// The tenant's next committed events from the position on, from the database.
+    async fn read_from_log(&self) -> Result<Vec<RecordedEvent>> {
+        let rows: Vec<TenantEvent> = sqlx::query_as(
+            "SELECT transaction_id::text::bigint AS transaction_id, global_position, aggregate_type, aggregate_id, sequence,
+                    event_type, event_version, payload, metadata, recorded_at
+             FROM events e
+             WHERE (e.transaction_id, e.global_position) >= ($1::bigint::text::xid8, $2)
+               AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+               AND e.aggregate_id LIKE $3
+             ORDER BY e.transaction_id, e.global_position LIMIT 200",
+        )
+        .bind(self.position.cursor.transaction_id)
+        .bind(self.position.cursor.position)
+        .bind(format!("{}%", self.prefix))
+        .fetch_all(&self.state.pool)
+        .await?;
+        // The event at the position itself comes back while it was only partly sent.
+        Ok(rows
+            .into_iter()
+            .map(|row| row.event)
+            .filter(|e| !(e.cursor() == self.position.cursor && self.position.index == usize::MAX))
+            .collect())
+    }
+}
+
+/// Turns the tenant's stored events into the SSE events the caller may see, advancing
+/// `position` past each.
+async fn to_events(
     state: &AppState,
     caller: &Caller,
-    prefix: &str,
+    rows: Vec<RecordedEvent>,
     position: &mut StreamPosition,
 ) -> Result<Vec<Event>> {
-    let mut conn = state.pool.acquire().await?;
-    let rows: Vec<TenantEvent> = sqlx::query_as(
-        "SELECT transaction_id::text::bigint AS transaction_id, global_position, aggregate_type, aggregate_id, sequence,
-                event_type, event_version, payload, metadata, recorded_at
-         FROM events e
-         WHERE (e.transaction_id, e.global_position) >= ($1::bigint::text::xid8, $2)
-           AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-           AND e.aggregate_id LIKE $3
-         ORDER BY e.transaction_id, e.global_position LIMIT 200",
-    )
-    .bind(position.cursor.transaction_id)
-    .bind(position.cursor.position)
-    .bind(prefix)
-    .fetch_all(&mut *conn)
-    .await?;
-    drop(conn);
     let mut visible: HashMap<Uuid, bool> = HashMap::new();
     let mut out = Vec::new();
-    for TenantEvent { event } in rows {
+    for event in rows {
         let cursor = event.cursor();
         let skip_through = if cursor == position.cursor {
             Some(position.index)

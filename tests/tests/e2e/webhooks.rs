@@ -591,6 +591,42 @@ async fn a_thousand_events_reach_healthy_endpoints_in_order_while_a_failing_one_
             assert_eq!(theirs.len(), 100);
         }
     }
+
+    // Replaying everything reads the log a page at a time (several pages here) and queues each
+    // subscribed event exactly once, in order, with its original id.
+    let hooks = api.get("/api/outgoing-webhooks").await.body;
+    let first_hook = hooks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["url"] == receivers[0].url.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let replayed = api
+        .post(
+            &format!("/api/outgoing-webhooks/{first_hook}/replay"),
+            json!({ "since": since }),
+        )
+        .await;
+    assert_eq!(replayed.status, StatusCode::ACCEPTED, "{}", replayed.body);
+    assert_eq!(replayed.body["queued"], 1000);
+    let twice = receivers[0]
+        .wait_until("the replayed 1,000", |r| {
+            r.iter().filter(|e| e.ok).count() == 2000
+        })
+        .await;
+    let ok: Vec<&omnistream_tests::webhook_receiver::Received> =
+        twice.iter().filter(|e| e.ok).collect();
+    let (original, again) = ok.split_at(1000);
+    let original_ids: Vec<&str> = original.iter().map(|e| e.id.as_str()).collect();
+    let mut replayed_ids: Vec<&str> = again.iter().map(|e| e.id.as_str()).collect();
+    let mut sorted_original = original_ids.clone();
+    sorted_original.sort();
+    replayed_ids.sort();
+    assert_eq!(replayed_ids, sorted_original, "each event replayed once");
     drop_stream(&prefix).await;
 }
 
