@@ -238,9 +238,14 @@ impl MediaStore {
     /// A writer for a new file of at most `limit` bytes.
     pub async fn writer(&self, limit: u64) -> Result<MediaWriter, MediaError> {
         let incoming = self.root.join(".incoming");
-        tokio::fs::create_dir_all(&incoming).await?;
+        create_private_dir(&incoming).await?;
         let temp = TempFile(incoming.join(format!("{}.part", Uuid::new_v4().simple())));
-        let file = tokio::fs::File::create(&temp.0).await?;
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp.0)
+            .await?;
         Ok(MediaWriter {
             file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
             temp,
@@ -289,6 +294,16 @@ impl MediaStore {
 
 /// The write buffer of a [`MediaWriter`].
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Creates `path` and its missing parents readable by this user only (0700): tenants' files
+/// are nobody else's on the machine.
+async fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    tokio::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .await
+}
 
 /// A temporary file that is removed unless it was renamed into place.
 struct TempFile(PathBuf);
@@ -340,7 +355,7 @@ impl MediaWriter {
         self.file.get_ref().sync_all().await?;
         let tenant = new.tenant.as_uuid();
         let directory = store.root.join(tenant.to_string());
-        tokio::fs::create_dir_all(&directory).await?;
+        create_private_dir(&directory).await?;
         let storage_key = format!("{tenant}/{}", new.id);
         tokio::fs::rename(&self.temp.0, store.root.join(&storage_key)).await?;
         self.temp.0 = PathBuf::new();

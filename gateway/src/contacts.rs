@@ -257,7 +257,7 @@ async fn update_contact(
         tags: body.tags.clone(),
         custom_attributes: body.custom_attributes.clone(),
     };
-    let context = crate::conversations::command_context(&caller, None);
+    let context = crate::conversations::command_context(&caller);
     state
         .contacts
         .execute(

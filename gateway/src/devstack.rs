@@ -104,10 +104,16 @@ impl DevStack {
 
         let postmaster_pid = data_dir.join("postgres/postmaster.pid");
         let leftover_postgres = leftover(&postmaster_pid, 4, &postmaster_pid).await;
+        // The system's server on the default port keeps its own setup; a private one admits
+        // only the generated password (scram-sha-256), kept 0600 in the data directory.
+        let mut password = "postgres".to_owned();
         let postgres_port = if postgres_up {
             tracing::info!(address = %probe.postgres, "using the PostgreSQL already running");
             probe.postgres.port()
         } else if let Some((port, pid)) = leftover_postgres {
+            if let Ok(kept) = std::fs::read_to_string(data_dir.join(POSTGRES_PASSWORD_FILE)) {
+                password = kept.trim().to_owned();
+            }
             tracing::info!(
                 port,
                 "adopting the private PostgreSQL left running by an earlier start"
@@ -118,8 +124,15 @@ impl DevStack {
         } else {
             let (initdb, postgres) = postgres_binaries.context(INSTALL_HINT)?;
             let port = free_port()?;
-            let child =
-                start_postgres(&initdb, &postgres, &data_dir.join("postgres"), port).await?;
+            password = private_secret(&data_dir.join(POSTGRES_PASSWORD_FILE))?;
+            let child = start_postgres(
+                &initdb,
+                &postgres,
+                &data_dir.join("postgres"),
+                port,
+                &password,
+            )
+            .await?;
             stack.private_postgres = Some(PrivatePostgres {
                 initdb,
                 postgres,
@@ -134,7 +147,7 @@ impl DevStack {
             );
             port
         };
-        stack.database_url = ensure_database(postgres_port).await?;
+        stack.database_url = ensure_database(postgres_port, &password).await?;
 
         let nats_port_file = data_dir.join("nats.port");
         let nats_pid_file = data_dir.join("nats.pid");
@@ -148,13 +161,25 @@ impl DevStack {
             );
             stack.adopted.push(pid);
             stack.started_nats = true;
-            format!("nats://127.0.0.1:{port}")
+            nats_url(port, nats_password(&data_dir).ok().as_deref())
         } else {
             let binary = nats_binary.context(INSTALL_HINT)?;
             let port = free_port()?;
             let store = data_dir.join("nats");
             std::fs::create_dir_all(&store)?;
+            let password = private_secret(&data_dir.join("nats.password"))?;
+            // The credentials go in a private config file, not on the command line (which
+            // every local user can read in the process list).
+            let config = data_dir.join(NATS_CONFIG_FILE);
+            crate::startup::write_private(
+                &config,
+                &format!(
+                    "authorization {{\n  user: \"{NATS_USER}\"\n  password: \"{password}\"\n}}\n"
+                ),
+            )?;
             let child = Command::new(binary)
+                .arg("-c")
+                .arg(&config)
                 .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
                 .arg(&store)
                 .arg("-P")
@@ -176,7 +201,7 @@ impl DevStack {
                 port,
                 "started a private NATS server under the data directory"
             );
-            format!("nats://127.0.0.1:{port}")
+            nats_url(port, Some(&password))
         };
         Ok(stack)
     }
@@ -201,6 +226,7 @@ impl DevStack {
                     &private.postgres,
                     &private.dir,
                     private.port,
+                    "",
                 )
                 .await?,
             );
@@ -224,6 +250,22 @@ impl DevStack {
         for child in self.children.drain(..) {
             stop_child(child).await;
         }
+    }
+}
+
+/// The private NATS server's password, as its start generated it.
+fn nats_password(data_dir: &Path) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(data_dir.join("nats.password"))?
+        .trim()
+        .to_owned())
+}
+
+/// The URL of the private NATS server, with its credentials when it has them (the platform
+/// reads them from the URL: see `app::connect_nats`).
+fn nats_url(port: u16, password: Option<&str>) -> String {
+    match password {
+        Some(password) => format!("nats://{NATS_USER}:{password}@127.0.0.1:{port}"),
+        None => format!("nats://127.0.0.1:{port}"),
     }
 }
 
@@ -271,10 +313,36 @@ async fn stop_child(mut child: Child) {
     }
 }
 
+/// `path`, created private to this user (0700), as an absolute path.
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
     Ok(std::fs::canonicalize(path)?)
 }
+
+/// The secret kept in `path` (0600), generated on first use.
+fn private_secret(path: &Path) -> anyhow::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        if existing.trim().len() >= 32 {
+            return Ok(existing.trim().to_owned());
+        }
+    }
+    let generated = crate::startup::random_secret();
+    crate::startup::write_private(path, &generated)?;
+    Ok(generated)
+}
+
+/// The password of the private PostgreSQL's `postgres` role (`<data_dir>/postgres.password`).
+const POSTGRES_PASSWORD_FILE: &str = "postgres.password";
+/// The private NATS server's configuration, with its generated credentials.
+const NATS_CONFIG_FILE: &str = "nats.conf";
+/// The user the private NATS server admits.
+const NATS_USER: &str = "omnistream";
 
 async fn answers(address: SocketAddr) -> bool {
     matches!(
@@ -389,6 +457,7 @@ async fn start_postgres(
     postgres: &Path,
     dir: &Path,
     port: u16,
+    password: &str,
 ) -> anyhow::Result<Child> {
     use std::os::unix::fs::PermissionsExt;
     let user = unprivileged_user()?;
@@ -407,6 +476,12 @@ async fn start_postgres(
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     if !dir.join("PG_VERSION").exists() {
+        // initdb reads the password from a file the server user can read, removed right after.
+        let pwfile = dir.with_extension("initdb-password");
+        crate::startup::write_private(&pwfile, password)?;
+        if let Some(user) = user {
+            std::os::unix::fs::chown(&pwfile, Some(user.uid), Some(user.gid))?;
+        }
         let mut command = Command::new(initdb);
         command
             .arg("-D")
@@ -414,15 +489,18 @@ async fn start_postgres(
             .args([
                 "-U",
                 "postgres",
-                "--auth=trust",
+                "--auth=scram-sha-256",
                 "-E",
                 "UTF8",
                 "--no-locale",
             ])
+            .arg(format!("--pwfile={}", pwfile.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         as_user(&mut command, user);
-        let output = command.output().await.context("running initdb")?;
+        let output = command.output().await.context("running initdb");
+        let _ = std::fs::remove_file(&pwfile);
+        let output = output?;
         if !output.status.success() {
             bail!(
                 "initdb failed: {}",
@@ -456,9 +534,9 @@ async fn start_postgres(
 }
 
 /// Makes sure the `omnistream` database exists; returns its URL.
-async fn ensure_database(port: u16) -> anyhow::Result<String> {
+async fn ensure_database(port: u16, password: &str) -> anyhow::Result<String> {
     use sqlx::Connection;
-    let admin_url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
+    let admin_url = format!("postgres://postgres:{password}@127.0.0.1:{port}/postgres");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut admin = loop {
         match sqlx::PgConnection::connect(&admin_url).await {
@@ -483,6 +561,6 @@ async fn ensure_database(port: u16) -> anyhow::Result<String> {
             .await?;
     }
     Ok(format!(
-        "postgres://postgres:postgres@127.0.0.1:{port}/{DATABASE}"
+        "postgres://postgres:{password}@127.0.0.1:{port}/{DATABASE}"
     ))
 }

@@ -350,7 +350,7 @@ pub(crate) async fn queue_message(
         attachments: Value::Array(media.iter().map(crate::media::attachment).collect()),
         data: None,
     };
-    let context = command_context(caller, None);
+    let context = command_context(caller);
     state
         .conversations
         .execute(
@@ -559,7 +559,7 @@ async fn retry_message(
         ));
     }
     let message_id = Uuid::parse_str(&message.id).map_err(anyhow::Error::from)?;
-    let context = command_context(&caller, None);
+    let context = command_context(&caller);
     state
         .conversations
         .execute(

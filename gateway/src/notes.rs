@@ -127,7 +127,7 @@ async fn create_note(
     };
     state
         .conversations
-        .execute(&command_context(&caller, None), id, command)
+        .execute(&command_context(&caller), id, command)
         .await
         .map_err(command_error)?;
     let mut tx = state.pool.begin().await?;

@@ -87,17 +87,23 @@ fn resolve_secret(
     tracing::warn!(
         "{name} is not set: using a generated development value stored in the data directory"
     );
-    let generated: String = rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(64)
-        .map(char::from)
-        .collect();
+    let generated = random_secret();
     write_private(path, &generated)?;
     Ok(Secret::new(generated))
 }
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// 64 random alphanumeric characters (URL- and config-safe).
+pub(crate) fn random_secret() -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(64)
+        .map(char::from)
+        .collect()
+}
+
+/// Writes `contents` to `path`, readable by this user only (0600), creating its folder.
+pub(crate) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -108,6 +114,8 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // `mode` applies to new files only: an older, looser file is tightened too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(contents.as_bytes())?;
     Ok(())
 }

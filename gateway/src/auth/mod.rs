@@ -192,6 +192,9 @@ pub struct RequestOrigin {
     pub ip: Option<String>,
     /// `User-Agent`, truncated to 512 characters.
     pub user_agent: Option<String>,
+    /// The request's `x-request-id` (the client's, or the one the gateway assigned), truncated
+    /// to 128 characters: it goes into the metadata of every event the request causes.
+    pub request_id: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
@@ -214,7 +217,17 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect());
-        Ok(Self { ip, user_agent })
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| !id.is_empty())
+            .map(|id| id.chars().take(128).collect());
+        Ok(Self {
+            ip,
+            user_agent,
+            request_id,
+        })
     }
 }
 

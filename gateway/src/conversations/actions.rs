@@ -276,7 +276,7 @@ pub async fn expire_stale(
     .fetch_all(&state.pool)
     .await?;
     let context = match caller {
-        Some(caller) => super::command_context(caller, None),
+        Some(caller) => super::command_context(caller),
         None => CommandContext::system(tenant),
     };
     let mut expired = Vec::new();

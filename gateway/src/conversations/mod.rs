@@ -183,8 +183,9 @@ pub(crate) async fn load_visible(
         .ok_or(ApiError::NotFound)
 }
 
-/// The command context of an API caller.
-pub(crate) fn command_context(caller: &Caller, request_id: Option<String>) -> CommandContext {
+/// The command context of an API caller: the actor, and the request id that every event of the
+/// request carries (contract, "Extensions": audit).
+pub(crate) fn command_context(caller: &Caller) -> CommandContext {
     let (actor_type, actor_id) = match caller.credential {
         crate::auth::Credential::Session(_) => ("agent", caller.agent_id.to_string()),
         crate::auth::Credential::ApiKey(key) => ("api_key", key.to_string()),
@@ -193,7 +194,7 @@ pub(crate) fn command_context(caller: &Caller, request_id: Option<String>) -> Co
         tenant_id: caller.tenant_id,
         actor_type,
         actor_id: Some(actor_id),
-        request_id,
+        request_id: caller.origin.request_id.clone(),
         causation_id: None,
         correlation_id: None,
     }
@@ -234,7 +235,7 @@ pub(crate) async fn execute_and_wait(
     id: Uuid,
     command: ConversationCommand,
 ) -> Result<()> {
-    let context = command_context(caller, None);
+    let context = command_context(caller);
     state
         .conversations
         .execute(&context, id, command)

@@ -124,7 +124,7 @@ pub(super) async fn start_conversation(
             };
             state
                 .contacts
-                .execute(&command_context(&caller, None), id, identity)
+                .execute(&command_context(&caller), id, identity)
                 .await
                 .map_err(|error| ApiError::Internal(anyhow::anyhow!(error.to_string())))?;
             let stream = omnistream_domain::StreamId::new(tenant, id).to_string();
@@ -175,7 +175,7 @@ pub(super) async fn start_conversation(
     state
         .conversations
         .execute(
-            &command_context(&caller, None),
+            &command_context(&caller),
             conversation_id,
             ConversationCommand::Open(open),
         )

@@ -421,11 +421,16 @@ async fn contacts_search_audit_and_starting_a_conversation() {
 
     let before = chrono::Utc::now();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    api.patch(
-        &format!("/api/conversations/{id}/status"),
-        json!({"status": "closed"}),
-    )
-    .await;
+    let closed = app
+        .http
+        .patch(format!("{}/api/conversations/{id}/status", app.base_url))
+        .bearer_auth(&admin.token)
+        .header("x-request-id", "audit-trace-42")
+        .json(&json!({"status": "closed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), StatusCode::OK);
     let history = api
         .get(&format!("/api/conversations/{id}/events"))
         .await
@@ -450,6 +455,10 @@ async fn contacts_search_audit_and_starting_a_conversation() {
         admin.agent_id.as_str()
     );
     assert_eq!(history["data"][1]["metadata"]["actor_type"], "provider");
+    assert_eq!(
+        history["data"][2]["metadata"]["request_id"], "audit-trace-42",
+        "an event carries the x-request-id of the request that caused it"
+    );
     let as_of = api
         .get(&format!(
             "/api/conversations/{id}?as_of={}",
@@ -793,6 +802,53 @@ async fn the_realtime_stream_resumes_after_a_disconnect_with_nothing_missed() {
         }
     }
     assert_eq!(contents, ["two", "three"]);
+}
+
+/// An agent holds at most `STREAMS_PER_AGENT` streams; every open stream, of any agent, is fed
+/// by the process's one log reader and sees each event once.
+#[tokio::test]
+async fn streams_are_capped_per_agent_and_all_fed_by_one_reader() {
+    let Spine { app, admin, .. } = crate::whatsapp::spine_with("200000000000016", |config| {
+        config.streams_per_agent = 2;
+    })
+    .await;
+    let supervisor = app.create_agent(&admin, "supervisor", json!({})).await;
+    let mut first = SseClient::connect(&app.base_url, &admin.token, None).await;
+    let mut second = SseClient::connect(&app.base_url, &admin.token, None).await;
+    let third = app
+        .http
+        .get(format!("{}/api/stream", app.base_url))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().contains_key("retry-after"));
+    let mut other = SseClient::connect(&app.base_url, &supervisor.token, None).await;
+    for (n, text) in ["one", "two", "three"].iter().enumerate() {
+        customer_writes(
+            &app,
+            &admin,
+            "200000000000016",
+            "62800061",
+            &format!("wamid.S{n}"),
+            text,
+        )
+        .await;
+    }
+    for stream in [&mut first, &mut second, &mut other] {
+        let mut contents = Vec::new();
+        while contents.len() < 3 {
+            let event = stream
+                .next(Duration::from_secs(20))
+                .await
+                .expect("every stream gets every event");
+            if event.event.as_deref() == Some("message.received") {
+                contents.push(event.data["data"]["content"].as_str().unwrap().to_owned());
+            }
+        }
+        assert_eq!(contents, ["one", "two", "three"]);
+    }
 }
 
 #[tokio::test]
