@@ -81,16 +81,76 @@ pub fn parse_body<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T> {
         }
         is_known
     });
-    match serde_path_to_error::deserialize::<_, T>(serde_json::Value::Object(fields)) {
+    let mut body = serde_json::Value::Object(fields);
+    match serde_path_to_error::deserialize::<_, T>(&body) {
         Ok(mut parsed) => {
             parsed.validate(&mut violations);
             violations.into_result().map(|()| parsed)
         }
         Err(error) => {
-            let (field, problem) =
-                describe_serde_error(&error.path().to_string(), &error.inner().to_string());
-            violations.add(field, problem);
+            let first = describe_serde_error(&error.path().to_string(), &error.inner().to_string());
+            every_type_error::<T>(&mut body, first, &mut violations);
             Err(ApiError::Validation(violations))
+        }
+    }
+}
+
+/// Deserialisations tried to find a body's further problems after its first.
+const MORE_PROBLEMS_TRIES: usize = 32;
+/// Stand-ins tried for a missing field, so deserialising can go on past it.
+const STAND_INS: [fn() -> serde_json::Value; 6] = [
+    || serde_json::Value::Null,
+    || serde_json::Value::String(String::new()),
+    || serde_json::Value::from(0),
+    || serde_json::Value::Bool(false),
+    || serde_json::Value::Array(Vec::new()),
+    || serde_json::Value::Object(serde_json::Map::new()),
+];
+
+/// Records `first` and every further field serde refuses: serde stops at the first problem, so
+/// each offending top-level field is taken out (and each missing one given a stand-in of some
+/// type it accepts) and the body is read again, a bounded number of times.
+fn every_type_error<T: DeserializeOwned>(
+    body: &mut serde_json::Value,
+    first: (String, String),
+    violations: &mut Violations,
+) {
+    let mut problem = first;
+    let mut stand_in: Option<(String, usize)> = None;
+    for _ in 0..MORE_PROBLEMS_TRIES {
+        let Some(fields) = body.as_object_mut() else {
+            return;
+        };
+        let (field, message) = problem;
+        let top = field
+            .split(['.', '['])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let trying_stand_in = stand_in.as_ref().is_some_and(|(name, _)| *name == top);
+        let missing = message == "is required" && !fields.contains_key(&top);
+        if !trying_stand_in {
+            violations.add(field, message);
+        }
+        if missing || trying_stand_in {
+            let next = match stand_in.take() {
+                Some((name, tried)) if name == top => tried + 1,
+                _ => 0,
+            };
+            let Some(make) = STAND_INS.get(next) else {
+                return;
+            };
+            fields.insert(top.clone(), make());
+            stand_in = Some((top, next));
+        } else if fields.remove(&top).is_none() {
+            return;
+        }
+        match serde_path_to_error::deserialize::<_, T>(&*body) {
+            Ok(_) => return,
+            Err(error) => {
+                problem =
+                    describe_serde_error(&error.path().to_string(), &error.inner().to_string());
+            }
         }
     }
 }
@@ -359,4 +419,50 @@ where
         .push_bind(page.offset());
     let data = rows.build_query_as::<T>().fetch_all(pool).await?;
     Ok(Paginated::new(data, total, page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        email: String,
+        password: String,
+        age: u32,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    impl Validate for Body {
+        fn validate(&mut self, _: &mut Violations) {}
+    }
+
+    fn problems(body: serde_json::Value) -> Vec<String> {
+        match parse_body::<Body>(&serde_json::to_vec(&body).unwrap()) {
+            Err(ApiError::Validation(violations)) => {
+                let json = serde_json::to_value(&violations).unwrap();
+                json.as_object().unwrap().keys().cloned().collect()
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_offending_field_is_named_not_just_the_first() {
+        assert_eq!(
+            problems(serde_json::json!({"email": 5, "age": "old", "tags": [1], "extra": true})),
+            ["age", "email", "extra", "password", "tags[0]"]
+        );
+        assert_eq!(
+            problems(serde_json::json!({"email": "a@b.c"})),
+            ["age", "password"]
+        );
+        assert_eq!(
+            problems(serde_json::json!({"password": "x", "email": "a", "age": -1})),
+            ["age"]
+        );
+    }
 }

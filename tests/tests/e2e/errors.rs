@@ -69,6 +69,33 @@ async fn malformed_bodies_get_the_contracts_error_json() {
         .post("/api/agents", json!({"email": "a@example.com"}))
         .await;
     assert_eq!(missing.body["error"]["details"]["name"], "is required");
+
+    // Every offending field is named, not only the first one serde met.
+    let both = app
+        .anonymous()
+        .post("/api/auth/login", json!({"email": 5}))
+        .await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST);
+    let details = &both.body["error"]["details"];
+    assert!(details["email"].is_string(), "{}", both.body);
+    assert_eq!(details["password"], "is required", "{}", both.body);
+    let all = api
+        .post(
+            "/api/agents",
+            json!({"name": 1, "email": [], "password": true, "can_broadcast": "yes"}),
+        )
+        .await;
+    let named: Vec<&String> = all.body["error"]["details"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        named,
+        ["can_broadcast", "email", "name", "password"],
+        "{}",
+        all.body
+    );
 }
 
 #[tokio::test]
