@@ -147,6 +147,7 @@ async fn the_openapi_document_lists_every_endpoint_and_the_docs_page_works_offli
         "GET /api/auth/me",
         "POST /api/auth/logout",
         "GET /api/auth/token",
+        "POST /api/auth/token",
         "POST /api/auth/register",
         "GET /api/agents",
         "POST /api/agents",
