@@ -38,6 +38,16 @@ pub struct PageAccess {
     pub name: Option<String>,
 }
 
+/// What `GET /{page_id}?fields=id,name` answers with a Page access token: the Page the token
+/// reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageProfile {
+    /// The Page's id, as Meta answers it.
+    pub id: String,
+    /// The Page's name, when Meta sent it.
+    pub name: Option<String>,
+}
+
 /// The non-empty string at `pointer` of a Graph answer, else a transport error naming `what`.
 /// Ids Meta sends as JSON numbers are accepted as their decimal text.
 pub(crate) fn required_text(
@@ -160,6 +170,21 @@ impl GraphClient {
         let response = self.call(Method::GET, url, Some(user_token), None).await?;
         Ok(PageAccess {
             access_token: required_text(&response, "/access_token", "the Page access token")?,
+            name: optional_text(&response, "/name"),
+        })
+    }
+
+    /// GET `{base}/{page_id}?fields=id,name` with `page_token`: proves the token reads that Page
+    /// (Meta refuses a token of another Page).
+    pub async fn page_profile(
+        &self,
+        page_token: &str,
+        page_id: &str,
+    ) -> Result<PageProfile, GraphError> {
+        let url = self.url(&[page_id], &[("fields", "id,name")])?;
+        let response = self.call(Method::GET, url, Some(page_token), None).await?;
+        Ok(PageProfile {
+            id: required_text(&response, "/id", "the Page id")?,
             name: optional_text(&response, "/name"),
         })
     }

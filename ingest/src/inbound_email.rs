@@ -34,6 +34,43 @@ use uuid::Uuid;
 use crate::email::{parse_inbound, Attachment, ParsedEmail};
 use crate::processor::{provider_context, Account, CustomerMessage, Disposition, InboundProcessor};
 
+/// An email account with its key, for routing.
+#[derive(sqlx::FromRow)]
+struct KeyedAccount {
+    account_key: String,
+    #[sqlx(flatten)]
+    account: Account,
+}
+
+/// The account an email to `recipients` (lower-cased, in order) belongs to: mail for
+/// `local+tag@domain` belongs to the owner of `local@domain` when there is one (its account of
+/// that exact tagged address, else the base address's account); otherwise to the account of the
+/// address as written.
+fn route_email(recipients: &[String], mut accounts: Vec<KeyedAccount>) -> Option<Account> {
+    let position =
+        |accounts: &[KeyedAccount], key: &str| accounts.iter().position(|a| a.account_key == key);
+    for recipient in recipients {
+        let base = untagged(recipient);
+        let exact = position(&accounts, recipient);
+        let chosen = match base.as_deref().and_then(|base| position(&accounts, base)) {
+            Some(base) => match exact {
+                Some(exact)
+                    if accounts[exact].account.tenant_id == accounts[base].account.tenant_id =>
+                {
+                    exact
+                }
+                _ => base,
+            },
+            None => match exact {
+                Some(exact) => exact,
+                None => continue,
+            },
+        };
+        return Some(accounts.swap_remove(chosen).account);
+    }
+    None
+}
+
 /// What became of one attachment.
 enum Kept {
     Stored(StoredMedia),
@@ -63,20 +100,20 @@ impl InboundProcessor {
             .chain(&email.cc)
             .map(|m| m.address.clone())
             .collect();
-        // Each recipient as written, then without its `+tag`: exact keys win.
+        let recipients: Vec<String> = recipients.iter().map(|r| r.to_lowercase()).collect();
         let candidates: Vec<String> = recipients
             .iter()
             .flat_map(|address| [Some(address.clone()), untagged(address)])
             .flatten()
             .collect();
-        let account: Option<Account> = sqlx::query_as(
-            "SELECT id, tenant_id, division_id, is_active FROM integration_accounts
-             WHERE channel = 'email' AND is_active AND account_key = ANY($1)
-             ORDER BY array_position($1, account_key) LIMIT 1",
+        let keyed: Vec<KeyedAccount> = sqlx::query_as(
+            "SELECT account_key, id, tenant_id, division_id, is_active FROM integration_accounts
+             WHERE channel = 'email' AND is_active AND account_key = ANY($1)",
         )
         .bind(&candidates)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
+        let account = route_email(&recipients, keyed);
         let Some(account) = account else {
             return Ok(Disposition::Ignored(
                 "no active email account for its recipients".into(),
@@ -345,5 +382,45 @@ mod tests {
         let email = parsed();
         let kept = [Kept::Skipped("x"), Kept::Skipped("y")];
         assert_eq!(content(&email, &kept).media, None);
+    }
+
+    fn account(key: &str, tenant: u128, id: u128) -> KeyedAccount {
+        KeyedAccount {
+            account_key: key.to_owned(),
+            account: Account {
+                id: Uuid::from_u128(id),
+                tenant_id: Uuid::from_u128(tenant),
+                division_id: None,
+                is_active: true,
+            },
+        }
+    }
+
+    fn routed(recipient: &str, accounts: Vec<KeyedAccount>) -> Option<(u128, u128)> {
+        route_email(&[recipient.to_owned()], accounts)
+            .map(|a| (a.tenant_id.as_u128(), a.id.as_u128()))
+    }
+
+    #[test]
+    fn tagged_mail_belongs_to_the_owner_of_the_base_address() {
+        let foreign_tag = || {
+            vec![
+                account("support@acme.test", 1, 10),
+                account("support+sales@acme.test", 2, 20),
+            ]
+        };
+        assert_eq!(
+            routed("support+sales@acme.test", foreign_tag()),
+            Some((1, 10))
+        );
+        assert_eq!(routed("support@acme.test", foreign_tag()), Some((1, 10)));
+        let own_tag = vec![
+            account("support@acme.test", 1, 10),
+            account("support+sales@acme.test", 1, 11),
+        ];
+        assert_eq!(routed("support+sales@acme.test", own_tag), Some((1, 11)));
+        let tag_only = vec![account("support+sales@acme.test", 2, 20)];
+        assert_eq!(routed("support+sales@acme.test", tag_only), Some((2, 20)));
+        assert_eq!(routed("nobody@acme.test", foreign_tag()), None);
     }
 }

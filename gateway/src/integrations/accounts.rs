@@ -67,9 +67,10 @@ impl AccountRow {
         };
         IntegrationAccount {
             webhook_url: format!("{}{receiver}", state.config.public_base_url),
-            config: state
-                .secrets
-                .mask_config(self.tenant_id, self.config.as_object().unwrap_or(&Map::new())),
+            config: state.secrets.mask_config(
+                self.tenant_id,
+                self.config.as_object().unwrap_or(&Map::new()),
+            ),
             id: self.id,
             channel: self.channel,
             account_key: self.account_key,
@@ -87,7 +88,10 @@ impl AccountRow {
     pub(super) fn opened_config(&self, state: &AppState) -> Result<Map<String, Value>> {
         state
             .secrets
-            .open_config(self.tenant_id, self.config.as_object().unwrap_or(&Map::new()))
+            .open_config(
+                self.tenant_id,
+                self.config.as_object().unwrap_or(&Map::new()),
+            )
             .map_err(|error| ApiError::Internal(error.into()))
     }
 }
@@ -275,6 +279,31 @@ impl Validate for CreateIntegrationAccount {
                 }
                 self.account_key = Some(derived);
             }
+        } else if let Ok(channel @ (Channel::Messenger | Channel::Instagram)) = channel {
+            // The key names the Page or professional account whose token proves it.
+            let (id_key, token_key, prefix) = match channel {
+                Channel::Messenger => ("page_id", "page_access_token", "fb"),
+                _ => ("ig_user_id", "access_token", "ig"),
+            };
+            for key in [id_key, token_key] {
+                if config_text(config, key).is_none() {
+                    violations.add(format!("config.{key}"), "is required for this channel");
+                }
+            }
+            if let Some(id) = config_text(config, id_key) {
+                let derived = format!("{prefix}-{id}");
+                if self
+                    .account_key
+                    .as_deref()
+                    .is_some_and(|k| k.trim() != derived)
+                {
+                    violations.add(
+                        "account_key",
+                        format!("is derived for this channel: {derived}"),
+                    );
+                }
+                self.account_key = Some(derived);
+            }
         } else if channel.is_ok() {
             match &mut self.account_key {
                 Some(key) => check_text(violations, "account_key", key, 1, 200),
@@ -297,7 +326,8 @@ impl Validate for CreateIntegrationAccount {
     post, path = "/api/integrations/accounts", tag = "Integrations", request_body = CreateIntegrationAccount,
     responses((status = 201, description = "WhatsApp: the number is registered (when `pin` is given) and the app subscribed to the WABA through the Graph API; nothing is saved when Meta refuses", body = IntegrationAccount),
               (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
-              (status = 409, description = "account_key_taken", body = ErrorResponse), (status = 422, description = "invalid_division", body = ErrorResponse),
+              (status = 409, description = "account_key_taken (for email also when the address is a tagged form of another organization's address, or the base of one)", body = ErrorResponse),
+              (status = 422, description = "invalid_division; account_not_confirmed: Meta did not confirm that the Page access token reads `page_id` (Messenger, `GET /{page_id}?fields=id,name`) or that the token belongs to `ig_user_id` (Instagram, `GET /me?fields=user_id,username`), with Meta's reason. Messenger and Instagram keys are derived: `fb-<page_id>`, `ig-<ig_user_id>`", body = ErrorResponse),
               (status = 502, description = "upstream_error: the Graph API refused", body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
@@ -322,7 +352,9 @@ pub(super) async fn create_account(
     let config = body.config.clone().unwrap_or_default();
     if channel == Channel::Email {
         check_smtp_server(&state, &config)?;
+        super::ownership::ensure_email_key_free(&state, tenant, &account_key).await?;
     }
+    super::ownership::confirm_with_provider(&state, channel, &config).await?;
     if channel == Channel::Whatsapp {
         super::whatsapp::onboard(&state, &config).await?;
     }
@@ -444,27 +476,40 @@ pub(super) async fn update_account(
     ensure_division(&state, tenant, body.division_id.flatten()).await?;
     let mut tx = state.pool.begin().await?;
     let current = load_account(&mut tx, tenant, id).await?;
-    if current.channel == "whatsapp"
-        && body
+    // A derived key, and the id it is derived from, never change: a key renamed onto another
+    // Page, account or number would take its customers' messages.
+    let derived_from = match current.channel.as_str() {
+        "whatsapp" => Some("phone_number_id"),
+        "messenger" => Some("page_id"),
+        "instagram" => Some("ig_user_id"),
+        _ => None,
+    };
+    if let Some(id_key) = derived_from {
+        if body
             .account_key
             .as_ref()
             .is_some_and(|k| *k != current.account_key)
-    {
-        return Err(ApiError::invalid_field(
-            "account_key",
-            "is derived from phone_number_id for WhatsApp and cannot change",
-        ));
+        {
+            return Err(ApiError::invalid_field(
+                "account_key",
+                format!("is derived from {id_key} for this channel and cannot change"),
+            ));
+        }
+        let stored_id = current.config.get(id_key).and_then(Value::as_str);
+        if body.config.as_ref().is_some_and(|c| {
+            c.get(id_key)
+                .is_some_and(|given| given.as_str() != stored_id)
+        }) {
+            return Err(ApiError::invalid_field(
+                format!("config.{id_key}"),
+                "cannot change; connect another account instead",
+            ));
+        }
     }
-    if current.channel == "whatsapp"
-        && body
-            .config
-            .as_ref()
-            .is_some_and(|c| c.contains_key("phone_number_id"))
-    {
-        return Err(ApiError::invalid_field(
-            "config.phone_number_id",
-            "cannot change; create another account for another number",
-        ));
+    if current.channel == Channel::Email.as_str() {
+        if let Some(key) = &body.account_key {
+            super::ownership::ensure_email_key_free(&state, tenant, &key.to_lowercase()).await?;
+        }
     }
     if body.is_default == Some(false) && current.is_default {
         return Err(ApiError::conflict(
@@ -490,7 +535,13 @@ pub(super) async fn update_account(
     )
     .bind(tenant)
     .bind(id)
-    .bind(body.account_key.as_deref())
+    .bind(body.account_key.as_deref().map(|key| {
+        if current.channel == Channel::Email.as_str() {
+            key.to_lowercase()
+        } else {
+            key.to_owned()
+        }
+    }))
     .bind(body.display_name.as_deref())
     .bind(body.is_active)
     .bind(body.division_id.is_some())

@@ -99,11 +99,6 @@ pub(super) async fn connect(
         .map_err(upstream)?;
     let account_key = format!("ig-{}", profile.user_id);
     ensure_key_free(&state, tenant, "instagram", &account_key).await?;
-    state
-        .instagram
-        .instagram_subscribe(&long.access_token)
-        .await
-        .map_err(upstream)?;
 
     let username = profile
         .username
@@ -115,7 +110,7 @@ pub(super) async fn connect(
     let mut config = Map::new();
     config.insert("ig_user_id".into(), profile.user_id.clone().into());
     config.insert("username".into(), username.clone().into());
-    config.insert("access_token".into(), long.access_token.into());
+    config.insert("access_token".into(), long.access_token.clone().into());
     config.insert(
         "token_expires_at".into(),
         expires_at.map_or(Value::Null, Value::String),
@@ -137,6 +132,12 @@ pub(super) async fn connect(
         },
     )
     .await?;
+    // Subscribed only once the key is saved (and so reserved); a refusal rolls the save back.
+    state
+        .instagram
+        .instagram_subscribe(&long.access_token)
+        .await
+        .map_err(upstream)?;
     tx.commit().await?;
     Ok(Json(InstagramConnectResponse {
         success: true,

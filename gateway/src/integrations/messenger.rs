@@ -206,20 +206,19 @@ pub(super) async fn connect_pages(
             .page_access(&body.user_token, &page.page_id)
             .await
             .map_err(upstream)?;
-        state
-            .graph
-            .subscribe_page(&access.access_token, &page.page_id)
-            .await
-            .map_err(upstream)?;
         let name = access
             .name
             .or_else(|| page.page_name.clone())
             .unwrap_or_else(|| page.page_id.clone());
         ready.push((page.page_id.clone(), name, access.access_token));
     }
+    // The keys are saved (and so reserved) before any Page is subscribed at Meta; a refused
+    // subscription rolls every one of them back.
     let mut tx = state.pool.begin().await?;
     let mut connected = Vec::with_capacity(ready.len());
+    let mut subscriptions = Vec::with_capacity(ready.len());
     for (page_id, page_name, token) in ready {
+        subscriptions.push((page_id.clone(), token.clone()));
         let account_key = format!("fb-{page_id}");
         let mut config = Map::new();
         config.insert("page_id".into(), page_id.clone().into());
@@ -243,6 +242,13 @@ pub(super) async fn connect_pages(
             page_name,
             page_id,
         });
+    }
+    for (page_id, token) in &subscriptions {
+        state
+            .graph
+            .subscribe_page(token, page_id)
+            .await
+            .map_err(upstream)?;
     }
     tx.commit().await?;
     Ok(Json(MessengerPagesResponse {

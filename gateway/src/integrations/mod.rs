@@ -8,6 +8,7 @@ mod accounts;
 mod connect;
 mod instagram;
 mod messenger;
+mod ownership;
 mod whatsapp;
 
 use axum::extract::{Path, State};
@@ -59,9 +60,10 @@ impl IntegrationRow {
             id: self.id,
             channel: self.channel,
             is_active: self.is_active,
-            config: state
-                .secrets
-                .mask_config(self.tenant_id, self.config.as_object().unwrap_or(&Map::new())),
+            config: state.secrets.mask_config(
+                self.tenant_id,
+                self.config.as_object().unwrap_or(&Map::new()),
+            ),
             created_at: self.created_at,
             updated_at: self.updated_at,
             division_id: self.division_id,

@@ -47,6 +47,19 @@ pub fn fake_page_token(page_id: &str) -> String {
     format!("EAAfakePage{page_id}")
 }
 
+/// An Instagram Login token the fake knows as belonging to professional account `user_id`
+/// (`GET /me` answers that `user_id`).
+pub fn fake_ig_token(user_id: &str) -> String {
+    format!("IGAAfakeUser{user_id}")
+}
+
+/// The professional account a [`fake_ig_token`] belongs to.
+fn ig_user_of_token(token: &str) -> Option<&str> {
+    token
+        .strip_prefix("IGAAfakeUser")
+        .filter(|id| !id.is_empty())
+}
+
 /// What the OAuth routes remember.
 #[derive(Default)]
 pub(super) struct OAuthState {
@@ -142,7 +155,14 @@ pub(super) fn route(
             "name": "OmniStream Shop",
             "profile_picture_url": "https://cdn.example/ig/omnistream.jpg"
         })),
-        (&Method::GET, ["me"]) => bad_token(),
+        (&Method::GET, ["me"]) => match token.and_then(ig_user_of_token) {
+            Some(user_id) => ok(json!({
+                "id": format!("26{user_id}"),
+                "user_id": user_id,
+                "username": format!("account.{user_id}"),
+            })),
+            None => bad_token(),
+        },
         (&Method::POST, ["me", "subscribed_apps"]) if !is_instagram(token) => bad_token(),
         (&Method::POST, ["me", "subscribed_apps"]) => subscribed(&param),
         (&Method::GET, ["me", "accounts"]) => managed_pages(token, param("after").as_deref()),
@@ -150,6 +170,18 @@ pub(super) fn route(
             None => page_token_required(),
             Some(page_id) => messenger_profile(state, method, page_id, &param, &request.body),
         },
+        // A Page token reads its own Page (how an account's token is confirmed).
+        (&Method::GET, [page_id])
+            if token == Some(fake_page_token(page_id).as_str())
+                && !param("fields").is_some_and(|f| f.split(',').any(|f| f == "access_token")) =>
+        {
+            ok(json!({"id": page_id, "name": page_name(page_id).unwrap_or("A Page")}))
+        }
+        (&Method::GET, [_]) if token.is_some_and(|t| t.starts_with("EAAfakePage")) => error(
+            StatusCode::BAD_REQUEST,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+        ),
         (&Method::GET, [page_id]) if page_name(page_id).is_some() => {
             if !is_user(token) {
                 return Some(bad_token());

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real application over HTTP, real PostgreSQL, real NATS.
 
+mod account_keys;
 mod activity;
 mod agents;
 mod api_keys;

@@ -58,12 +58,12 @@ async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out
             (
                 "messenger",
                 "fb-PAGE1",
-                json!({"page_id": "PAGE1", "page_name": "Shop", "page_access_token": "EAA-page"}),
+                json!({"page_id": "PAGE1", "page_name": "Shop", "page_access_token": fake_meta::fake_page_token("PAGE1")}),
             ),
             (
                 "instagram",
                 "ig-IG1",
-                json!({"ig_user_id": "IG1", "username": "shop", "access_token": "IGQ-token"}),
+                json!({"ig_user_id": "IG1", "username": "shop", "access_token": fake_meta::fake_ig_token("IG1")}),
             ),
         ],
     )
@@ -198,8 +198,14 @@ async fn messenger_and_instagram_messages_arrive_in_the_inbox_and_replies_go_out
     assert_eq!(to_ig.body["message"]["text"], "Thanks!");
     // Instagram Login: the account's own messages endpoint with its Instagram token.
     assert!(to_ig.path.ends_with("/IG1/messages"), "{}", to_ig.path);
-    assert_eq!(to_ig.bearer_token(), Some("IGQ-token"));
-    assert_eq!(to_page.bearer_token(), Some("EAA-page"));
+    assert_eq!(
+        to_ig.bearer_token(),
+        Some(fake_meta::fake_ig_token("IG1").as_str())
+    );
+    assert_eq!(
+        to_page.bearer_token(),
+        Some(fake_meta::fake_page_token("PAGE1").as_str())
+    );
     // No echo was sent back out: two sends for two replies.
     assert_eq!(fake.sent_messages().await.len(), 2);
     app.eventually(
@@ -310,7 +316,7 @@ async fn messenger_receipts_echoes_and_the_human_agent_tag() {
         vec![(
             "messenger",
             "fb-PAGE7",
-            json!({"page_id": "PAGE7", "page_access_token": "EAA-page7"}),
+            json!({"page_id": "PAGE7", "page_access_token": fake_meta::fake_page_token("PAGE7")}),
         )],
     )
     .await;
@@ -444,7 +450,7 @@ async fn instagram_story_mentions_reactions_reads_and_app_echoes() {
         vec![(
             "instagram",
             "ig-IG7",
-            json!({"ig_user_id": "IG7", "access_token": "IGQ-7"}),
+            json!({"ig_user_id": "IG7", "access_token": fake_meta::fake_ig_token("IG7")}),
         )],
     )
     .await;
@@ -473,7 +479,10 @@ async fn instagram_story_mentions_reactions_reads_and_app_echoes() {
         "{}",
         sends[0].path
     );
-    assert_eq!(sends[0].bearer_token(), Some("IGQ-7"));
+    assert_eq!(
+        sends[0].bearer_token(),
+        Some(fake_meta::fake_ig_token("IG7").as_str())
+    );
     // The customer reacts and reads; the business writes from the Instagram app.
     let later = chrono::Utc::now().timestamp_millis() + 1_000;
     post_ok(

@@ -76,12 +76,12 @@ async fn each_meta_receiver_accepts_the_verify_tokens_of_its_own_channels_accoun
             (
                 "messenger",
                 "fb-PAGE9",
-                json!({"page_id": "PAGE9", "page_name": "Shop", "page_access_token": "EAA-page"}),
+                json!({"page_id": "PAGE9", "page_name": "Shop", "page_access_token": omnistream_tests::fake_meta::fake_page_token("PAGE9")}),
             ),
             (
                 "instagram",
                 "ig-IG9",
-                json!({"ig_user_id": "IG9", "username": "shop", "access_token": "IGQ-token"}),
+                json!({"ig_user_id": "IG9", "username": "shop", "access_token": omnistream_tests::fake_meta::fake_ig_token("IG9")}),
             ),
         ],
     )

@@ -308,7 +308,7 @@ async fn messenger_account_endpoints_are_tenant_isolated_and_messenger_only() {
     let instagram = api
         .post(
             "/api/integrations/accounts",
-            json!({"channel": "instagram", "account_key": "ig-1", "config": {"ig_user_id": "1", "access_token": "IGAA-x"}}),
+            json!({"channel": "instagram", "account_key": "ig-1", "config": {"ig_user_id": "1", "access_token": omnistream_tests::fake_meta::fake_ig_token("1")}}),
         )
         .await;
     assert_eq!(instagram.status, StatusCode::CREATED, "{}", instagram.body);
