@@ -93,6 +93,15 @@ const EXTENSIONS: &[(&str, &str)] = &[
     ("odp", "application/vnd.oasis.opendocument.presentation"),
 ];
 
+/// The usual file extension of MIME type `mime_type` (without the dot), when it is one of
+/// [`UPLOAD_TYPES`].
+pub fn extension_of(mime_type: &str) -> Option<&'static str> {
+    EXTENSIONS
+        .iter()
+        .find(|(_, kind)| *kind == mime_type)
+        .map(|(ext, _)| *ext)
+}
+
 /// `type/subtype` of a Content-Type, lowercased and without parameters, if it is well formed.
 pub fn essence(content_type: &str) -> Option<String> {
     let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
@@ -206,6 +215,9 @@ pub enum MediaError {
 pub struct MediaStore {
     pool: PgPool,
     root: PathBuf,
+    /// Whether inbound attachments may be copied from private or plain-http addresses
+    /// (`OUTGOING_WEBHOOKS_ALLOW_PRIVATE`, for development and tests).
+    private_sources: bool,
 }
 
 const COLUMNS: &str =
@@ -217,7 +229,20 @@ impl MediaStore {
         Self {
             pool,
             root: data_dir.join("media"),
+            private_sources: false,
         }
+    }
+
+    /// The same store, allowing (or not) inbound attachments to be copied from private or
+    /// plain-http addresses (see [`crate::channels::meta_media`]).
+    pub fn allowing_private_sources(mut self, allow: bool) -> Self {
+        self.private_sources = allow;
+        self
+    }
+
+    /// Whether attachments may be copied from private or plain-http addresses.
+    pub fn allows_private_sources(&self) -> bool {
+        self.private_sources
     }
 
     /// The media `id` of `tenant`, if it exists.
@@ -342,6 +367,11 @@ impl MediaWriter {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Lowercase hex SHA-256 of the bytes written so far.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
     }
 
     /// Makes the file durable, moves it into place and records its row (see the module

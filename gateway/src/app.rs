@@ -193,7 +193,8 @@ impl Application {
             conversations: ConversationService::new(pool.clone()),
             contacts: ContactService::new(pool.clone()),
             secrets: secrets.clone(),
-            media: MediaStore::new(pool.clone(), &settings.config.data_dir),
+            media: MediaStore::new(pool.clone(), &settings.config.data_dir)
+                .allowing_private_sources(settings.config.outgoing_webhooks_allow_private),
             media_links: MediaLinks::new(
                 &settings.config.public_base_url,
                 secrets.derive_key(MEDIA_LINK_KEY),

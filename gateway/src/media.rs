@@ -8,6 +8,11 @@
 //! nosniff` and a sandboxing CSP, and types outside the upload allow-list (e.g. HTML or SVG that
 //! arrived by email) are always served as downloads, so stored files can never run script on
 //! the API's origin.
+//!
+//! Inbound WhatsApp media is named by its `/api/media/{id}` URL before it is stored: the first
+//! read fetches it from the Graph API with the account's token
+//! ([`omnistream_commands::channels::meta_media`]), stores it, then streams it; the provider
+//! failing is 502 `upstream_error`.
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
@@ -15,6 +20,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
+use omnistream_commands::channels::meta_media::{
+    fetch_whatsapp, pending_whatsapp_media, FetchError, WhatsAppMediaSource,
+};
 use omnistream_commands::media::{
     media_url, safe_filename, upload_type, MediaError, NewMedia, StoredMedia, MAX_MEDIA_BYTES,
     UPLOAD_TYPES,
@@ -203,6 +211,15 @@ pub(crate) async fn visible(
     let Some(conversation) = media.conversation_id else {
         return Ok(media.tenant_id == caller.tenant_id.as_uuid());
     };
+    conversation_visible(state, caller, conversation).await
+}
+
+/// Whether `caller` can see `conversation`.
+async fn conversation_visible(
+    state: &AppState,
+    caller: &Caller,
+    conversation: Uuid,
+) -> Result<bool> {
     let mut builder =
         QueryBuilder::<Postgres>::new("SELECT EXISTS (SELECT 1 FROM conversations c WHERE c.id = ");
     builder.push_bind(conversation);
@@ -266,12 +283,45 @@ fn disposition(kind: &str, filename: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
+/// Inbound WhatsApp media `id` not stored yet, fetched from the provider and stored, when it
+/// belongs to a message in a conversation `caller` can see (`None` otherwise).
+async fn fetch_inbound(state: &AppState, caller: &Caller, id: Uuid) -> Result<Option<StoredMedia>> {
+    let Some(pending) = pending_whatsapp_media(&state.pool, caller.tenant_id, id).await? else {
+        return Ok(None);
+    };
+    if !conversation_visible(state, caller, pending.conversation_id).await? {
+        return Ok(None);
+    }
+    let source = WhatsAppMediaSource {
+        pool: &state.pool,
+        secrets: &state.secrets,
+        graph: &state.graph,
+        store: &state.media,
+    };
+    match fetch_whatsapp(source, caller.tenant_id, id, &pending).await {
+        Ok(stored) => Ok(Some(stored)),
+        Err(FetchError::Storage(error)) if !matches!(error, MediaError::TooLarge { .. }) => {
+            Err(storage_error(error))
+        }
+        Err(error) => {
+            // The error names no token and no URL query (see meta_media).
+            tracing::warn!(media_id = %id, %error, "inbound WhatsApp media could not be fetched");
+            Err(ApiError::Upstream {
+                provider: "whatsapp",
+                upstream_status: error.upstream_status(),
+                message: "the media could not be fetched from WhatsApp".into(),
+            })
+        }
+    }
+}
+
 /// Download or proxy a media file
 #[utoipa::path(
     get, path = "/api/media/{id}", tag = "Media", params(("id" = Uuid, Path), MediaQuery),
     responses((status = 200, description = "The bytes, with the stored Content-Type; `?download=true` adds `Content-Disposition: attachment`", content_type = "application/octet-stream"),
               (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
-              (status = 404, description = "unknown, another organization's, or attached to a conversation the caller cannot see", body = ErrorResponse)),
+              (status = 404, description = "unknown, another organization's, or attached to a conversation the caller cannot see", body = ErrorResponse),
+              (status = 502, description = "upstream_error: inbound channel media could not be fetched from the provider", body = ErrorResponse)),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []), ())
 )]
 async fn get_media(
@@ -303,7 +353,8 @@ async fn get_media(
                 .map_err(storage_error)?;
             match media {
                 Some(media) if visible(&state, &caller, &media).await? => Some(media),
-                _ => None,
+                Some(_) => None,
+                None => fetch_inbound(&state, &caller, id).await?,
             }
         }
     };

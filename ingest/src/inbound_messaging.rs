@@ -3,10 +3,20 @@
 //! conversation of that contact on that account. Customer messages are received, echoes of the
 //! business's messages sent elsewhere are recorded as sent (ours are already there), and
 //! receipts move our messages to delivered or read.
+//!
+//! The image, video, audio or file of a customer's message arrives as a CDN URL that expires:
+//! it is copied into the media store before the message is recorded, under an id derived from
+//! the message (so a retried payload finds the copy it already made), and the message's
+//! `media_url` is then `/api/media/{id}`. A copy that fails (the CDN refuses, the file is over
+//! the limit, the address is not allowed) leaves the provider's URL on the message.
 
+use chrono::Utc;
+use omnistream_commands::channels::meta_media::{attachment_filename, copy_attachment, FetchError};
+use omnistream_commands::media::{attachment_id, media_url, MediaError, NewMedia};
 use omnistream_commands::service::ids;
 use omnistream_domain::conversation::{ConversationCommand, EchoedMessage};
-use omnistream_domain::{Channel, TenantId};
+use omnistream_domain::{Channel, InboundContent, MessageType, TenantId};
+use uuid::Uuid;
 
 use crate::meta::{parse_messaging, MessagingEvent, MessagingKind};
 use crate::processor::{provider_context, Account, CustomerMessage, Disposition, InboundProcessor};
@@ -76,8 +86,14 @@ impl InboundProcessor {
         match event.kind {
             MessagingKind::Customer {
                 provider_message_id,
-                content,
+                mut content,
             } => {
+                let message_id = ids::inbound_message(tenant, account.id, &provider_message_id);
+                if self.already_received(tenant, message_id).await? {
+                    return Ok(());
+                }
+                self.copy_media(tenant, conversation_id, message_id, &mut content)
+                    .await?;
                 let received = CustomerMessage {
                     provider_message_id,
                     content,
@@ -85,15 +101,8 @@ impl InboundProcessor {
                     sent_at: event.at,
                     raw: event.raw,
                 };
-                self.receive(
-                    &context,
-                    account,
-                    channel,
-                    conversation_id,
-                    contact_id,
-                    received,
-                )
-                .await
+                let open = account.open(channel, conversation_id, contact_id, Utc::now());
+                self.receive_new(&context, open, message_id, received).await
             }
             MessagingKind::Echo {
                 provider_message_id,
@@ -125,5 +134,50 @@ impl InboundProcessor {
                 self.execute(&context, conversation_id, command).await
             }
         }
+    }
+
+    /// Copies the media of customer message `message_id` into the store (see the module
+    /// documentation) and points the content at the copy. Only a storage failure is an error
+    /// (the payload is retried); a download that fails leaves the provider's URL.
+    async fn copy_media(
+        &self,
+        tenant: TenantId,
+        conversation_id: Uuid,
+        message_id: Uuid,
+        content: &mut InboundContent,
+    ) -> anyhow::Result<()> {
+        if !matches!(
+            content.message_type,
+            MessageType::Image | MessageType::Video | MessageType::Audio | MessageType::Document
+        ) {
+            return Ok(());
+        }
+        let Some(media) = content.media.as_mut() else {
+            return Ok(());
+        };
+        let Some(url) = media.url.clone() else {
+            return Ok(());
+        };
+        let new = NewMedia {
+            id: attachment_id(message_id, 0),
+            tenant,
+            conversation_id: Some(conversation_id),
+            filename: attachment_filename(&url),
+            mime_type: "application/octet-stream".to_owned(),
+        };
+        match copy_attachment(&self.media, &url, new).await {
+            Ok(stored) => {
+                media.url = Some(media_url(stored.id));
+                media.mime_type = Some(stored.mime_type);
+                media.filename = Some(stored.filename);
+            }
+            Err(FetchError::Storage(error)) if !matches!(error, MediaError::TooLarge { .. }) => {
+                return Err(error.into());
+            }
+            Err(error) => {
+                tracing::warn!(%message_id, %error, "attachment not copied; the message keeps the provider's URL");
+            }
+        }
+        Ok(())
     }
 }

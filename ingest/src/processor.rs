@@ -290,9 +290,10 @@ impl InboundProcessor {
             )
             .await?;
         let conversation_id = ids::conversation(tenant, account.id, contact_id);
+        let message_id = ids::inbound_message(tenant, account.id, &message.provider_message_id);
         let received = CustomerMessage {
             provider_message_id: message.provider_message_id.clone(),
-            content: message.content.clone(),
+            content: message.content_for(message_id),
             sender_name: message.profile_name.clone(),
             sent_at: message.sent_at,
             raw: message.raw.clone(),

@@ -16,6 +16,10 @@
 //! | `GET /{id}` | the union of a phone-number and a WABA object |
 //! | `GET /oauth/access_token` | `{"access_token":"EAAG-exchanged","token_type":"bearer"}` (Embedded Signup: no `grant_type`, no `redirect_uri`) |
 //!
+//! WhatsApp media (`GET /{media_id}` and its download URL, both needing the media's token) and
+//! the Messenger/Instagram CDN (`GET /cdn/{name}`) are served by [`media`]
+//! ([`FakeMeta::add_whatsapp_media`], [`FakeMeta::serve_cdn`], [`FakeMeta::expire_cdn`]).
+//!
 //! The OAuth routes of Facebook Login and Instagram Login live in [`oauth`] (fixed tokens, each
 //! checked; codes work once, codes starting with `bad` never):
 //!
@@ -46,6 +50,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
+mod media;
 mod oauth;
 
 pub use oauth::{
@@ -99,6 +104,9 @@ struct State {
     failures: VecDeque<(u16, Value)>,
     sends: u64,
     oauth: oauth::OAuthState,
+    media: media::MediaState,
+    /// The fake's own base URL (download URLs point back at it).
+    base_url: String,
 }
 
 /// The fake Graph API server. Clones share the same server and records.
@@ -125,6 +133,7 @@ impl FakeMeta {
             .await
             .expect("fake Meta: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("fake Meta: local address");
+        lock(&state).base_url = format!("http://{addr}");
         let handler_state = state.clone();
         let app = Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -319,6 +328,11 @@ fn handle(
 
     let segments = route_segments(&request.path);
     let query = request.query.as_deref();
+
+    let base_url = state.base_url.clone();
+    if let Some(response) = media::route(&state, &base_url, &method, &segments, &request) {
+        return response;
+    }
 
     if let Some(response) = oauth::route(&mut state, &method, &segments, &request) {
         return response;

@@ -4,6 +4,7 @@
 //! commands or a retry.
 
 mod email;
+pub mod meta_media;
 mod page;
 pub mod whatsapp;
 

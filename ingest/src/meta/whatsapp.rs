@@ -6,8 +6,10 @@
 //! log loses nothing; malformed input never panics.
 
 use chrono::{DateTime, Utc};
+use omnistream_commands::media::{attachment_id, media_url};
 use omnistream_domain::{InboundContent, InboundMedia, MessageStatus, MessageType, ProviderStatus};
 use serde_json::{json, Map, Value};
+use uuid::Uuid;
 
 /// The `object` of WhatsApp Business Account webhooks.
 pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
@@ -52,6 +54,23 @@ pub struct WhatsAppInbound {
     pub content: InboundContent,
     /// The message object as received.
     pub raw: Value,
+}
+
+impl WhatsAppInbound {
+    /// Its content as recorded as message `message_id`. Meta keeps media behind an id (fetched
+    /// with the account's token, see `omnistream_commands::channels::meta_media`): the media is
+    /// named by the `/api/media/{id}` URL it is stored under when first read, its id derived
+    /// from the message so every attempt names the same one. The provider's media id stays in
+    /// the media description.
+    pub fn content_for(&self, message_id: Uuid) -> InboundContent {
+        let mut content = self.content.clone();
+        if let Some(media) = content.media.as_mut() {
+            if media.provider_media_id.is_some() && media.url.is_none() {
+                media.url = Some(media_url(attachment_id(message_id, 0)));
+            }
+        }
+        content
+    }
 }
 
 /// One status report about an outbound message (`value.statuses[]`).
@@ -594,6 +613,24 @@ mod tests {
         assert_eq!(media.filename.as_deref(), Some("INV-2024-10.pdf"));
         assert_eq!(media.mime_type.as_deref(), Some("application/pdf"));
         assert_eq!(media.provider_media_id.as_deref(), Some("880213454006325"));
+    }
+
+    #[test]
+    fn media_is_named_by_the_url_it_is_stored_under() {
+        let m = single(json!({"type": "image", "image": {
+            "mime_type": "image/jpeg", "sha256": "abc=", "id": "1479537139650973"
+        }}));
+        let message_id = Uuid::from_u128(7);
+        let content = m.content_for(message_id);
+        let media = content.media.expect("media");
+        assert_eq!(
+            media.url,
+            Some(media_url(attachment_id(message_id, 0))),
+            "the same on every attempt"
+        );
+        assert_eq!(media.provider_media_id.as_deref(), Some("1479537139650973"));
+        let text = single(json!({"type": "text", "text": {"body": "hi"}}));
+        assert_eq!(text.content_for(message_id), text.content);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod errors;
 mod event_log;
 mod faults;
 mod fuzz;
+mod inbound_media;
 mod inbox;
 mod integrations;
 mod isolation;
