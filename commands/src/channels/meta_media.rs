@@ -133,9 +133,13 @@ pub async fn pending_whatsapp_media(
 /// open it, the configured Graph API and the media store.
 #[derive(Debug, Clone, Copy)]
 pub struct WhatsAppMediaSource<'a> {
+    /// Where the account's sealed config is.
     pub pool: &'a PgPool,
+    /// Opens the account's `access_token`.
     pub secrets: &'a SecretBox,
+    /// The configured Graph API (`META_GRAPH_BASE_URL`): the only place media ids are asked.
     pub graph: &'a GraphClient,
+    /// Where the file is kept.
     pub store: &'a MediaStore,
 }
 
@@ -219,16 +223,9 @@ pub async fn fetch_whatsapp(
         .into());
     }
     let url = Url::parse(&answer.url).map_err(|_| FetchError::Invalid("the media URL"))?;
-    let pinned = if same_origin(&url, base) {
-        // The operator's own Graph API origin (a proxy, or a fake in tests).
-        None
-    } else if url.scheme() == "https" && url.host_str().is_some_and(is_meta_media_host) {
-        let (_, addresses) = resolve(url.as_str(), source.store).await?;
-        Some(addresses)
-    } else {
-        return Err(FetchError::Refused(
-            "the media URL is neither Meta's nor the Graph API's".into(),
-        ));
+    let pinned = match token_destination(&url, base)? {
+        TokenDestination::GraphOrigin => None,
+        TokenDestination::MetaMediaHost => Some(resolve(url.as_str(), source.store).await?.1),
     };
     let mime_type = answer
         .mime_type
@@ -417,6 +414,29 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> reqwest:
     Ok(body)
 }
 
+/// Where a WhatsApp download URL (from the Graph API's answer) would take the account's token.
+#[derive(Debug, PartialEq, Eq)]
+enum TokenDestination {
+    /// The operator's own Graph API origin (a proxy, or a fake in tests): trusted as configured.
+    GraphOrigin,
+    /// One of Meta's media hosts over https: still resolved under the outgoing address rules.
+    MetaMediaHost,
+}
+
+/// Where `url` would take the token, or [`FetchError::Refused`] when it is neither Meta's nor
+/// the configured Graph API's (`base`): the token is never sent anywhere else.
+fn token_destination(url: &Url, base: &str) -> Result<TokenDestination, FetchError> {
+    if same_origin(url, base) {
+        Ok(TokenDestination::GraphOrigin)
+    } else if url.scheme() == "https" && url.host_str().is_some_and(is_meta_media_host) {
+        Ok(TokenDestination::MetaMediaHost)
+    } else {
+        Err(FetchError::Refused(
+            "the media URL is neither Meta's nor the Graph API's".into(),
+        ))
+    }
+}
+
 /// Whether `url` has the scheme, host and port of `base`.
 fn same_origin(url: &Url, base: &str) -> bool {
     Url::parse(base).is_ok_and(|base| {
@@ -451,6 +471,31 @@ mod tests {
         assert!(!is_meta_media_host("fbsbx.com.evil.example"));
         assert!(!is_meta_media_host("evilfbsbx.com"));
         assert!(!is_meta_media_host("example.com"));
+    }
+
+    #[test]
+    fn the_token_goes_only_to_meta_media_hosts_or_the_graph_origin() {
+        let base = "https://graph.facebook.com/v21.0";
+        let to = |u: &str| token_destination(&Url::parse(u).unwrap(), base);
+        assert_eq!(
+            to("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1").unwrap(),
+            TokenDestination::MetaMediaHost
+        );
+        assert_eq!(
+            to("https://graph.facebook.com/v21.0/1/file").unwrap(),
+            TokenDestination::GraphOrigin
+        );
+        for refused in [
+            "https://attacker.example/steal",
+            "http://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1",
+            "https://lookaside.fbsbx.com.attacker.example/x",
+            "https://169.254.169.254/latest/meta-data",
+        ] {
+            assert!(
+                matches!(to(refused), Err(FetchError::Refused(_))),
+                "{refused}"
+            );
+        }
     }
 
     #[test]
