@@ -508,9 +508,11 @@ impl Client {
             Credential::None => request,
             Credential::Bearer(token) => request.bearer_auth(token),
             Credential::ApiKey(key) => request.header("x-api-key", key),
-            Credential::Cookie(token) => {
-                request.header("cookie", format!("omnistream_token={token}"))
-            }
+            // As a browser client does: the cookie, and the header that proves a
+            // cookie-authenticated write is not a cross-site form.
+            Credential::Cookie(token) => request
+                .header("cookie", format!("omnistream_token={token}"))
+                .header("x-requested-with", "omnistream-tests"),
         }
     }
 
