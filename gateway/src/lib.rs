@@ -25,6 +25,7 @@ pub mod outgoing_webhooks;
 pub mod peer;
 pub mod roles;
 pub mod server;
+pub mod slots;
 pub mod startup;
 pub mod stream;
 pub mod tenants;

@@ -5,8 +5,7 @@
 //! `axum::serve` sets no timer, so a client that opens sockets and sends nothing (or half a
 //! request line) would hold them, and a file descriptor each, forever.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -27,6 +26,7 @@ use tower::ServiceExt;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::peer::{PeerKey, TrustedProxies};
+use crate::slots::CountedSlots;
 
 /// Connection limits of the server (README, "Security").
 #[derive(Debug, Clone)]
@@ -79,43 +79,6 @@ impl ServerLimits {
     }
 }
 
-/// Open connections per client address.
-#[derive(Default)]
-struct PeerCounts(Mutex<HashMap<PeerKey, usize>>);
-
-/// One counted connection of a peer; uncounted when dropped.
-struct PeerSlot {
-    counts: Arc<PeerCounts>,
-    key: PeerKey,
-}
-
-impl PeerCounts {
-    fn try_take(self: &Arc<Self>, key: PeerKey, cap: usize) -> Option<PeerSlot> {
-        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(key).or_default();
-        if *count >= cap {
-            return None;
-        }
-        *count += 1;
-        Some(PeerSlot {
-            counts: Arc::clone(self),
-            key,
-        })
-    }
-}
-
-impl Drop for PeerSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.key);
-            }
-        }
-    }
-}
-
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets open requests finish
 /// (for up to 10 s).
 pub async fn serve(
@@ -126,7 +89,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let peers = Arc::new(PeerCounts::default());
+    let peers: CountedSlots<PeerKey> = CountedSlots::default();
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -222,19 +185,6 @@ pub async fn request_deadline(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_peer_holds_at_most_its_cap_and_frees_slots_when_connections_close() {
-        let counts = Arc::new(PeerCounts::default());
-        let key = PeerKey::of("203.0.113.7".parse().unwrap());
-        let first = counts.try_take(key, 2).unwrap();
-        let _second = counts.try_take(key, 2).unwrap();
-        assert!(counts.try_take(key, 2).is_none());
-        let other = PeerKey::of("203.0.113.8".parse().unwrap());
-        assert!(counts.try_take(other, 2).is_some());
-        drop(first);
-        assert!(counts.try_take(key, 2).is_some());
-    }
 
     #[test]
     fn the_global_cap_fits_the_descriptor_limit() {

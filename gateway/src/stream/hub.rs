@@ -7,8 +7,7 @@
 //! became visible after the stream's last empty read is published after the subscription. A
 //! stream that falls behind the hub's buffer catches up from the database again.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use omnistream_domain::AgentId;
@@ -16,6 +15,8 @@ use omnistream_projections::{LogCursor, RecordedEvent};
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+
+use crate::slots::{CountedSlots, Slot};
 
 /// Batches the hub keeps for slow streams before they must catch up from the database.
 const BUFFERED_BATCHES: usize = 256;
@@ -29,49 +30,25 @@ pub type Batch = Arc<[RecordedEvent]>;
 #[derive(Clone)]
 pub struct StreamHub {
     sender: broadcast::Sender<Batch>,
-    open: Arc<Mutex<HashMap<AgentId, usize>>>,
+    open: CountedSlots<AgentId>,
 }
 
 impl Default for StreamHub {
     fn default() -> Self {
         Self {
             sender: broadcast::channel(BUFFERED_BATCHES).0,
-            open: Arc::default(),
+            open: CountedSlots::default(),
         }
     }
 }
 
 /// One open stream of an agent; the count drops when the stream is dropped.
-pub struct StreamSlot {
-    open: Arc<Mutex<HashMap<AgentId, usize>>>,
-    agent: AgentId,
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.agent) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.agent);
-            }
-        }
-    }
-}
+pub type StreamSlot = Slot<AgentId>;
 
 impl StreamHub {
     /// Counts a new stream of `agent`, unless it already has `cap` open.
     pub fn open_slot(&self, agent: AgentId, cap: usize) -> Option<StreamSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(agent).or_default();
-        if *count >= cap {
-            return None;
-        }
-        *count += 1;
-        Some(StreamSlot {
-            open: Arc::clone(&self.open),
-            agent,
-        })
+        self.open.try_take(agent, cap)
     }
 
     /// A receiver of every batch the hub publishes from now on.
@@ -144,21 +121,4 @@ pub async fn committed_head(pool: &PgPool) -> Result<LogCursor, sqlx::Error> {
             position,
         }),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_agent_holds_at_most_its_cap_of_streams() {
-        let hub = StreamHub::default();
-        let agent = AgentId(uuid::Uuid::new_v4());
-        let first = hub.open_slot(agent, 2).unwrap();
-        let _second = hub.open_slot(agent, 2).unwrap();
-        assert!(hub.open_slot(agent, 2).is_none());
-        assert!(hub.open_slot(AgentId(uuid::Uuid::new_v4()), 2).is_some());
-        drop(first);
-        assert!(hub.open_slot(agent, 2).is_some());
-    }
 }

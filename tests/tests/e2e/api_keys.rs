@@ -1,8 +1,20 @@
 //! API Keys tag.
 
-use omnistream_tests::TestApp;
+use omnistream_tests::{Member, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
+
+/// A new API key of `member`.
+async fn new_key(app: &TestApp, member: &Member) -> String {
+    member
+        .client(app)
+        .post("/api/api-keys", json!({"name": "k"}))
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
 
 #[tokio::test]
 async fn a_key_is_shown_once_and_acts_as_its_creator() {
@@ -140,14 +152,7 @@ async fn deleting_an_agent_revokes_its_keys() {
     let app = TestApp::spawn().await;
     let admin = app.register("Org").await;
     let supervisor = app.create_agent(&admin, "supervisor", json!({})).await;
-    let key = supervisor
-        .client(&app)
-        .post("/api/api-keys", json!({"name": "k"}))
-        .await
-        .body["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = new_key(&app, &supervisor).await;
     assert_eq!(
         app.api_key(&key).get("/api/auth/me").await.status,
         StatusCode::OK
@@ -176,14 +181,7 @@ async fn a_password_change_revokes_the_agents_keys() {
     let app = TestApp::spawn().await;
     let admin = app.register("Org").await;
     let supervisor = app.create_agent(&admin, "supervisor", json!({})).await;
-    let key = supervisor
-        .client(&app)
-        .post("/api/api-keys", json!({"name": "k"}))
-        .await
-        .body["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = new_key(&app, &supervisor).await;
     let path = format!("/api/agents/{}", supervisor.agent_id);
     let renamed = admin
         .client(&app)
