@@ -109,6 +109,54 @@ pub async fn read_after_with(
     .await
 }
 
+/// Reads up to `limit` committed events of one tenant from `from` on (that event included, for
+/// a reader that had sent only part of it), in log order. `tenant_prefix` is `"<tenant_id>:"`.
+#[tracing::instrument(skip(pool), level = "debug", err)]
+pub async fn read_tenant_from(
+    pool: &sqlx::PgPool,
+    tenant_prefix: &str,
+    from: LogCursor,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    sqlx::query_as::<_, RecordedEvent>(
+        r#"
+        SELECT transaction_id::text::bigint AS transaction_id, global_position, aggregate_type,
+               aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at
+        FROM events e
+        WHERE (e.transaction_id, e.global_position) >= ($1::bigint::text::xid8, $2)
+          AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          AND e.aggregate_id LIKE $3
+        ORDER BY e.transaction_id, e.global_position
+        LIMIT $4
+        "#,
+    )
+    .bind(from.transaction_id)
+    .bind(from.position)
+    .bind(format!("{tenant_prefix}%"))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The cursor of the last event below every running transaction: anything that commits later
+/// sorts after it, so a reader starting here misses nothing that commits from now on.
+#[tracing::instrument(skip(pool), level = "debug", err)]
+pub async fn committed_head(pool: &sqlx::PgPool) -> Result<LogCursor, sqlx::Error> {
+    let latest: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text::bigint, global_position FROM events
+         WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(
+        latest.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
+            transaction_id,
+            position,
+        }),
+    )
+}
+
 /// The stored event `sequence` of the stream `aggregate_type`/`aggregate_id`, if there is one: a
 /// point lookup by the events table's primary key, for consumers that must trust only what the
 /// store holds (the webhook dispatcher re-reads each event it is handed by NATS).

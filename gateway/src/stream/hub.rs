@@ -87,7 +87,7 @@ impl StreamHub {
         let after = match *cursor {
             Some(after) => after,
             None => {
-                let head = committed_head(pool).await?;
+                let head = omnistream_projections::reader::committed_head(pool).await?;
                 *cursor = Some(head);
                 head
             }
@@ -103,22 +103,4 @@ impl StreamHub {
         let _ = self.sender.send(events.into());
         Ok(full)
     }
-}
-
-/// The cursor of the last event below every running transaction: anything that commits later
-/// sorts after it.
-pub async fn committed_head(pool: &PgPool) -> Result<LogCursor, sqlx::Error> {
-    let latest: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT transaction_id::text::bigint, global_position FROM events
-         WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?;
-    Ok(
-        latest.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
-            transaction_id,
-            position,
-        }),
-    )
 }

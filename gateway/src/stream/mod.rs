@@ -68,12 +68,6 @@ fn parse_position(raw: &str) -> Option<StreamPosition> {
     })
 }
 
-#[derive(sqlx::FromRow)]
-struct TenantEvent {
-    #[sqlx(flatten)]
-    event: omnistream_projections::RecordedEvent,
-}
-
 /// Realtime stream of the caller's visible events
 #[utoipa::path(
     get, path = "/api/stream", tag = "Realtime", params(StreamQuery,
@@ -106,7 +100,7 @@ async fn stream(
         Some(raw) => parse_position(&raw)
             .ok_or_else(|| ApiError::invalid_field("after", "not an event id of this stream"))?,
         None => StreamPosition {
-            cursor: hub::committed_head(&state.pool).await?,
+            cursor: omnistream_projections::reader::committed_head(&state.pool).await?,
             index: usize::MAX,
         },
     };
@@ -212,24 +206,16 @@ impl Tail {
 
     /// The tenant's next committed events from the position on, from the database.
     async fn read_from_log(&self) -> Result<Vec<RecordedEvent>> {
-        let rows: Vec<TenantEvent> = sqlx::query_as(
-            "SELECT transaction_id::text::bigint AS transaction_id, global_position, aggregate_type, aggregate_id, sequence,
-                    event_type, event_version, payload, metadata, recorded_at
-             FROM events e
-             WHERE (e.transaction_id, e.global_position) >= ($1::bigint::text::xid8, $2)
-               AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-               AND e.aggregate_id LIKE $3
-             ORDER BY e.transaction_id, e.global_position LIMIT 200",
+        let rows = omnistream_projections::reader::read_tenant_from(
+            &self.state.pool,
+            &self.prefix,
+            self.position.cursor,
+            200,
         )
-        .bind(self.position.cursor.transaction_id)
-        .bind(self.position.cursor.position)
-        .bind(format!("{}%", self.prefix))
-        .fetch_all(&self.state.pool)
         .await?;
         // The event at the position itself comes back while it was only partly sent.
         Ok(rows
             .into_iter()
-            .map(|row| row.event)
             .filter(|e| !(e.cursor() == self.position.cursor && self.position.index == usize::MAX))
             .collect())
     }
