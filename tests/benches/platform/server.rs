@@ -54,6 +54,9 @@ impl ServeProcess {
             )
             .env("BIND_ADDR", address.to_string())
             .env("DATABASE_MAX_CONNECTIONS", "16")
+            // The load generator is one client address opening hundreds of connections: the
+            // per-peer cap protects against exactly that, and would measure itself here.
+            .env("HTTP_MAX_CONNECTIONS_PER_PEER", "4096")
             .env("JWT_SECRET", TEST_JWT_SECRET)
             .env("ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
             .env("META_APP_SECRET", TEST_META_APP_SECRET)
