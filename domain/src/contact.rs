@@ -109,8 +109,11 @@ pub struct Contact {
     last_seen: Option<DateTime<Utc>>,
 }
 
+/// The aggregate type of contact streams in the event log.
+pub const AGGREGATE_TYPE: &str = "Contact";
+
 impl Aggregate for Contact {
-    const TYPE: &'static str = "Contact";
+    const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = ContactCommand;
     type Event = ContactEvent;
     type Error = ContactError;

@@ -13,7 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use omnistream_commands::channels::{ChannelAdapter, EmailAdapter, PageAdapter, WhatsAppAdapter};
 use omnistream_commands::email::SmtpMailer;
 use omnistream_domain::Channel;
-use omnistream_projections::relay::NatsRelay;
+use omnistream_projections::log::relay::NatsRelay;
 use omnistream_projections::{all_projectors, run_projector, ProjectorSettings};
 use sqlx::PgPool;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};

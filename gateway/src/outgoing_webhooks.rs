@@ -7,6 +7,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use omnistream_commands::webhooks::{self as wire, UrlRefused};
 use omnistream_domain::catalogue::{is_public_event_type, PUBLIC_EVENT_TYPES, TEST_EVENT_TYPE};
+use omnistream_projections::log;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::{Postgres, QueryBuilder};
@@ -34,7 +35,7 @@ impl omnistream_commands::webhook_dispatch::StoredEvents for StoredEventLog {
         aggregate_id: &str,
         sequence: i64,
     ) -> anyhow::Result<Option<omnistream_commands::webhook_dispatch::StoredEvent>> {
-        let found = omnistream_projections::reader::find_event(
+        let found = omnistream_projections::log::find_event(
             &self.0,
             aggregate_type,
             aggregate_id,
@@ -801,20 +802,11 @@ pub struct ReplayResponse {
 
 /// Events a replay reads per query.
 const REPLAY_PAGE: i64 = 500;
+/// The longest a time-range replay waits for writers that were still open when it began.
+const REPLAY_WRITER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The most events one replay request reads; a longer history is replayed in several requests
 /// (`after_event_id` of the last one delivered).
 const REPLAY_MAX_EVENTS: usize = 100_000;
-
-#[derive(sqlx::FromRow)]
-struct LoggedEvent {
-    transaction_id: i64,
-    global_position: i64,
-    aggregate_type: String,
-    aggregate_id: String,
-    sequence: i64,
-    payload: Value,
-    recorded_at: DateTime<Utc>,
-}
 
 /// Re-send every subscribed event of a range to this webhook
 #[utoipa::path(
@@ -831,8 +823,7 @@ async fn replay(
 ) -> Result<(StatusCode, Json<ReplayResponse>)> {
     let tenant = caller.tenant_id.as_uuid();
     load_webhook(&state, tenant, id).await?;
-    let prefix = format!("{tenant}:%");
-    let (mut after, since, until) = match (&body.after_event_id, body.since) {
+    let mut range = match (&body.after_event_id, body.since) {
         (Some(event_id), _) => {
             let source: String = sqlx::query_scalar(
                 "SELECT source_event FROM webhook_deliveries WHERE tenant_id = $1 AND event_id = $2 AND source_event IS NOT NULL LIMIT 1",
@@ -846,43 +837,34 @@ async fn replay(
             let (aggregate_type, rest) = source.split_once(':').ok_or_else(unknown)?;
             let (aggregate_id, sequence) = rest.rsplit_once(':').ok_or_else(unknown)?;
             let sequence: i64 = sequence.parse().map_err(|_| unknown())?;
-            let cursor: (i64, i64) = sqlx::query_as(
-                "SELECT transaction_id::text::bigint, global_position FROM events
-                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-            )
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .bind(sequence)
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or_else(unknown)?;
-            (Some(cursor), None, None)
+            let source = log::find_event(&state.pool, aggregate_type, aggregate_id, sequence)
+                .await?
+                .ok_or_else(unknown)?;
+            log::TenantRange {
+                after: Some(source.cursor()),
+                ..Default::default()
+            }
         }
-        (None, since) => (None, since, Some(body.until.unwrap_or_else(Utc::now))),
+        (None, since) => {
+            let until = body.until.unwrap_or_else(Utc::now);
+            // Writers still open now may hold events recorded before `until`: they are waited
+            // for (briefly), or the range would skip them.
+            if until <= Utc::now() {
+                log::wait_for_open_writers(&state.pool, REPLAY_WRITER_PATIENCE).await?;
+            }
+            log::TenantRange {
+                after: None,
+                since,
+                until: Some(until),
+            }
+        }
     };
     // Read and queued a page at a time: a replay of a long range never holds it all in memory.
+    let prefix = format!("{tenant}:");
     let mut queued = 0;
     let mut read = 0;
     loop {
-        let page: Vec<LoggedEvent> = sqlx::query_as(
-            "SELECT transaction_id::text::bigint AS transaction_id, global_position,
-                    aggregate_type, aggregate_id, sequence, payload, recorded_at
-             FROM events e
-             WHERE e.aggregate_id LIKE $1
-               AND ($2::bigint IS NULL OR (e.transaction_id, e.global_position) > ($2::bigint::text::xid8, $3))
-               AND ($4::timestamptz IS NULL OR e.recorded_at >= $4)
-               AND ($5::timestamptz IS NULL OR e.recorded_at < $5)
-               AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY e.transaction_id, e.global_position LIMIT $6",
-        )
-        .bind(&prefix)
-        .bind(after.map(|(transaction_id, _)| transaction_id))
-        .bind(after.map_or(0, |(_, position)| position))
-        .bind(since)
-        .bind(until)
-        .bind(REPLAY_PAGE)
-        .fetch_all(&state.pool)
-        .await?;
+        let page = log::read_tenant_page(&state.pool, &prefix, range, REPLAY_PAGE).await?;
         for event in &page {
             let message_id = format!(
                 "{}:{}:{}",
@@ -905,7 +887,7 @@ async fn replay(
         read += page.len();
         match page.last() {
             Some(last) if page.len() as i64 == REPLAY_PAGE && read < REPLAY_MAX_EVENTS => {
-                after = Some((last.transaction_id, last.global_position));
+                range.after = Some(last.cursor());
             }
             _ => break,
         }

@@ -1,17 +1,16 @@
 //! OmniStream read side.
 //!
-//! Every read model is built by a [`Projector`] fed by the [`reader`], which walks the event log
+//! Every read model is built by a [`Projector`] fed by the [`log`] reader, which walks the event log
 //! in commit-safe order; the projector's checkpoint is written in the same transaction as its
 //! rows, so each event takes effect exactly once, across crashes and restarts. Live tailing,
 //! catch-up and [`replay`] all use that same code.
 
 pub mod contacts;
 pub mod inbox;
+pub mod log;
 pub mod messages;
 pub mod outbound;
 pub mod projector;
-pub mod reader;
-pub mod relay;
 pub mod replay;
 pub mod runner;
 pub mod statistics;
@@ -19,10 +18,10 @@ pub mod usage;
 
 pub use contacts::ContactsProjector;
 pub use inbox::InboxProjector;
+pub use log::{LogCursor, RecordedEvent};
 pub use messages::MessagesProjector;
 pub use outbound::OutboundQueueProjector;
 pub use projector::Projector;
-pub use reader::{LogCursor, RecordedEvent};
 pub use runner::{catch_up_once, run_projector, wait_until_applied, ProjectorSettings};
 pub use usage::TenantUsageProjector;
 

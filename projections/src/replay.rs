@@ -6,7 +6,7 @@
 
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::reader::{read_after_with, LogCursor};
+use crate::log::{read_after_with, LogCursor};
 use crate::runner::{lock_projection, store_checkpoint};
 use crate::Projector;
 

@@ -7,7 +7,7 @@ use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::reader::{read_after_with, LogCursor};
+use crate::log::{read_after_with, LogCursor};
 use crate::Projector;
 
 /// Tuning of a projector loop.

@@ -211,8 +211,11 @@ impl Conversation {
     }
 }
 
+/// The aggregate type of conversation streams in the event log.
+pub const AGGREGATE_TYPE: &str = "Conversation";
+
 impl Aggregate for Conversation {
-    const TYPE: &'static str = "Conversation";
+    const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = ConversationCommand;
     type Event = ConversationEvent;
     type Error = ConversationError;

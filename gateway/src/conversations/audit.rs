@@ -4,9 +4,10 @@
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use omnistream_domain::conversation::ConversationEvent;
+use omnistream_domain::conversation::{self, ConversationEvent};
 use omnistream_domain::StreamId;
 use omnistream_projections::inbox::fold;
+use omnistream_projections::log;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -50,8 +51,7 @@ pub(super) async fn get_conversation(
     IdPath(id): IdPath,
     ValidQuery(query): ValidQuery<AsOfQuery>,
 ) -> Result<Json<ConversationWithContact>> {
-    let mut conn = state.pool.acquire().await?;
-    let current = load_visible(&mut conn, &caller, id).await?;
+    let current = load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
     let Some(as_of) = query
         .as_of
         .as_deref()
@@ -60,12 +60,12 @@ pub(super) async fn get_conversation(
         return Ok(Json(current));
     };
     let stream = StreamId::new(caller.tenant_id, id).to_string();
-    let payloads: Vec<Value> = sqlx::query_scalar(
-        "SELECT payload FROM events WHERE aggregate_type = 'Conversation' AND aggregate_id = $1 AND recorded_at <= $2 ORDER BY sequence",
+    let payloads = log::stream_payloads_as_of(
+        &state.pool,
+        conversation::AGGREGATE_TYPE,
+        &stream,
+        as_of.with_timezone(&Utc),
     )
-    .bind(&stream)
-    .bind(as_of.with_timezone(&Utc))
-    .fetch_all(&mut *conn)
     .await?;
     let mut row = None;
     for payload in payloads {
@@ -79,7 +79,7 @@ pub(super) async fn get_conversation(
             sqlx::query_scalar("SELECT name FROM agents WHERE tenant_id = $1 AND id = $2")
                 .bind(caller.tenant_id.as_uuid())
                 .bind(agent)
-                .fetch_optional(&mut *conn)
+                .fetch_optional(&state.pool)
                 .await?
         }
         None => None,
@@ -128,16 +128,6 @@ impl Validate for EventsQuery {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct EventRow {
-    sequence: i64,
-    event_type: String,
-    event_version: String,
-    payload: Value,
-    metadata: Value,
-    recorded_at: DateTime<Utc>,
-}
-
 /// The conversation's full event history
 #[utoipa::path(
     get, path = "/api/conversations/{id}/events", tag = "Conversations", params(("id" = Uuid, Path), EventsQuery),
@@ -158,23 +148,16 @@ pub(super) async fn conversation_events(
         100,
         &mut Violations::default(),
     );
-    let mut conn = state.pool.acquire().await?;
-    load_visible(&mut conn, &caller, id).await?;
+    load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
     let stream = StreamId::new(caller.tenant_id, id).to_string();
-    let total: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE aggregate_type = 'Conversation' AND aggregate_id = $1",
+    let total = log::stream_len(&state.pool, conversation::AGGREGATE_TYPE, &stream).await?;
+    let rows = log::stream_page(
+        &state.pool,
+        conversation::AGGREGATE_TYPE,
+        &stream,
+        page.limit(),
+        page.offset(),
     )
-    .bind(&stream)
-    .fetch_one(&mut *conn)
-    .await?;
-    let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT sequence, event_type, event_version, payload, metadata, recorded_at FROM events
-         WHERE aggregate_type = 'Conversation' AND aggregate_id = $1 ORDER BY sequence LIMIT $2 OFFSET $3",
-    )
-    .bind(&stream)
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(&mut *conn)
     .await?;
     let text = |metadata: &Value, key: &str| {
         metadata

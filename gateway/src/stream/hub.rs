@@ -87,13 +87,13 @@ impl StreamHub {
         let after = match *cursor {
             Some(after) => after,
             None => {
-                let head = omnistream_projections::reader::committed_head(pool).await?;
+                let head = omnistream_projections::log::committed_head(pool).await?;
                 *cursor = Some(head);
                 head
             }
         };
         let mut conn = pool.acquire().await?;
-        let events = omnistream_projections::reader::read_after(&mut conn, after, BATCH).await?;
+        let events = omnistream_projections::log::read_after(&mut conn, after, BATCH).await?;
         drop(conn);
         let Some(last) = events.last() else {
             return Ok(false);

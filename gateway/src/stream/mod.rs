@@ -100,7 +100,7 @@ async fn stream(
         Some(raw) => parse_position(&raw)
             .ok_or_else(|| ApiError::invalid_field("after", "not an event id of this stream"))?,
         None => StreamPosition {
-            cursor: omnistream_projections::reader::committed_head(&state.pool).await?,
+            cursor: omnistream_projections::log::committed_head(&state.pool).await?,
             index: usize::MAX,
         },
     };
@@ -206,7 +206,7 @@ impl Tail {
 
     /// The tenant's next committed events from the position on, from the database.
     async fn read_from_log(&self) -> Result<Vec<RecordedEvent>> {
-        let rows = omnistream_projections::reader::read_tenant_from(
+        let rows = omnistream_projections::log::read_tenant_from(
             &self.state.pool,
             &self.prefix,
             self.position.cursor,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use omnistream_projections::relay::{stream_name, RELAY_CHECKPOINT};
+use omnistream_projections::log::relay::{stream_name, RELAY_CHECKPOINT};
 use omnistream_tests::fake_meta::{whatsapp_text_webhook, FakeMeta};
 use omnistream_tests::webhook_receiver::{Received, Receiver};
 use omnistream_tests::{create_test_database, nats_url, TestApp};

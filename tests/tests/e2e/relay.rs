@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use omnistream_projections::relay::{stream_name, NatsRelay, RELAY_CHECKPOINT};
+use omnistream_projections::log::relay::{stream_name, NatsRelay, RELAY_CHECKPOINT};
 use omnistream_tests::fake_meta::whatsapp_text_webhook;
 use omnistream_tests::nats_url;
 use serde_json::Value;

@@ -815,3 +815,60 @@ async fn an_event_forged_on_nats_is_not_delivered_while_real_events_are() {
     assert_eq!(received.len(), 2, "{received:?}");
     drop_stream(&prefix).await;
 }
+
+/// A time-range replay includes an event recorded inside the range by a transaction that was
+/// still open when the replay began (it commits a moment later): the commit-order guard alone
+/// would leave it out of this replay, and no later read of the same range was asked for.
+#[tokio::test]
+async fn a_range_replay_waits_for_a_writer_still_open_inside_the_range() {
+    let (Spine { app, admin, .. }, prefix) = isolated_spine("500000000000019").await;
+    let api = admin.client(&app);
+    let receiver = Receiver::start().await;
+    receiver.subscribe(&api, &["message.received"]).await;
+    let webhook = whatsapp_text_webhook(
+        "500000000000019",
+        "62809019",
+        "Rina",
+        "wamid.W1",
+        "first",
+        chrono::Utc::now().timestamp(),
+    );
+    app.post_meta_webhook(&webhook).await;
+    receiver
+        .wait_until("the first message", |r| r.len() == 1)
+        .await;
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+
+    // A writer appends to the conversation's stream and keeps its transaction open.
+    let mut writer = app.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT aggregate_type, aggregate_id, sequence + 1000, event_type, event_version, payload, metadata
+         FROM events WHERE event_type = 'InboundMessageReceived' LIMIT 1",
+    )
+    .execute(&mut *writer)
+    .await
+    .unwrap();
+    let until = chrono::Utc::now();
+    let commit_later = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        writer.commit().await.unwrap();
+    });
+    let id = api.get("/api/outgoing-webhooks").await.body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let replayed = api
+        .post(
+            &format!("/api/outgoing-webhooks/{id}/replay"),
+            json!({"since": since, "until": until}),
+        )
+        .await;
+    commit_later.await.unwrap();
+    assert_eq!(replayed.status, StatusCode::ACCEPTED, "{}", replayed.body);
+    assert_eq!(
+        replayed.body["queued"], 2,
+        "the event of the writer open at `until` is replayed too"
+    );
+    drop_stream(&prefix).await;
+}

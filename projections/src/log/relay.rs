@@ -18,7 +18,7 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::reader::read_after;
+use crate::log::read_after;
 use crate::runner::{load_checkpoint, store_checkpoint};
 
 /// The relay's checkpoint name.
