@@ -20,8 +20,6 @@ use async_nats::jetstream::{self, consumer};
 use async_trait::async_trait;
 use chrono::Utc;
 use futures::StreamExt;
-use omnistream_domain::contact::{public_events as contact_public_events, ContactEvent};
-use omnistream_domain::conversation::{public_events, ConversationEvent};
 use omnistream_domain::StreamId;
 use rand::Rng;
 use serde::Deserialize;
@@ -80,18 +78,7 @@ pub fn public_events_of(
     message_id: &str,
     payload: &Value,
 ) -> Vec<(String, &'static str, Value, String)> {
-    let Ok(stream) = aggregate_id.parse::<StreamId>() else {
-        return Vec::new();
-    };
-    let public = match aggregate_type {
-        "Conversation" => ConversationEvent::deserialize(payload)
-            .map(|event| public_events(stream.id, &event))
-            .unwrap_or_default(),
-        "Contact" => ContactEvent::deserialize(payload)
-            .map(|event| contact_public_events(stream.id, &event))
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
+    let public = omnistream_domain::catalogue::public_events(aggregate_type, aggregate_id, payload);
     public
         .into_iter()
         .enumerate()

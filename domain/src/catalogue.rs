@@ -204,9 +204,59 @@ pub fn example(name: &str) -> Option<serde_json::Value> {
         .map(|(_, data)| data)
 }
 
+/// The public events (type, data) a stored event carries, by its aggregate type: the one
+/// registry the outgoing-webhook dispatcher and the realtime stream both read. A new aggregate
+/// with public events adds one arm here. Unknown aggregate types, stream ids and payloads carry
+/// none.
+pub fn public_events(
+    aggregate_type: &str,
+    aggregate_id: &str,
+    payload: &serde_json::Value,
+) -> Vec<(&'static str, serde_json::Value)> {
+    use serde::Deserialize;
+
+    let Ok(stream) = aggregate_id.parse::<crate::StreamId>() else {
+        return Vec::new();
+    };
+    match aggregate_type {
+        crate::conversation::AGGREGATE_TYPE => {
+            crate::conversation::ConversationEvent::deserialize(payload)
+                .map(|event| crate::conversation::public_events(stream.id, &event))
+                .unwrap_or_default()
+        }
+        crate::contact::AGGREGATE_TYPE => crate::contact::ContactEvent::deserialize(payload)
+            .map(|event| crate::contact::public_events(stream.id, &event))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_registry_reads_each_aggregates_events_and_nothing_else() {
+        let stream = format!("{}:{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let note = serde_json::json!({"NoteAdded": {"note_id": uuid::Uuid::new_v4(), "agent_id": uuid::Uuid::new_v4(),
+                                                    "content": "hi", "at": "2026-01-01T00:00:00Z"}});
+        let public = public_events(crate::conversation::AGGREGATE_TYPE, &stream, &note);
+        assert_eq!(
+            public.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            ["note.created"],
+            "{public:?}"
+        );
+        assert!(public_events("Campaign", &stream, &note).is_empty());
+        assert!(
+            public_events(crate::conversation::AGGREGATE_TYPE, "not-a-stream", &note).is_empty()
+        );
+        assert!(public_events(
+            crate::contact::AGGREGATE_TYPE,
+            &stream,
+            &serde_json::json!({"x": 1})
+        )
+        .is_empty());
+    }
 
     #[test]
     fn emitted_types_have_examples_from_real_events() {

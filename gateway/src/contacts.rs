@@ -277,7 +277,7 @@ async fn update_contact(
     omnistream_projections::wait_until_applied(
         &state.pool,
         &InboxProjector,
-        "Contact",
+        omnistream_domain::contact::AGGREGATE_TYPE,
         &stream,
         Duration::from_secs(5),
     )

@@ -577,7 +577,7 @@ async fn retry_message(
     omnistream_projections::wait_until_applied(
         &state.pool,
         &omnistream_projections::MessagesProjector,
-        "Conversation",
+        omnistream_domain::conversation::AGGREGATE_TYPE,
         &stream,
         std::time::Duration::from_secs(5),
     )

@@ -26,7 +26,7 @@ impl Projector for ContactsProjector {
     }
 
     async fn apply(&self, conn: &mut PgConnection, event: &RecordedEvent) -> anyhow::Result<()> {
-        if event.aggregate_type != "Contact" {
+        if event.aggregate_type != omnistream_domain::contact::AGGREGATE_TYPE {
             return Ok(());
         }
         let stream: StreamId = event.aggregate_id.parse()?;

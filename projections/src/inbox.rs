@@ -42,7 +42,7 @@ pub struct ConversationRow {
 
 /// Reads a stored event of the Conversation aggregate.
 pub fn conversation_event(event: &RecordedEvent) -> Option<(StreamId, ConversationEvent)> {
-    if event.aggregate_type != "Conversation" {
+    if event.aggregate_type != omnistream_domain::conversation::AGGREGATE_TYPE {
         return None;
     }
     let stream = event.aggregate_id.parse::<StreamId>().ok()?;
@@ -236,7 +236,10 @@ impl Projector for InboxProjector {
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> anyhow::Result<()> {
-        for event in events.iter().filter(|e| e.aggregate_type == "Contact") {
+        for event in events
+            .iter()
+            .filter(|e| e.aggregate_type == omnistream_domain::contact::AGGREGATE_TYPE)
+        {
             crate::ContactsProjector.apply(conn, event).await?;
         }
         let parsed: Vec<(StreamId, ConversationEvent)> =

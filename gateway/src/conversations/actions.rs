@@ -217,7 +217,7 @@ pub(super) async fn mark_read(
     omnistream_projections::wait_until_applied(
         &state.pool,
         &omnistream_projections::MessagesProjector,
-        "Conversation",
+        omnistream_domain::conversation::AGGREGATE_TYPE,
         &stream,
         std::time::Duration::from_secs(5),
     )

@@ -250,7 +250,7 @@ pub(crate) async fn wait_for_inbox(state: &AppState, tenant: TenantId, id: Uuid)
     omnistream_projections::wait_until_applied(
         &state.pool,
         &InboxProjector,
-        "Conversation",
+        omnistream_domain::conversation::AGGREGATE_TYPE,
         &stream,
         Duration::from_secs(5),
     )

@@ -131,7 +131,7 @@ pub(super) async fn start_conversation(
             omnistream_projections::wait_until_applied(
                 &state.pool,
                 &omnistream_projections::InboxProjector,
-                "Contact",
+                omnistream_domain::contact::AGGREGATE_TYPE,
                 &stream,
                 std::time::Duration::from_secs(5),
             )

@@ -13,10 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::SecondsFormat;
 use futures::Stream;
-use omnistream_domain::contact::{public_events as contact_public_events, ContactEvent};
-use omnistream_domain::conversation::public_events;
-use omnistream_domain::StreamId;
-use omnistream_projections::inbox::conversation_event;
+use omnistream_domain::{catalogue, contact, conversation, StreamId};
 use omnistream_projections::LogCursor;
 use serde::Deserialize;
 use serde_json::json;
@@ -285,25 +282,20 @@ async fn public_of(
     event: &omnistream_projections::RecordedEvent,
     visible: &mut HashMap<Uuid, bool>,
 ) -> Result<Option<Vec<(&'static str, serde_json::Value)>>> {
-    if event.aggregate_type == "Contact" {
-        let Ok(stream) = event.aggregate_id.parse::<StreamId>() else {
-            return Ok(None);
-        };
-        let Ok(parsed) = ContactEvent::deserialize(&event.payload) else {
-            return Ok(None);
-        };
-        let public = contact_public_events(stream.id, &parsed);
-        let allowed = caller.holds(omnistream_domain::Permission::ContactsView);
-        return Ok((allowed && !public.is_empty()).then_some(public));
-    }
-    let Some((stream, parsed)) = conversation_event(event) else {
+    let public =
+        catalogue::public_events(&event.aggregate_type, &event.aggregate_id, &event.payload);
+    if public.is_empty() {
         return Ok(None);
+    }
+    let allowed = match event.aggregate_type.as_str() {
+        contact::AGGREGATE_TYPE => caller.holds(omnistream_domain::Permission::ContactsView),
+        conversation::AGGREGATE_TYPE => match event.aggregate_id.parse::<StreamId>() {
+            Ok(stream) => is_visible(state, caller, &stream, visible).await?,
+            Err(_) => false,
+        },
+        _ => false,
     };
-    let public = public_events(stream.id, &parsed);
-    if public.is_empty() || !is_visible(state, caller, &stream, visible).await? {
-        return Ok(None);
-    }
-    Ok(Some(public))
+    Ok(allowed.then_some(public))
 }
 
 async fn is_visible(
