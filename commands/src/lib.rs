@@ -1,5 +1,6 @@
 //! OmniStream write side: command services, channel adapters and workers.
 
+pub mod audit;
 pub mod channels;
 pub mod email;
 mod graph_errors;

@@ -1,5 +1,5 @@
-//! The activity log: one row per change made through the API, written in the same transaction
-//! as the change, and the endpoint that lists them.
+//! The activity log endpoint. Rows are written with [`omnistream_commands::audit::record`]
+//! (re-exported here as [`record`]) in the same transaction as the change they describe.
 
 use axum::extract::State;
 use axum::Json;
@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use omnistream_domain::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -17,67 +17,35 @@ use crate::auth::{perm, Authorized, Caller, RequestOrigin};
 use crate::error::{ErrorResponse, Result, Violations};
 use crate::extract::{check_text, PageRequest, Paginated, ValidQuery, Validate};
 
-/// One change to record.
-#[derive(Debug, Clone)]
-pub struct Activity<'a> {
-    /// `<entity>.<verb>`, e.g. `agent.created`.
-    pub action: &'a str,
-    /// e.g. `agent`.
-    pub entity_type: &'a str,
-    /// The changed entity.
-    pub entity_id: Option<String>,
-    /// Changed fields and other context (never secrets).
-    pub details: Value,
-}
+pub use omnistream_commands::audit::{record, Activity, Actor};
 
-/// Who made a change.
-#[derive(Debug, Clone)]
-pub struct Actor<'a> {
-    /// Tenant the change belongs to.
-    pub tenant_id: TenantId,
-    /// Acting agent, if any.
-    pub agent_id: Option<Uuid>,
-    /// Its name at the time.
-    pub agent_name: Option<&'a str>,
-    /// Request origin.
-    pub origin: &'a RequestOrigin,
-}
-
+/// An API caller as the actor of an activity row: its agent and the request's origin.
 impl<'a> From<&'a Caller> for Actor<'a> {
     fn from(caller: &'a Caller) -> Self {
-        Self {
-            tenant_id: caller.tenant_id,
-            agent_id: Some(caller.agent_id.as_uuid()),
-            agent_name: Some(&caller.agent_name),
-            origin: &caller.origin,
-        }
+        actor(
+            caller.tenant_id,
+            caller.agent_id.as_uuid(),
+            &caller.agent_name,
+            &caller.origin,
+        )
     }
 }
 
-/// Writes one activity-log row on `conn` (pass the change's transaction).
-pub async fn record(
-    conn: &mut PgConnection,
-    actor: impl Into<Actor<'_>>,
-    activity: Activity<'_>,
-) -> Result<()> {
-    let actor = actor.into();
-    sqlx::query(
-        r#"INSERT INTO activity_logs (id, tenant_id, agent_id, agent_name, action, entity_type, entity_id, details, ip_address, user_agent)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
-    )
-    .bind(Uuid::new_v4())
-    .bind(actor.tenant_id.as_uuid())
-    .bind(actor.agent_id)
-    .bind(actor.agent_name)
-    .bind(activity.action)
-    .bind(activity.entity_type)
-    .bind(activity.entity_id)
-    .bind(activity.details)
-    .bind(actor.origin.ip.as_deref())
-    .bind(actor.origin.user_agent.as_deref())
-    .execute(conn)
-    .await?;
-    Ok(())
+/// Agent `agent_id` (named `agent_name`) of `tenant_id`, acting through a request from `origin`
+/// (for changes made before a [`Caller`] exists: registration, login, logout).
+pub(crate) fn actor<'a>(
+    tenant_id: TenantId,
+    agent_id: Uuid,
+    agent_name: &'a str,
+    origin: &'a RequestOrigin,
+) -> Actor<'a> {
+    Actor {
+        tenant_id,
+        agent_id: Some(agent_id),
+        agent_name: Some(agent_name),
+        ip: origin.ip.as_deref(),
+        user_agent: origin.user_agent.as_deref(),
+    }
 }
 
 /// One audit row.

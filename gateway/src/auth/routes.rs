@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{password, rate_limit, session_token, Caller, RequestOrigin, SESSION_COOKIE};
-use crate::activity::{self, Activity, Actor};
+use crate::activity::{self, Activity};
 use crate::agents::{load_agent, AgentPublic};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
@@ -185,7 +185,7 @@ async fn register(
     let agent = load_agent(&mut tx, tenant, agent_id.as_uuid()).await?;
     activity::record(
         &mut tx,
-        Actor { tenant_id: tenant, agent_id: Some(agent.id), agent_name: Some(&agent.name), origin: &origin },
+        activity::actor(tenant, agent.id, &agent.name, &origin),
         Activity {
             action: "organization.registered",
             entity_type: "organization",
@@ -276,12 +276,7 @@ async fn login(
     let agent = load_agent(&mut tx, tenant, candidate.id).await?;
     activity::record(
         &mut tx,
-        Actor {
-            tenant_id: tenant,
-            agent_id: Some(agent.id),
-            agent_name: Some(&agent.name),
-            origin: &origin,
-        },
+        activity::actor(tenant, agent.id, &agent.name, &origin),
         Activity {
             action: "auth.login",
             entity_type: "agent",
@@ -351,12 +346,7 @@ async fn logout(
         if let Some(name) = revoked {
             activity::record(
                 &mut tx,
-                Actor {
-                    tenant_id: TenantId(organization),
-                    agent_id: Some(claims.sub),
-                    agent_name: Some(&name),
-                    origin: &origin,
-                },
+                activity::actor(TenantId(organization), claims.sub, &name, &origin),
                 Activity {
                     action: "auth.logout",
                     entity_type: "agent",

@@ -39,7 +39,8 @@ async fn log_change(
             details,
         },
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 async fn reload(
