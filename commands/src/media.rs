@@ -234,7 +234,7 @@ impl MediaStore {
     }
 
     /// The same store, allowing (or not) inbound attachments to be copied from private or
-    /// plain-http addresses (see [`crate::channels::meta_media`]).
+    /// plain-http addresses (see [`crate::channels::meta::media`]).
     pub fn allowing_private_sources(mut self, allow: bool) -> Self {
         self.private_sources = allow;
         self

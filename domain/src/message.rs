@@ -41,6 +41,19 @@ impl Channel {
         matches!(self, Channel::Messenger | Channel::Instagram)
     }
 
+    /// The `account_key` of this channel's integration account for `id`, the provider's id of the
+    /// account: `wa-{phone_number_id}` for WhatsApp, `fb-{page_id}` for Messenger,
+    /// `ig-{ig_user_id}` for Instagram (the ids their webhooks carry, so an inbound event finds
+    /// its account by key), and the lower-cased inbound address for email.
+    pub fn account_key(self, id: &str) -> String {
+        match self {
+            Channel::Whatsapp => format!("wa-{id}"),
+            Channel::Messenger => format!("fb-{id}"),
+            Channel::Instagram => format!("ig-{id}"),
+            Channel::Email => id.to_lowercase(),
+        }
+    }
+
     /// The customer-service window when the channel has no active chat-expiration rule
     /// (email has none).
     pub fn default_window_hours(self) -> Option<u32> {
@@ -259,6 +272,17 @@ pub struct ProviderStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_keys_name_the_provider_account_per_channel() {
+        assert_eq!(Channel::Whatsapp.account_key("1061"), "wa-1061");
+        assert_eq!(Channel::Messenger.account_key("2002"), "fb-2002");
+        assert_eq!(Channel::Instagram.account_key("1784"), "ig-1784");
+        assert_eq!(
+            Channel::Email.account_key("Support@Shop.Example"),
+            "support@shop.example"
+        );
+    }
 
     #[test]
     fn statuses_only_move_forward_and_may_skip_delivered() {

@@ -10,8 +10,8 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use omnistream_commands::channels::email::smtp::SmtpMailer;
 use omnistream_commands::channels::{ChannelAdapter, EmailAdapter, PageAdapter, WhatsAppAdapter};
-use omnistream_commands::email::SmtpMailer;
 use omnistream_domain::Channel;
 use omnistream_projections::log::relay::NatsRelay;
 use omnistream_projections::{all_projectors, run_projector, ProjectorSettings};
@@ -26,14 +26,14 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use omnistream_commands::channels::email::reply_address::ReplyTokens;
+use omnistream_commands::channels::meta::GraphClient;
 use omnistream_commands::media::{MediaLinks, MediaStore};
 use omnistream_commands::outbound::OutboundSender;
-use omnistream_commands::reply_address::ReplyTokens;
 use omnistream_commands::secrets::SecretBox;
 use omnistream_commands::service::{ContactService, ConversationService};
 use omnistream_commands::token_refresh::InstagramTokenRefresher;
 use omnistream_commands::webhook_dispatch::{Dispatcher, WebhookSender};
-use omnistream_commands::whatsapp::GraphClient;
 use omnistream_ingest::{InboundProcessor, IngestState};
 
 use crate::auth::jwt::TokenKeys;

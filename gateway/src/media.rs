@@ -11,7 +11,7 @@
 //!
 //! Inbound WhatsApp media is named by its `/api/media/{id}` URL before it is stored: the first
 //! read fetches it from the Graph API with the account's token
-//! ([`omnistream_commands::channels::meta_media`]), stores it, then streams it; the provider
+//! ([`omnistream_commands::channels::meta::media`]), stores it, then streams it; the provider
 //! failing is 502 `upstream_error`.
 
 use axum::body::Body;
@@ -20,7 +20,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use omnistream_commands::channels::meta_media::{
+use omnistream_commands::channels::meta::media::{
     fetch_whatsapp, pending_whatsapp_media, FetchError, WhatsAppMediaSource,
 };
 use omnistream_commands::media::{

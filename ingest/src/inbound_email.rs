@@ -19,13 +19,13 @@
 //! ids derived from the message's own id, so processing the same email again stores nothing
 //! twice. The message refers to them by `/api/media/{id}`.
 //!
-//! [`ReplyTokens`]: omnistream_commands::reply_address::ReplyTokens
+//! [`ReplyTokens`]: omnistream_commands::channels::email::reply_address::ReplyTokens
 
 use chrono::Utc;
+use omnistream_commands::channels::email::reply_address::untagged;
 use omnistream_commands::media::{
     attachment_id, essence, media_url, safe_filename, NewMedia, StoredMedia, MAX_MEDIA_BYTES,
 };
-use omnistream_commands::reply_address::untagged;
 use omnistream_commands::service::ids;
 use omnistream_domain::{Channel, InboundContent, InboundMedia, MessageType, TenantId};
 use serde_json::json;

@@ -11,7 +11,9 @@
 //! the limit, the address is not allowed) leaves the provider's URL on the message.
 
 use chrono::Utc;
-use omnistream_commands::channels::meta_media::{attachment_filename, copy_attachment, FetchError};
+use omnistream_commands::channels::meta::media::{
+    attachment_filename, copy_attachment, FetchError,
+};
 use omnistream_commands::media::{attachment_id, media_url, MediaError, NewMedia};
 use omnistream_commands::service::ids;
 use omnistream_domain::conversation::{ConversationCommand, EchoedMessage};
@@ -24,8 +26,8 @@ use crate::processor::{provider_context, Account, CustomerMessage, Disposition, 
 /// The `account_key` of the account an event belongs to.
 fn account_key(event: &MessagingEvent) -> String {
     match event.channel {
-        Channel::Instagram => format!("ig-{}", event.business_id),
-        _ => format!("fb-{}", event.business_id),
+        Channel::Instagram => Channel::Instagram.account_key(&event.business_id),
+        _ => Channel::Messenger.account_key(&event.business_id),
     }
 }
 

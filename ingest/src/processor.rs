@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
+use omnistream_commands::channels::email::reply_address::ReplyTokens;
 use omnistream_commands::media::MediaStore;
-use omnistream_commands::reply_address::ReplyTokens;
 use omnistream_commands::service::{
     ids, CommandContext, CommandError, ContactService, ConversationService,
 };
@@ -257,7 +257,7 @@ impl InboundProcessor {
     }
 
     async fn whatsapp_change(&self, id: i64, change: &WhatsAppChange) -> anyhow::Result<usize> {
-        let key = format!("wa-{}", change.phone_number_id);
+        let key = Channel::Whatsapp.account_key(&change.phone_number_id);
         let Some(account) = self.active_account(Channel::Whatsapp, &key).await? else {
             tracing::info!(phone_number_id = %change.phone_number_id, "webhook for an unknown or inactive account; kept in the raw log");
             return Ok(0);

@@ -3,9 +3,8 @@
 //! conversation's channel and turns what the adapter reports into `MarkSent`/`MarkFailed`
 //! commands or a retry.
 
-mod email;
-pub mod meta_media;
-mod page;
+pub mod email;
+pub mod meta;
 pub mod whatsapp;
 
 use std::time::Duration;
@@ -16,10 +15,10 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub use email::EmailAdapter;
-pub use page::{echo_metadata, PageAdapter, ECHO_METADATA_PREFIX};
+pub use meta::page::{echo_metadata, PageAdapter, ECHO_METADATA_PREFIX};
 pub use whatsapp::WhatsAppAdapter;
 
-use crate::whatsapp::GraphError;
+use meta::GraphError;
 
 /// A queued message with what a channel needs to send it, read from the read models.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -222,7 +222,7 @@ pub(super) fn config_text<'a>(config: &'a Map<String, Value>, key: &str) -> Opti
 /// An email account's SMTP server: a port other than 25, 465, 587 or 2525, or an internal IP
 /// literal, is refused unless `OUTGOING_WEBHOOKS_ALLOW_PRIVATE` (sending checks again after DNS).
 fn check_smtp_server(state: &AppState, config: &Map<String, Value>) -> Result<()> {
-    omnistream_commands::email::check_account_server(
+    omnistream_commands::channels::email::smtp::check_account_server(
         config,
         state.config.outgoing_webhooks_allow_private,
     )
@@ -269,7 +269,7 @@ impl Validate for CreateIntegrationAccount {
                 }
             }
             if let Some(phone_number_id) = config_text(config, "phone_number_id") {
-                let derived = format!("wa-{phone_number_id}");
+                let derived = Channel::Whatsapp.account_key(&phone_number_id);
                 if self
                     .account_key
                     .as_deref()
@@ -281,9 +281,9 @@ impl Validate for CreateIntegrationAccount {
             }
         } else if let Ok(channel @ (Channel::Messenger | Channel::Instagram)) = channel {
             // The key names the Page or professional account whose token proves it.
-            let (id_key, token_key, prefix) = match channel {
-                Channel::Messenger => ("page_id", "page_access_token", "fb"),
-                _ => ("ig_user_id", "access_token", "ig"),
+            let (id_key, token_key) = match channel {
+                Channel::Messenger => ("page_id", "page_access_token"),
+                _ => ("ig_user_id", "access_token"),
             };
             for key in [id_key, token_key] {
                 if config_text(config, key).is_none() {
@@ -291,7 +291,7 @@ impl Validate for CreateIntegrationAccount {
                 }
             }
             if let Some(id) = config_text(config, id_key) {
-                let derived = format!("{prefix}-{id}");
+                let derived = channel.account_key(&id);
                 if self
                     .account_key
                     .as_deref()
@@ -311,7 +311,7 @@ impl Validate for CreateIntegrationAccount {
             }
             if channel == Ok(Channel::Email) {
                 if let Some(key) = &mut self.account_key {
-                    *key = key.to_lowercase();
+                    *key = Channel::Email.account_key(key);
                 }
             }
         }

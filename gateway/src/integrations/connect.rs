@@ -4,7 +4,7 @@
 //! and the saving (upsert and activity log) of a connected account.
 
 use axum::http::StatusCode;
-use omnistream_commands::whatsapp::GraphError;
+use omnistream_commands::channels::meta::GraphError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::PgConnection;

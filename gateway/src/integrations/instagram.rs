@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 use chrono::{SecondsFormat, Utc};
+use omnistream_domain::Channel;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
@@ -97,7 +98,7 @@ pub(super) async fn connect(
         .instagram_profile(&long.access_token)
         .await
         .map_err(upstream)?;
-    let account_key = format!("ig-{}", profile.user_id);
+    let account_key = Channel::Instagram.account_key(&profile.user_id);
     ensure_key_free(&state, tenant, "instagram", &account_key).await?;
 
     let username = profile

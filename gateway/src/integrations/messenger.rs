@@ -4,7 +4,8 @@
 
 use axum::extract::State;
 use axum::Json;
-use omnistream_commands::meta_login::ManagedPage;
+use omnistream_commands::channels::meta::login::ManagedPage;
+use omnistream_domain::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
@@ -197,7 +198,8 @@ pub(super) async fn connect_pages(
 ) -> Result<Json<MessengerPagesResponse>> {
     let tenant = caller.tenant_id.as_uuid();
     for page in &body.pages {
-        ensure_key_free(&state, tenant, "messenger", &format!("fb-{}", page.page_id)).await?;
+        let account_key = Channel::Messenger.account_key(&page.page_id);
+        ensure_key_free(&state, tenant, "messenger", &account_key).await?;
     }
     let mut ready = Vec::with_capacity(body.pages.len());
     for page in &body.pages {
@@ -219,7 +221,7 @@ pub(super) async fn connect_pages(
     let mut subscriptions = Vec::with_capacity(ready.len());
     for (page_id, page_name, token) in ready {
         subscriptions.push((page_id.clone(), token.clone()));
-        let account_key = format!("fb-{page_id}");
+        let account_key = Channel::Messenger.account_key(&page_id);
         let mut config = Map::new();
         config.insert("page_id".into(), page_id.clone().into());
         config.insert("page_name".into(), page_name.clone().into());

@@ -10,8 +10,8 @@
 //!   whose base address is another tenant's is refused, and so is a base address one of whose
 //!   tagged forms another tenant holds.
 
-use omnistream_commands::reply_address::untagged;
-use omnistream_commands::whatsapp::GraphError;
+use omnistream_commands::channels::email::reply_address::untagged;
+use omnistream_commands::channels::meta::GraphError;
 use omnistream_domain::Channel;
 use serde_json::{Map, Value};
 use uuid::Uuid;

@@ -2,7 +2,8 @@
 
 use axum::extract::State;
 use axum::Json;
-use omnistream_commands::whatsapp::GraphError;
+use omnistream_commands::channels::meta::GraphError;
+use omnistream_domain::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
@@ -213,7 +214,7 @@ pub(super) async fn embedded_signup(
         "embedded signup needs META_APP_ID and META_APP_SECRET",
     )?;
     let tenant = caller.tenant_id.as_uuid();
-    let account_key = format!("wa-{}", body.phone_number_id);
+    let account_key = Channel::Whatsapp.account_key(&body.phone_number_id);
     ensure_key_free(&state, tenant, "whatsapp", &account_key).await?;
     let token = state
         .graph

@@ -58,7 +58,7 @@ pub struct WhatsAppInbound {
 
 impl WhatsAppInbound {
     /// Its content as recorded as message `message_id`. Meta keeps media behind an id (fetched
-    /// with the account's token, see `omnistream_commands::channels::meta_media`): the media is
+    /// with the account's token, see `omnistream_commands::channels::meta::media`): the media is
     /// named by the `/api/media/{id}` URL it is stored under when first read, its id derived
     /// from the message so every attempt names the same one. The provider's media id stays in
     /// the media description.

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use omnistream_domain::Channel;
 use serde_json::{json, Map, Value};
 
-use super::{config_text, ChannelAdapter, OutboundDelivery, SendOutcome};
-use crate::whatsapp::GraphClient;
+use super::GraphClient;
+use crate::channels::{config_text, ChannelAdapter, OutboundDelivery, SendOutcome};
 
 /// The `metadata` of our Messenger sends; their echoes carry it back.
 pub fn echo_metadata(message_id: uuid::Uuid) -> String {

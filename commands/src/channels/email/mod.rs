@@ -1,13 +1,17 @@
-//! Email replies over SMTP, threaded under the conversation's latest inbound email.
+//! The email channel: SMTP sending ([`smtp`]), the signed reply addresses that lead a reply back
+//! to its conversation ([`reply_address`]), and the adapter that mails replies threaded under the
+//! conversation's latest inbound email.
+
+pub mod reply_address;
+pub mod smtp;
 
 use async_trait::async_trait;
-use omnistream_domain::Channel;
+use omnistream_domain::{Channel, TenantId};
 use serde_json::{Map, Value};
 
 use super::{config_text, ChannelAdapter, OutboundDelivery, SendOutcome};
-use crate::email::{OutgoingEmail, SmtpMailer};
-use crate::reply_address::ReplyTokens;
-use omnistream_domain::TenantId;
+use reply_address::ReplyTokens;
+use smtp::{OutgoingEmail, SmtpMailer};
 
 /// Sends through the account's SMTP server (or `SMTP_URL`).
 #[derive(Clone, Default)]

@@ -8,7 +8,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::whatsapp::{GraphClient, GraphError};
+use super::{GraphClient, GraphError};
 
 /// The Page webhook fields the Messenger channel needs.
 pub const PAGE_SUBSCRIBED_FIELDS: &str =

@@ -1,12 +1,68 @@
-//! Reading the Graph API's error answers into [`GraphError`]s: Meta's `{"error":{…}}` bodies,
+//! A failed Graph API call ([`GraphError`]) and the reading of error answers into one: Meta's `{"error":{…}}` bodies,
 //! api.instagram.com's flat `{"error_type","code","error_message"}` ones, anything else cut short,
 //! and `Retry-After`.
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 
-use crate::whatsapp::GraphError;
+/// A failed Graph API call.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// Meta answered with an error status. `code` is Meta's `error.code` (0 when the body was not
+    /// Meta's error JSON, e.g. a proxy's HTML page); `message` is `error.message`, else
+    /// `error_user_title` / `error_user_msg`, else the start of the body; `retry_after` is the
+    /// `Retry-After` header in seconds when sent.
+    #[error("graph error {status}: ({code}) {message}")]
+    Api {
+        status: u16,
+        code: i64,
+        message: String,
+        retry_after: Option<u64>,
+    },
+    /// Network, timeout, or an unreadable body.
+    #[error("graph request failed: {0}")]
+    Transport(String),
+}
 
+impl GraphError {
+    /// Whether trying the same request again later may succeed: throttling (HTTP 429, codes 4,
+    /// 80007, 130429), Meta-side failures (HTTP 5xx, codes 131000, 131016) and transport errors.
+    /// Every other 4xx (bad parameters, undeliverable, outside the 24 h window, expired token…)
+    /// is permanent.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            GraphError::Transport(_) => true,
+            GraphError::Api { status, code, .. } => {
+                *status == 429
+                    || *status >= 500
+                    || matches!(code, 4 | 80007 | 130429 | 131000 | 131016)
+            }
+        }
+    }
+
+    /// Meta's `error.code`, when Meta answered.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            GraphError::Api { code, .. } => Some(*code),
+            GraphError::Transport(_) => None,
+        }
+    }
+
+    /// The `Retry-After` seconds Meta sent, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GraphError::Api { retry_after, .. } => *retry_after,
+            GraphError::Transport(_) => None,
+        }
+    }
+}
+
+impl From<reqwest::Error> for GraphError {
+    fn from(error: reqwest::Error) -> Self {
+        // The URL may carry a client secret or an OAuth code in its query: never keep it.
+        GraphError::Transport(error.without_url().to_string())
+    }
+}
 /// Error bodies longer than this are cut when used as a message.
 const MAX_ERROR_TEXT: usize = 300;
 
@@ -100,5 +156,38 @@ mod tests {
             MAX_ERROR_TEXT + 1,
             "cut, with an ellipsis"
         );
+    }
+
+    #[test]
+    fn retryable_classification() {
+        let api = |status, code| GraphError::Api {
+            status,
+            code,
+            message: String::new(),
+            retry_after: None,
+        };
+        for (status, code) in [
+            (400, 4),
+            (400, 80007),
+            (429, 130429),
+            (500, 131000),
+            (503, 131016),
+            (500, 0),
+            (429, 0),
+            (400, 131016),
+        ] {
+            assert!(api(status, code).is_retryable(), "{status} {code}");
+        }
+        for (status, code) in [
+            (400, 131026),
+            (400, 131047),
+            (400, 132000),
+            (401, 190),
+            (400, 131008),
+            (404, 0),
+        ] {
+            assert!(!api(status, code).is_retryable(), "{status} {code}");
+        }
+        assert!(GraphError::Transport("timeout".into()).is_retryable());
     }
 }

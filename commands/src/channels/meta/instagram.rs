@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::meta_login::{confirmed, optional_text, required_text};
-use crate::whatsapp::{GraphClient, GraphError};
+use super::login::{confirmed, optional_text, required_text};
+use super::{GraphClient, GraphError};
 
 /// The webhook fields the Instagram channel needs.
 pub const INSTAGRAM_SUBSCRIBED_FIELDS: &str =

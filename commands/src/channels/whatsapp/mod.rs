@@ -1,14 +1,19 @@
-//! WhatsApp Cloud API sends, paced to each business number's throughput (`throughput_mps`
-//! in the account config, else Meta's default of 80 per second) so that a burst never trips
-//! Meta's throughput limit (130429).
+//! The WhatsApp channel: its Cloud API calls on the Graph client ([`client`]), the send-message
+//! bodies ([`message`]) and the adapter, whose sends are paced to each business number's
+//! throughput (`throughput_mps` in the account config, else Meta's default of 80 per second) so
+//! that a burst never trips Meta's throughput limit (130429).
+
+pub mod client;
+pub mod message;
 
 use async_trait::async_trait;
 use omnistream_domain::Channel;
 use serde_json::{Map, Value};
 
 use super::{config_text, ChannelAdapter, OutboundDelivery, SendOutcome};
+use crate::channels::meta::GraphClient;
 use crate::pacing::Pacer;
-use crate::whatsapp::{message_body, GraphClient, OutboundPayload};
+use message::{message_body, OutboundPayload};
 
 /// Meta's default throughput per business number (messages per second).
 pub const DEFAULT_THROUGHPUT_MPS: u32 = 80;

@@ -22,14 +22,14 @@ use serde_json::{Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::graph_errors::{api_error, retry_after_seconds};
+use super::errors::{api_error, retry_after_seconds};
+use super::{GraphClient, GraphError};
 use crate::media::{
     essence, extension_of, safe_filename, MediaError, MediaStore, NewMedia, StoredMedia,
     MAX_MEDIA_BYTES,
 };
 use crate::secrets::SecretBox;
 use crate::webhooks::resolve_allowed;
-use crate::whatsapp::{GraphClient, GraphError};
 
 /// The longest a whole download (connect, headers, body) may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
