@@ -102,6 +102,31 @@ async fn list_notes(
     Ok(Json(notes))
 }
 
+/// Records a note command on conversation `id` and waits until the notes projection shows it
+/// (the table is the projection's alone; the answer reads it back).
+async fn record_note_change(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    command: ConversationCommand,
+) -> Result<()> {
+    state
+        .conversations
+        .execute(&command_context(caller), id, command)
+        .await
+        .map_err(command_error)?;
+    let stream = omnistream_domain::StreamId::new(caller.tenant_id, id).to_string();
+    omnistream_projections::wait_until_applied(
+        &state.pool,
+        &omnistream_projections::NotesProjector,
+        omnistream_domain::conversation::AGGREGATE_TYPE,
+        &stream,
+        std::time::Duration::from_secs(5),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Create a note
 #[utoipa::path(
     post, path = "/api/conversations/{id}/notes", tag = "Notes", params(("id" = Uuid, Path)), request_body = NoteRequest,
@@ -117,28 +142,14 @@ async fn create_note(
 ) -> Result<(StatusCode, Json<NoteResponse>)> {
     load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
     let note_id = Uuid::new_v4();
-    // The event first: the conversation's history (and `note.created` subscribers) always know
-    // of a note that exists.
     let command = ConversationCommand::AddNote {
         note_id,
         agent_id: caller.agent_id.as_uuid(),
         content: body.content.clone(),
         at: chrono::Utc::now(),
     };
-    state
-        .conversations
-        .execute(&command_context(&caller), id, command)
-        .await
-        .map_err(command_error)?;
+    record_note_change(&state, &caller, id, command).await?;
     let mut tx = state.pool.begin().await?;
-    sqlx::query("INSERT INTO notes (id, tenant_id, conversation_id, agent_id, content) VALUES ($1, $2, $3, $4, $5)")
-        .bind(note_id)
-        .bind(caller.tenant_id.as_uuid())
-        .bind(id)
-        .bind(caller.agent_id.as_uuid())
-        .bind(&body.content)
-        .execute(&mut *tx)
-        .await?;
     activity::record(
         &mut tx,
         &caller,
@@ -177,15 +188,14 @@ async fn update_note(
     if note.agent_id != caller.agent_id.as_uuid() {
         return Err(not_author());
     }
+    let command = ConversationCommand::EditNote {
+        note_id,
+        agent_id: caller.agent_id.as_uuid(),
+        content: body.content.clone(),
+        at: chrono::Utc::now(),
+    };
+    record_note_change(&state, &caller, id, command).await?;
     let mut tx = state.pool.begin().await?;
-    sqlx::query(
-        "UPDATE notes SET content = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(caller.tenant_id.as_uuid())
-    .bind(note_id)
-    .bind(&body.content)
-    .execute(&mut *tx)
-    .await?;
     activity::record(
         &mut tx,
         &caller,
@@ -221,12 +231,13 @@ async fn delete_note(
     {
         return Err(not_author());
     }
+    let command = ConversationCommand::DeleteNote {
+        note_id,
+        agent_id: caller.agent_id.as_uuid(),
+        at: chrono::Utc::now(),
+    };
+    record_note_change(&state, &caller, id, command).await?;
     let mut tx = state.pool.begin().await?;
-    sqlx::query("DELETE FROM notes WHERE tenant_id = $1 AND id = $2")
-        .bind(caller.tenant_id.as_uuid())
-        .bind(note_id)
-        .execute(&mut *tx)
-        .await?;
     activity::record(
         &mut tx,
         &caller,

@@ -203,7 +203,9 @@ pub fn fold(row: Option<ConversationRow>, event: &ConversationEvent) -> Option<C
         | E::OutboundStatusDeferred { .. }
         | E::OutboundMessageFailed { .. }
         | E::OutboundMessageRetried { .. }
-        | E::NoteAdded { .. } => {}
+        | E::NoteAdded { .. }
+        | E::NoteEdited { .. }
+        | E::NoteDeleted { .. } => {}
     }
     Some(row)
 }

@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod inbox;
 pub mod log;
 pub mod messages;
+pub mod notes;
 pub mod outbound;
 pub mod projector;
 pub mod replay;
@@ -20,6 +21,7 @@ pub use contacts::ContactsProjector;
 pub use inbox::InboxProjector;
 pub use log::{LogCursor, RecordedEvent};
 pub use messages::MessagesProjector;
+pub use notes::NotesProjector;
 pub use outbound::OutboundQueueProjector;
 pub use projector::Projector;
 pub use runner::{catch_up_once, run_projector, wait_until_applied, ProjectorSettings};
@@ -34,6 +36,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(InboxProjector),
         Arc::new(MessagesProjector),
         Arc::new(OutboundQueueProjector),
+        Arc::new(NotesProjector),
     ]
 }
 

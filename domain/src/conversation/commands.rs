@@ -141,6 +141,20 @@ pub enum ConversationCommand {
         content: String,
         at: DateTime<Utc>,
     },
+    /// Replace a note's text. Who may (its author) is checked by the caller against the notes
+    /// read model; the conversation records the change.
+    EditNote {
+        note_id: Uuid,
+        agent_id: Uuid,
+        content: String,
+        at: DateTime<Utc>,
+    },
+    /// Delete a note (its author, or a manager: checked by the caller).
+    DeleteNote {
+        note_id: Uuid,
+        agent_id: Uuid,
+        at: DateTime<Utc>,
+    },
     Transfer {
         transfer_id: Uuid,
         to_agent_id: Option<Uuid>,
@@ -434,6 +448,32 @@ pub(super) fn decide(
                 note_id,
                 agent_id,
                 content,
+                at,
+            }]
+        }
+        C::EditNote {
+            note_id,
+            agent_id,
+            content,
+            at,
+        } => {
+            state.require_opened()?;
+            vec![E::NoteEdited {
+                note_id,
+                agent_id,
+                content,
+                at,
+            }]
+        }
+        C::DeleteNote {
+            note_id,
+            agent_id,
+            at,
+        } => {
+            state.require_opened()?;
+            vec![E::NoteDeleted {
+                note_id,
+                agent_id,
                 at,
             }]
         }

@@ -131,11 +131,24 @@ pub enum ConversationEvent {
     },
     /// An agent read the conversation.
     ConversationRead { at: DateTime<Utc> },
-    /// An agent added an internal note (the note itself lives in the notes table).
+    /// An agent added an internal note (the notes projector keeps the `notes` table).
     NoteAdded {
         note_id: Uuid,
         agent_id: Uuid,
         content: String,
+        at: DateTime<Utc>,
+    },
+    /// An internal note's text was replaced (by its author).
+    NoteEdited {
+        note_id: Uuid,
+        agent_id: Uuid,
+        content: String,
+        at: DateTime<Utc>,
+    },
+    /// An internal note was deleted; `agent_id` is who deleted it.
+    NoteDeleted {
+        note_id: Uuid,
+        agent_id: Uuid,
         at: DateTime<Utc>,
     },
     /// A transfer or takeover was recorded.
@@ -172,6 +185,8 @@ impl ConversationEvent {
             Self::TagsUpdated { .. } => "TagsUpdated",
             Self::ConversationRead { .. } => "ConversationRead",
             Self::NoteAdded { .. } => "NoteAdded",
+            Self::NoteEdited { .. } => "NoteEdited",
+            Self::NoteDeleted { .. } => "NoteDeleted",
             Self::ConversationTransferred { .. } => "ConversationTransferred",
         }
     }

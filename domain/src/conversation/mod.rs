@@ -387,7 +387,7 @@ impl Aggregate for Conversation {
             }
             E::TagsUpdated { tags, .. } => self.tags = tags,
             E::ConversationRead { .. } => self.unread = 0,
-            E::NoteAdded { .. } => {}
+            E::NoteAdded { .. } | E::NoteEdited { .. } | E::NoteDeleted { .. } => {}
             E::ConversationTransferred {
                 to_agent_id,
                 to_division_id,

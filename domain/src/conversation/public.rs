@@ -192,8 +192,11 @@ pub fn public_events(
                 json!({"note_id": note_id, "agent_id": agent_id, "content": content, "created_at": at}),
             ),
         )],
-        E::ConversationRead { .. } | E::OutboundStatusDeferred { .. } | E::EchoMatched { .. } => {
-            vec![]
-        }
+        // The catalogue (contract §15) has no note.updated or note.deleted.
+        E::ConversationRead { .. }
+        | E::OutboundStatusDeferred { .. }
+        | E::EchoMatched { .. }
+        | E::NoteEdited { .. }
+        | E::NoteDeleted { .. } => vec![],
     }
 }

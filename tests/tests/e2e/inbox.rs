@@ -296,6 +296,37 @@ async fn transfers_notes_bulk_and_expiry() {
         StatusCode::OK,
         "managers delete any note"
     );
+    // The conversation's history tells the whole story of the note.
+    let history = api
+        .get(&format!("/api/conversations/{id}/events?per_page=100"))
+        .await
+        .body;
+    let note_events: Vec<(&str, &str)> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"].as_str().unwrap().starts_with("Note"))
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap(),
+                e["metadata"]["actor_id"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        note_events,
+        [
+            ("NoteAdded", member.agent_id.as_str()),
+            ("NoteEdited", member.agent_id.as_str()),
+            ("NoteDeleted", admin.agent_id.as_str())
+        ]
+    );
+    assert_eq!(
+        api.get(&format!("/api/conversations/{id}/notes"))
+            .await
+            .body,
+        json!([])
+    );
 
     let bulk = api
         .post(

@@ -22,6 +22,7 @@ mod isolation;
 mod limits;
 mod media;
 mod messaging;
+mod notes;
 mod oauth;
 mod observability;
 mod relay;
