@@ -30,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::secrets::SecretBox;
-use crate::webhooks::attempt;
+use crate::webhooks::admin::{envelope, parse_message_id};
+use crate::webhooks::wire::attempt;
 
 /// How the relay publishes an event (see `projections::relay`): only its identity is used; the
 /// body and time are read back from the event store.
@@ -59,14 +60,6 @@ pub trait StoredEvents: Send + Sync {
         aggregate_id: &str,
         sequence: i64,
     ) -> anyhow::Result<Option<StoredEvent>>;
-}
-
-/// The parts of a relayed message id, `<aggregate_type>:<aggregate_id>:<sequence>` (the
-/// aggregate id itself holds a colon: `<tenant>:<uuid>`).
-fn parse_message_id(id: &str) -> Option<(&str, &str, i64)> {
-    let (aggregate_type, rest) = id.split_once(':')?;
-    let (aggregate_id, sequence) = rest.rsplit_once(':')?;
-    Some((aggregate_type, aggregate_id, sequence.parse().ok()?))
 }
 
 const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6f6d_6e69_7374_7265_616d_0000_0000_00e7);
@@ -133,7 +126,7 @@ pub async fn fan_out(
     .await?;
     let mut created = 0;
     for (event_id, event_type, data, ordering_key) in &public {
-        let envelope = json!({"id": event_id, "type": event_type, "timestamp": recorded_at, "organization_id": tenant, "data": data});
+        let envelope = envelope(event_id, event_type, recorded_at, tenant, data);
         for (webhook, events) in &webhooks {
             if !events.iter().any(|e| e == "*" || e == event_type) {
                 continue;
@@ -520,7 +513,7 @@ impl WebhookSender {
         successes: &mpsc::Sender<Success>,
     ) -> anyhow::Result<()> {
         let tenant = delivery.tenant_id;
-        let field = crate::webhooks::WEBHOOK_SECRET_FIELD;
+        let field = crate::webhooks::wire::WEBHOOK_SECRET_FIELD;
         let mut secrets = vec![self
             .secrets
             .decrypt(tenant, field, &delivery.secret)
@@ -529,7 +522,7 @@ impl WebhookSender {
             secrets.extend(self.secrets.decrypt(tenant, field, previous).ok());
         }
         let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let headers = crate::webhooks::open_headers(&self.secrets, tenant, &delivery.headers);
+        let headers = crate::webhooks::wire::open_headers(&self.secrets, tenant, &delivery.headers);
         let body = serde_json::to_vec(&delivery.payload)?;
         let outcome = attempt(
             &delivery.url,

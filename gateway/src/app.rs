@@ -36,13 +36,14 @@ use omnistream_commands::token_refresh::InstagramTokenRefresher;
 use omnistream_commands::webhook_dispatch::{Dispatcher, WebhookSender};
 use omnistream_ingest::{InboundProcessor, IngestState};
 
+use crate::api::outgoing_webhooks;
 use crate::auth::jwt::TokenKeys;
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
 use crate::{
     activity, agents, api_keys, auth, chat_expiration, contacts, conversations, divisions, health,
-    integrations, media, messages, notes, outgoing_webhooks, roles, stream,
+    integrations, media, messages, notes, roles, stream,
 };
 
 /// What every handler can reach.
@@ -300,7 +301,7 @@ impl Application {
                 pool: self.state.pool.clone(),
                 nats: self.state.nats.clone(),
                 prefix: self.state.config.nats_prefix.clone(),
-                events: Arc::new(crate::outgoing_webhooks::StoredEventLog(
+                events: Arc::new(outgoing_webhooks::StoredEventLog(
                     self.state.pool.clone(),
                 )),
             };

@@ -157,10 +157,10 @@ impl Config {
             None => 20,
         };
         let outgoing_webhooks_retry_schedule = match get("OUTGOING_WEBHOOKS_RETRY_SCHEDULE") {
-            Some(raw) => omnistream_commands::webhooks::parse_schedule(&raw)
+            Some(raw) => omnistream_commands::webhooks::wire::parse_schedule(&raw)
                 .filter(|s| !s.is_empty())
                 .context("OUTGOING_WEBHOOKS_RETRY_SCHEDULE must look like `5s,5m,30m,2h` (units ms, s, m, h)")?,
-            None => omnistream_commands::webhooks::default_schedule(),
+            None => omnistream_commands::webhooks::wire::default_schedule(),
         };
         let number = |name: &str, default: u64| -> anyhow::Result<u64> {
             get(name).map_or(Ok(default), |raw| {

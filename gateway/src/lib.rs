@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod agents;
+pub mod api;
 pub mod api_keys;
 pub mod app;
 pub mod auth;
@@ -21,7 +22,6 @@ pub mod media;
 pub mod messages;
 pub mod notes;
 pub mod openapi;
-pub mod outgoing_webhooks;
 pub mod peer;
 pub mod roles;
 pub mod server;

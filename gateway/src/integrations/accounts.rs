@@ -269,7 +269,7 @@ impl Validate for CreateIntegrationAccount {
                 }
             }
             if let Some(phone_number_id) = config_text(config, "phone_number_id") {
-                let derived = Channel::Whatsapp.account_key(&phone_number_id);
+                let derived = Channel::Whatsapp.account_key(phone_number_id);
                 if self
                     .account_key
                     .as_deref()
@@ -291,7 +291,7 @@ impl Validate for CreateIntegrationAccount {
                 }
             }
             if let Some(id) = config_text(config, id_key) {
-                let derived = channel.account_key(&id);
+                let derived = channel.account_key(id);
                 if self
                     .account_key
                     .as_deref()

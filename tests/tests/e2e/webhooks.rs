@@ -109,7 +109,7 @@ async fn endpoints_are_validated_and_their_secrets_shown_once() {
     let rotated = api
         .patch(
             &format!("/api/outgoing-webhooks/{id}"),
-            json!({"secret": omnistream_commands::webhooks::generate_secret()}),
+            json!({"secret": omnistream_commands::webhooks::wire::generate_secret()}),
         )
         .await;
     assert_eq!(rotated.status, StatusCode::OK);
@@ -512,8 +512,10 @@ async fn a_thousand_events_reach_healthy_endpoints_in_order_while_a_failing_one_
     let Spine { app, admin, .. } = spine_with("500000000000004", move |config| {
         config.nats_prefix = configured;
         config.outgoing_webhooks_retry_schedule =
-            omnistream_commands::webhooks::parse_schedule("200ms,500ms,1s,2s,3s,5s,5s,5s,5s,5s,5s")
-                .unwrap();
+            omnistream_commands::webhooks::wire::parse_schedule(
+                "200ms,500ms,1s,2s,3s,5s,5s,5s,5s,5s,5s",
+            )
+            .unwrap();
     })
     .await;
     let api = admin.client(&app);

@@ -28,7 +28,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{Map, Value};
 
 use crate::channels::{config_text, OutboundAttachment};
-use crate::webhooks::{is_internal, resolve_host_allowed, UrlRefused};
+use crate::webhooks::wire::{is_internal, resolve_host_allowed, UrlRefused};
 
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);

@@ -7,7 +7,7 @@
 //! checks that URL is Meta's (or on the configured Graph origin), downloads it with the same
 //! token, checks Meta's SHA-256 and stores it. Messenger and Instagram deliver signed CDN URLs
 //! that expire: [`copy_attachment`] copies the file when the message is received, under the
-//! address rules of outgoing webhooks ([`crate::webhooks::resolve_allowed`]).
+//! address rules of outgoing webhooks ([`crate::webhooks::wire::resolve_allowed`]).
 //!
 //! Every download is bounded by [`MAX_MEDIA_BYTES`] and [`FETCH_TIMEOUT`] and follows no
 //! redirect; tokens and URL queries (CDN signatures) never appear in errors or logs. Storing is
@@ -29,7 +29,7 @@ use crate::media::{
     MAX_MEDIA_BYTES,
 };
 use crate::secrets::SecretBox;
-use crate::webhooks::resolve_allowed;
+use crate::webhooks::wire::resolve_allowed;
 
 /// The longest a whole download (connect, headers, body) may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
