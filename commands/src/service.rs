@@ -8,7 +8,7 @@ use chrono::Utc;
 use cqrs_es::{Aggregate, AggregateError};
 use omnistream_domain::contact::Contact;
 use omnistream_domain::conversation::Conversation;
-use omnistream_domain::{Channel, StreamId, TenantId};
+use omnistream_domain::{Channel, Permission, StreamId, TenantId};
 use postgres_es::{postgres_snapshot_cqrs, PostgresCqrs};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -30,6 +30,28 @@ pub struct CommandContext {
     /// The id of what caused this command (an inbound webhook record, another event…).
     pub causation_id: Option<String>,
     pub correlation_id: Option<String>,
+    /// The agent on whose behalf the command runs (an API key acts as its creator), with what
+    /// services need to decide for it; none for the system and providers.
+    pub agent: Option<AgentActor>,
+}
+
+/// An agent acting through a command service: its identity and effective permissions, as plain
+/// data (resolved by whoever authenticated it).
+#[derive(Debug, Clone)]
+pub struct AgentActor {
+    /// The agent.
+    pub id: Uuid,
+    /// Its display name at the time (recorded as the sender of messages it queues).
+    pub name: String,
+    /// Its effective permission codes.
+    pub permissions: Vec<Permission>,
+}
+
+impl AgentActor {
+    /// Whether the agent holds `permission`.
+    pub fn holds(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
 }
 
 impl CommandContext {
@@ -42,6 +64,7 @@ impl CommandContext {
             request_id: None,
             causation_id: None,
             correlation_id: None,
+            agent: None,
         }
     }
 

@@ -228,30 +228,6 @@ async fn conversation_visible(
     Ok(builder.build_query_scalar().fetch_one(&state.pool).await?)
 }
 
-/// The stored media `id` for a message `caller` sends on `conversation` (already checked visible
-/// to them): 422 `invalid_media` unless it is the caller's tenant's and readable by them (the
-/// same answer for foreign and missing ids).
-pub(crate) async fn media_for_message(
-    state: &AppState,
-    caller: &Caller,
-    conversation: Uuid,
-    id: Uuid,
-) -> Result<StoredMedia> {
-    let invalid =
-        || ApiError::unprocessable("invalid_media", "media_id is not a media file you can use");
-    let media = state
-        .media
-        .find(caller.tenant_id, id)
-        .await
-        .map_err(storage_error)?
-        .ok_or_else(invalid)?;
-    // Media of the conversation being replied to (the usual case) needs no second look.
-    if media.conversation_id != Some(conversation) && !visible(state, caller, &media).await? {
-        return Err(invalid());
-    }
-    Ok(media)
-}
-
 /// The `attachments` entry of a message sending `media` (contract §3).
 pub(crate) fn attachment(media: &StoredMedia) -> serde_json::Value {
     serde_json::json!({"media_id": media.id, "filename": media.filename,

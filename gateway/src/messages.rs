@@ -4,11 +4,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use omnistream_domain::conversation::{ConversationCommand, OutboundMessage, Sender};
-use omnistream_domain::{Channel, MessageType, TenantId};
+use omnistream_commands::conversation::send;
+use omnistream_domain::conversation::ConversationCommand;
+use omnistream_domain::{Channel, MessageType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -17,8 +18,8 @@ use crate::activity::{parse_time_bound, push_time_bound};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
 use crate::conversations::{
-    command_context, command_error, load_visible, push_visibility, wait_for_inbox,
-    ConversationWithContact,
+    command_context, command_error, conversation_deps, load_visible, push_visibility, service_error,
+    wait_for_inbox, ConversationWithContact,
 };
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::extract::{check_text, IdPath, PageRequest, Paginated, ValidJson, ValidQuery, Validate};
@@ -228,140 +229,79 @@ impl Validate for SendMessageRequest {
     }
 }
 
-/// The messaging window of `channel` for `tenant`: its active chat-expiration rule, else the
-/// channel's default (24 h; none for email).
-pub(crate) async fn window_hours(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    channel: Channel,
-) -> Result<Option<u32>> {
-    let rule: Option<i32> =
-        sqlx::query_scalar("SELECT expiration_hours FROM chat_expiration_rules WHERE tenant_id = $1 AND channel = $2 AND is_active")
-            .bind(tenant.as_uuid())
-            .bind(channel.as_str())
-            .fetch_optional(conn)
-            .await?;
-    Ok(match (channel, rule) {
-        (Channel::Email, _) => None,
-        (_, Some(hours)) => Some(hours as u32),
-        (_, None) => channel.default_window_hours(),
-    })
-}
-
-/// Queues an outbound message on a visible conversation; answers with the stored message.
+/// Queues an outbound message on a visible conversation through
+/// [`send::queue_message`], waits until the inbox shows it, and answers with the stored
+/// message.
 pub(crate) async fn queue_message(
     state: &AppState,
     caller: &Caller,
     conversation: &ConversationWithContact,
     request: SendMessageRequest,
 ) -> Result<Message> {
-    let channel: Channel = conversation.channel.parse().map_err(anyhow::Error::from)?;
-    if request.subject.is_some() && channel != Channel::Email {
-        return Err(ApiError::Validation(Violations::single(
-            "subject",
-            "is only for email conversations",
-        )));
-    }
-    let mut conn = state.pool.acquire().await?;
-    if let Some(reply_to) = &request.reply_to_message_id {
-        // Looked up by primary key: a conversation may hold many thousands of messages.
-        let exists = match reply_to.parse::<Uuid>() {
-            Ok(reply_to) => sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $3 AND tenant_id = $1 AND conversation_id = $2)",
-            )
-            .bind(caller.tenant_id.as_uuid())
-            .bind(conversation.id)
-            .bind(reply_to)
-            .fetch_one(&mut *conn)
-            .await?,
-            Err(_) => false,
-        };
-        if !exists {
-            return Err(ApiError::unprocessable(
-                "invalid_reply_to",
-                "reply_to_message_id is not a message of this conversation",
-            ));
-        }
-    }
-    let window = window_hours(&mut conn, caller.tenant_id, channel).await?;
-    drop(conn);
-    let media = match (request.kind().is_media(), request.media_id) {
-        (true, Some(id)) => {
-            Some(crate::media::media_for_message(state, caller, conversation.id, id).await?)
-        }
-        _ => None,
+    let target = send::Target {
+        id: conversation.id,
+        channel: conversation.channel.parse().map_err(anyhow::Error::from)?,
     };
-    let now = Utc::now();
-    let message_type = request.kind();
-    let sender = Sender {
-        sender_type: "agent".into(),
-        id: Some(caller.agent_id.as_uuid()),
-        name: Some(caller.agent_name.clone()),
+    let request = send::NewMessage {
+        kind: request.kind(),
+        content: request.content,
+        media_id: request.media_id,
+        media_url: request.media_url,
+        filename: request.filename,
+        template: request.template,
+        subject: request.subject,
+        reply_to_message_id: request.reply_to_message_id,
     };
-    let command = OutboundMessage {
-        message_id: Uuid::new_v4(),
-        sender: sender.clone(),
-        message_type,
-        content: request.content.clone().filter(|c| !c.is_empty()),
-        media_url: media
-            .as_ref()
-            .map(|m| omnistream_commands::media::media_url(m.id))
-            .or_else(|| request.media_url.clone()),
-        filename: request
-            .filename
-            .clone()
-            .or_else(|| media.as_ref().map(|m| m.filename.clone())),
-        template: request.template.clone(),
-        reply_to_message_id: request.reply_to_message_id.clone(),
-        subject: request.subject.clone(),
-        queued_at: now,
-        window_hours: window,
-        auto_assign: Some(caller.agent_id.as_uuid()),
-    };
-    let message = Message {
-        id: command.message_id.to_string(),
-        conversation_id: conversation.id,
-        direction: "outbound".into(),
-        message_type: message_type.as_str().into(),
-        status: "pending".into(),
-        content: command.content.clone(),
-        subject: command.subject.clone(),
-        media_id: media.as_ref().map(|m| m.id),
-        media_url: command.media_url.clone(),
-        media_mime_type: media.as_ref().map(|m| m.mime_type.clone()),
-        filename: command.filename.clone(),
-        template_id: None,
-        template_name: command
-            .template
-            .as_ref()
-            .and_then(|t| t.get("name"))
-            .and_then(|n| n.as_str())
-            .map(str::to_owned),
-        sender_type: sender.sender_type,
-        sender_id: sender.id,
-        sender_name: sender.name,
-        external_id: None,
-        reply_to_message_id: command.reply_to_message_id.clone(),
-        campaign_id: None,
-        error_message: None,
-        created_at: now,
-        updated_at: now,
-        content_html: None,
-        attachments: Value::Array(media.iter().map(crate::media::attachment).collect()),
-        data: None,
-    };
-    let context = command_context(caller);
-    state
-        .conversations
-        .execute(
-            &context,
-            conversation.id,
-            ConversationCommand::QueueOutbound(command),
-        )
-        .await
-        .map_err(command_error)?;
+    let queued = send::queue_message(
+        &conversation_deps(state),
+        &command_context(caller),
+        target,
+        request,
+    )
+    .await
+    .map_err(service_error)?;
     wait_for_inbox(state, caller.tenant_id, conversation.id).await?;
-    Ok(message)
+    Ok(Message::queued(conversation.id, queued))
+}
+
+impl Message {
+    /// The API shape of a message just queued (status `pending`).
+    fn queued(conversation_id: Uuid, queued: send::QueuedMessage) -> Self {
+        let send::QueuedMessage { message, media } = queued;
+        let at = message.queued_at;
+        Self {
+            id: message.message_id.to_string(),
+            conversation_id,
+            direction: "outbound".into(),
+            message_type: message.message_type.as_str().into(),
+            status: "pending".into(),
+            template_name: message
+                .template
+                .as_ref()
+                .and_then(|t| t.get("name"))
+                .and_then(|n| n.as_str())
+                .map(str::to_owned),
+            content: message.content,
+            subject: message.subject,
+            media_id: media.as_ref().map(|m| m.id),
+            media_url: message.media_url,
+            media_mime_type: media.as_ref().map(|m| m.mime_type.clone()),
+            filename: message.filename,
+            template_id: None,
+            sender_type: message.sender.sender_type,
+            sender_id: message.sender.id,
+            sender_name: message.sender.name,
+            external_id: None,
+            reply_to_message_id: message.reply_to_message_id,
+            campaign_id: None,
+            error_message: None,
+            created_at: at,
+            updated_at: at,
+            content_html: None,
+            attachments: Value::Array(media.iter().map(crate::media::attachment).collect()),
+            data: None,
+        }
+    }
 }
 
 /// Send an outbound message

@@ -459,6 +459,7 @@ pub(crate) fn provider_context(tenant: TenantId, provider: &str, id: i64) -> Com
         request_id: None,
         causation_id: Some(format!("inbound_webhook:{id}")),
         correlation_id: None,
+        agent: None,
     }
 }
 

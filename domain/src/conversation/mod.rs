@@ -7,6 +7,7 @@
 
 mod commands;
 mod events;
+pub mod policy;
 mod public;
 #[cfg(test)]
 mod tests;

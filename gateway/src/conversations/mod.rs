@@ -12,7 +12,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use omnistream_commands::service::{CommandContext, CommandError};
+use omnistream_commands::conversation::{ConversationDeps, ServiceError};
+use omnistream_commands::service::{AgentActor, CommandContext, CommandError};
 use omnistream_domain::conversation::{ConversationCommand, ConversationError, ConversationStatus};
 use omnistream_domain::{Channel, Permission, StreamId, TenantId};
 use omnistream_projections::inbox::ConversationRow;
@@ -197,6 +198,11 @@ pub(crate) fn command_context(caller: &Caller) -> CommandContext {
         request_id: caller.origin.request_id.clone(),
         causation_id: None,
         correlation_id: None,
+        agent: Some(AgentActor {
+            id: caller.agent_id.as_uuid(),
+            name: caller.agent_name.clone(),
+            permissions: caller.permissions().to_vec(),
+        }),
     }
 }
 
@@ -225,6 +231,32 @@ pub(crate) fn command_error(error: CommandError<ConversationError>) -> ApiError 
             message: "the conversation is too busy right now; retry".into(),
         },
         CommandError::Store(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
+    }
+}
+
+/// Maps a conversation service's failure to the API's errors.
+pub(crate) fn service_error(error: ServiceError) -> ApiError {
+    match error {
+        ServiceError::Command(error) => command_error(error),
+        ServiceError::InvalidField { field, message } => {
+            ApiError::Validation(Violations::single(field, message))
+        }
+        ServiceError::Unprocessable { code, message } => ApiError::unprocessable(code, message),
+        ServiceError::Forbidden(message) => ApiError::Forbidden {
+            code: "forbidden",
+            message: message.into(),
+        },
+        ServiceError::Database(error) => error.into(),
+        other => ApiError::Internal(other.into()),
+    }
+}
+
+/// What the conversation services of `omnistream_commands::conversation` need, from the state.
+pub(crate) fn conversation_deps(state: &AppState) -> ConversationDeps {
+    ConversationDeps {
+        pool: state.pool.clone(),
+        conversations: state.conversations.clone(),
+        media: state.media.clone(),
     }
 }
 
