@@ -404,8 +404,7 @@ pub(super) fn decide(
         C::Expire { at, cutoff } => {
             state.require_opened()?;
             let last_activity = state.last_customer_message_at.or(state.opened_at);
-            let stale = last_activity.is_none_or(|last| last < cutoff);
-            if stale
+            if super::policy::expiry::is_stale(last_activity, cutoff)
                 && matches!(
                     state.status,
                     ConversationStatus::Open | ConversationStatus::Pending
