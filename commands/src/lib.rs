@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod channels;
+pub mod contact;
 pub mod conversation;
 pub mod media;
 pub mod outbound;

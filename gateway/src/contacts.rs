@@ -5,8 +5,8 @@ use axum::Json;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use omnistream_commands::service::CommandError;
-use omnistream_domain::contact::{ContactChanges, ContactCommand};
+use omnistream_commands::contact;
+use omnistream_domain::contact::ContactChanges;
 use omnistream_domain::{Channel, EmailAddress, StreamId};
 use omnistream_projections::InboxProjector;
 use serde::{Deserialize, Serialize};
@@ -258,19 +258,10 @@ async fn update_contact(
         custom_attributes: body.custom_attributes.clone(),
     };
     let context = crate::conversations::command_context(&caller);
-    state
-        .contacts
-        .execute(
-            &context,
-            id,
-            ContactCommand::Update {
-                changes,
-                at: Utc::now(),
-            },
-        )
+    contact::update(&state.contacts, &context, id, changes)
         .await
         .map_err(|error| match error {
-            CommandError::Rule(_) => ApiError::NotFound,
+            contact::ServiceError::NotFound(_) => ApiError::NotFound,
             other => ApiError::Internal(anyhow::anyhow!(other.to_string())),
         })?;
     let stream = StreamId::new(tenant, id).to_string();

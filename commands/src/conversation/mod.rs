@@ -5,7 +5,10 @@
 //!
 //! [`CommandContext`]: crate::service::CommandContext
 
+pub mod bulk;
+pub mod expire;
 pub mod send;
+pub mod transfer;
 
 use omnistream_domain::conversation::policy::visibility::{self, Placement, Viewer};
 use omnistream_domain::conversation::ConversationError;
@@ -50,6 +53,9 @@ pub enum ServiceError {
         /// For people.
         message: &'static str,
     },
+    /// No such conversation, or not one the acting agent may see.
+    #[error("conversation not found")]
+    NotFound,
     /// The acting agent may not do this.
     #[error("{0}")]
     Forbidden(&'static str),

@@ -4,15 +4,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use omnistream_commands::conversation::bulk::{self, BulkAction};
+use omnistream_commands::conversation::{expire, transfer};
 use omnistream_commands::service::CommandContext;
-use omnistream_domain::conversation::{ConversationCommand, ConversationStatus};
-use omnistream_domain::{Channel, Permission, TenantId};
+use omnistream_domain::conversation::{policy, ConversationCommand, ConversationStatus};
+use omnistream_domain::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{execute_and_wait, load_visible, wait_for_inbox, ConversationWithContact};
+use super::{
+    command_context, conversation_deps, execute_and_wait, load_visible, service_error,
+    wait_for_inbox, ConversationWithContact,
+};
 use crate::activity::{self, Activity};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
@@ -52,25 +57,6 @@ async fn reload(
     Ok(Json(load_visible(&mut conn, caller, id).await?))
 }
 
-/// 422 `invalid_agent` unless `agent` is an active agent of the tenant.
-async fn ensure_active_agent(state: &AppState, tenant: TenantId, agent: Uuid) -> Result<()> {
-    let active: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM agents WHERE tenant_id = $1 AND id = $2 AND is_active AND deleted_at IS NULL)",
-    )
-    .bind(tenant.as_uuid())
-    .bind(agent)
-    .fetch_one(&state.pool)
-    .await?;
-    if active {
-        Ok(())
-    } else {
-        Err(ApiError::unprocessable(
-            "invalid_agent",
-            "the agent does not exist or is not active",
-        ))
-    }
-}
-
 /// `AssignAgentRequest`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -105,7 +91,9 @@ pub(super) async fn assign(
     let agent = body.agent_id.flatten();
     let before = load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
     if let Some(agent) = agent {
-        ensure_active_agent(&state, caller.tenant_id, agent).await?;
+        transfer::ensure_active_agent(&state.pool, caller.tenant_id, agent)
+            .await
+            .map_err(service_error)?;
     }
     execute_and_wait(
         &state,
@@ -257,44 +245,26 @@ pub struct ExpireResponse {
     pub conversation_ids: Vec<Uuid>,
 }
 
-/// Expires the tenant's stale conversations under its active chat-expiration rules.
-pub async fn expire_stale(
+/// Expires the tenant's stale conversations through [`expire::expire_stale`] and reads back,
+/// once the inbox shows each change, which ones are now expired.
+async fn expire_stale(
     state: &AppState,
-    tenant: TenantId,
+    caller: &Caller,
     channel: Option<Channel>,
-    caller: Option<&Caller>,
 ) -> Result<ExpireResponse> {
-    // The read model proposes candidates; the aggregate decides with its own, current facts,
-    // so a customer message that is stored but not yet projected still keeps it open.
-    let candidates: Vec<(Uuid, i32)> = sqlx::query_as(
-        "SELECT c.id, r.expiration_hours FROM conversations c
-         JOIN chat_expiration_rules r ON r.tenant_id = c.tenant_id AND r.channel = c.channel AND r.is_active
-         WHERE c.tenant_id = $1 AND c.status IN ('open', 'pending') AND ($2::text IS NULL OR c.channel = $2)
-           AND COALESCE(c.last_customer_message_at, c.created_at) < now() - make_interval(hours => r.expiration_hours)",
+    let commanded = expire::expire_stale(
+        &conversation_deps(state),
+        &command_context(caller),
+        channel,
     )
-    .bind(tenant.as_uuid())
-    .bind(channel.map(|c| c.as_str()))
-    .fetch_all(&state.pool)
-    .await?;
-    let context = match caller {
-        Some(caller) => super::command_context(caller),
-        None => CommandContext::system(tenant),
-    };
+    .await
+    .map_err(service_error)?;
     let mut expired = Vec::new();
-    for (id, hours) in candidates {
-        let now = Utc::now();
-        let command = ConversationCommand::Expire {
-            at: now,
-            cutoff: now - chrono::Duration::hours(i64::from(hours)),
-        };
-        if let Err(error) = state.conversations.execute(&context, id, command).await {
-            tracing::warn!(conversation_id = %id, %error, "could not expire a conversation");
-            continue;
-        }
-        wait_for_inbox(state, tenant, id).await?;
+    for id in commanded {
+        wait_for_inbox(state, caller.tenant_id, id).await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM conversations WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.as_uuid())
+                .bind(caller.tenant_id.as_uuid())
                 .bind(id)
                 .fetch_optional(&state.pool)
                 .await?;
@@ -326,7 +296,7 @@ pub(super) async fn expire(
         crate::extract::parse_body(&body)?
     };
     let channel = request.channel.and_then(|c| c.parse::<Channel>().ok());
-    let result = expire_stale(&state, caller.tenant_id, channel, Some(&caller)).await?;
+    let result = expire_stale(&state, &caller, channel).await?;
     for id in &result.conversation_ids {
         log_change(
             &state,
@@ -340,23 +310,13 @@ pub(super) async fn expire(
     Ok(Json(result))
 }
 
-/// Normalises tags: trimmed, lower-cased, 1..50 characters, at most 20, no duplicates.
+/// Normalises `tags` in place by the tag policy (trimmed, lower-cased, 1..50 characters, at
+/// most 20, no duplicates), or reports why they are refused.
 pub fn check_tags(violations: &mut Violations, field: &str, tags: &mut Vec<String>) {
-    let mut normalised: Vec<String> = Vec::new();
-    for tag in tags.iter() {
-        let tag = tag.trim().to_lowercase();
-        if tag.is_empty() || tag.chars().count() > 50 || tag.contains('\0') {
-            violations.add(field, "each tag must have 1 to 50 characters");
-            return;
-        }
-        if !normalised.contains(&tag) {
-            normalised.push(tag);
-        }
+    match policy::tags::normalise(tags) {
+        Ok(normalised) => *tags = normalised,
+        Err(error) => violations.add(field, error.to_string()),
     }
-    if normalised.len() > 20 {
-        violations.add(field, "at most 20 tags");
-    }
-    *tags = normalised;
 }
 
 /// `UpdateTagsRequest`.
@@ -422,13 +382,10 @@ pub(super) async fn takeover(
     IdPath(id): IdPath,
 ) -> Result<Json<ConversationWithContact>> {
     load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
-    let command = ConversationCommand::Takeover {
-        transfer_id: Uuid::new_v4(),
-        agent_id: caller.agent_id.as_uuid(),
-        may_take_from_human: caller.holds(Permission::ConversationsManage),
-        at: Utc::now(),
-    };
-    execute_and_wait(&state, &caller, id, command).await?;
+    transfer::takeover(&conversation_deps(&state), &command_context(&caller), id)
+        .await
+        .map_err(service_error)?;
+    wait_for_inbox(&state, caller.tenant_id, id).await?;
     log_change(
         &state,
         &caller,
@@ -488,6 +445,29 @@ impl Validate for BulkConversationRequest {
     }
 }
 
+impl BulkConversationRequest {
+    /// The validated action as the bulk service takes it.
+    fn action(&self) -> Result<BulkAction> {
+        Ok(match self.action.as_str() {
+            "assign" => BulkAction::Assign(
+                self.agent_id
+                    .ok_or_else(|| ApiError::invalid_field("agent_id", "is required for assign"))?,
+            ),
+            "unassign" => BulkAction::Unassign,
+            "update_status" => BulkAction::UpdateStatus(
+                self.status
+                    .as_deref()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|_| ApiError::invalid_field("status", "unknown"))?,
+            ),
+            "add_tags" => BulkAction::AddTags(self.tags.clone().unwrap_or_default()),
+            "remove_tags" => BulkAction::RemoveTags(self.tags.clone().unwrap_or_default()),
+            _ => BulkAction::MarkRead,
+        })
+    }
+}
+
 /// One failed item of a bulk action.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BulkFailure {
@@ -517,15 +497,18 @@ pub(super) async fn bulk(
     Authorized { caller, .. }: Authorized<perm::ConversationsManage>,
     ValidJson(body): ValidJson<BulkConversationRequest>,
 ) -> Result<Json<BulkResponse>> {
-    if let Some(agent) = body.agent_id.filter(|_| body.action == "assign") {
-        ensure_active_agent(&state, caller.tenant_id, agent).await?;
-    }
+    let action = body.action()?;
+    let deps = conversation_deps(&state);
+    let context = command_context(&caller);
+    bulk::check(&deps, &context, &action)
+        .await
+        .map_err(service_error)?;
     let mut ids = body.conversation_ids.clone();
     ids.dedup();
     let mut updated = 0;
     let mut failed = Vec::new();
     for id in &ids {
-        match bulk_one(&state, &caller, *id, &body).await {
+        match bulk_one(&state, &caller, &context, *id, &body.action, &action).await {
             Ok(()) => updated += 1,
             Err(error) => {
                 let (code, message) = match &error {
@@ -561,49 +544,24 @@ fn error_code(error: &ApiError) -> &'static str {
     }
 }
 
+/// Applies `action` to conversation `id`, waits until the inbox shows it and writes its
+/// activity row.
 async fn bulk_one(
     state: &AppState,
     caller: &Caller,
+    context: &CommandContext,
     id: Uuid,
-    body: &BulkConversationRequest,
+    name: &str,
+    action: &BulkAction,
 ) -> Result<()> {
-    let current = load_visible(&mut *state.pool.acquire().await?, caller, id).await?;
-    let at = Utc::now();
-    let command = match body.action.as_str() {
-        "assign" => ConversationCommand::Assign {
-            agent_id: body.agent_id,
-            at,
-        },
-        "unassign" => ConversationCommand::Assign { agent_id: None, at },
-        "update_status" => {
-            let status = body
-                .status
-                .as_deref()
-                .unwrap_or_default()
-                .parse()
-                .map_err(|_| ApiError::invalid_field("status", "unknown"))?;
-            ConversationCommand::ChangeStatus { status, at }
-        }
-        "add_tags" | "remove_tags" => {
-            let change = body.tags.clone().unwrap_or_default();
-            let mut tags = current.tags.clone();
-            if body.action == "add_tags" {
-                tags.extend(change.into_iter().filter(|t| !current.tags.contains(t)));
-                if tags.len() > 20 {
-                    return Err(ApiError::invalid_field("tags", "at most 20 tags"));
-                }
-            } else {
-                tags.retain(|t| !change.contains(t));
-            }
-            ConversationCommand::UpdateTags { tags, at }
-        }
-        _ => ConversationCommand::MarkRead { at },
-    };
-    execute_and_wait(state, caller, id, command).await?;
+    bulk::apply(&conversation_deps(state), context, id, action)
+        .await
+        .map_err(service_error)?;
+    wait_for_inbox(state, caller.tenant_id, id).await?;
     log_change(
         state,
         caller,
-        &format!("conversation.bulk_{}", body.action),
+        &format!("conversation.bulk_{name}"),
         id,
         json!({}),
     )
@@ -668,57 +626,21 @@ pub(super) async fn transfer(
     ValidJson(body): ValidJson<TransferConversationRequest>,
 ) -> Result<(StatusCode, Json<ConversationTransfer>)> {
     let current = load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
-    let own = current.assigned_agent_id == Some(caller.agent_id.as_uuid());
-    if !own && !caller.holds(Permission::ConversationsManage) {
-        return Err(ApiError::Forbidden {
-            code: "forbidden",
-            message: "only the assignee or a manager can transfer".into(),
-        });
-    }
-    if let Some(agent) = body.to_agent_id {
-        ensure_active_agent(&state, caller.tenant_id, agent).await?;
-    }
-    if let Some(division) = body.to_division_id {
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM divisions WHERE tenant_id = $1 AND id = $2)",
-        )
-        .bind(caller.tenant_id.as_uuid())
-        .bind(division)
-        .fetch_one(&state.pool)
-        .await?;
-        if !exists {
-            return Err(ApiError::unprocessable(
-                "invalid_division",
-                "the division does not exist",
-            ));
-        }
-        if let Some(agent) = body.to_agent_id {
-            let member: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM agent_divisions WHERE tenant_id = $1 AND agent_id = $2 AND division_id = $3)",
-            )
-            .bind(caller.tenant_id.as_uuid())
-            .bind(agent)
-            .bind(division)
-            .fetch_one(&state.pool)
-            .await?;
-            if !member {
-                return Err(ApiError::unprocessable(
-                    "agent_not_in_division",
-                    "the agent is not in that division",
-                ));
-            }
-        }
-    }
-    let transfer_id = Uuid::new_v4();
-    let command = ConversationCommand::Transfer {
-        transfer_id,
+    let request = transfer::Transfer {
         to_agent_id: body.to_agent_id,
         to_division_id: body.to_division_id,
         reason: body.reason.clone(),
-        by: caller.agent_id.as_uuid(),
-        at: Utc::now(),
     };
-    execute_and_wait(&state, &caller, id, command).await?;
+    let transfer_id = transfer::transfer(
+        &conversation_deps(&state),
+        &command_context(&caller),
+        id,
+        current.assigned_agent_id,
+        request,
+    )
+    .await
+    .map_err(service_error)?;
+    wait_for_inbox(&state, caller.tenant_id, id).await?;
     log_change(
         &state,
         &caller,

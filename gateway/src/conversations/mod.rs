@@ -12,6 +12,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use omnistream_commands::conversation::expire::ExpiryWorker;
 use omnistream_commands::conversation::{ConversationDeps, ServiceError};
 use omnistream_commands::service::{AgentActor, CommandContext, CommandError};
 use omnistream_domain::conversation::{ConversationCommand, ConversationError, ConversationStatus};
@@ -25,7 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-pub use actions::{check_tags, expire_stale};
+pub use actions::check_tags;
 pub use start::normalise_phone;
 
 use crate::app::AppState;
@@ -242,6 +243,7 @@ pub(crate) fn service_error(error: ServiceError) -> ApiError {
             ApiError::Validation(Violations::single(field, message))
         }
         ServiceError::Unprocessable { code, message } => ApiError::unprocessable(code, message),
+        ServiceError::NotFound => ApiError::NotFound,
         ServiceError::Forbidden(message) => ApiError::Forbidden {
             code: "forbidden",
             message: message.into(),
@@ -444,31 +446,14 @@ async fn list_conversations(
     )))
 }
 
-/// The periodic expiry job (every 5 minutes), for every tenant.
+/// The periodic expiry job ([`ExpiryWorker`], every 5 minutes, for every tenant) over the
+/// state's services.
 pub async fn run_expiry(state: AppState, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
-        }
-        let tenants: Vec<Uuid> = match sqlx::query_scalar(
-            "SELECT DISTINCT tenant_id FROM chat_expiration_rules WHERE is_active",
-        )
-        .fetch_all(&state.pool)
-        .await
-        {
-            Ok(tenants) => tenants,
-            Err(error) => {
-                tracing::warn!(%error, "expiry job could not list tenants");
-                continue;
-            }
-        };
-        for tenant in tenants {
-            if let Err(error) = expire_stale(&state, TenantId(tenant), None, None).await {
-                tracing::warn!(%tenant, ?error, "expiry job failed for a tenant");
-            }
-        }
+    ExpiryWorker {
+        deps: conversation_deps(&state),
     }
+    .run(shutdown)
+    .await
 }
 
 /// Routes of the Conversations and Transfers tags and the conversation extensions.
