@@ -12,3 +12,4 @@ pub mod service;
 pub mod token_refresh;
 pub mod webhook_dispatch;
 pub mod webhooks;
+pub mod workers;

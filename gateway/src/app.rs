@@ -10,11 +10,6 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use omnistream_commands::channels::email::smtp::SmtpMailer;
-use omnistream_commands::channels::{ChannelAdapter, EmailAdapter, PageAdapter, WhatsAppAdapter};
-use omnistream_domain::Channel;
-use omnistream_projections::log::relay::NatsRelay;
-use omnistream_projections::{all_projectors, run_projector, ProjectorSettings};
 use sqlx::PgPool;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -29,11 +24,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use omnistream_commands::channels::email::reply_address::ReplyTokens;
 use omnistream_commands::channels::meta::GraphClient;
 use omnistream_commands::media::{MediaLinks, MediaStore};
-use omnistream_commands::outbound::OutboundSender;
 use omnistream_commands::secrets::SecretBox;
 use omnistream_commands::service::{ContactService, ConversationService};
-use omnistream_commands::token_refresh::InstagramTokenRefresher;
-use omnistream_commands::webhook_dispatch::{Dispatcher, WebhookSender};
 use omnistream_ingest::{InboundProcessor, IngestState};
 
 use crate::api::outgoing_webhooks;
@@ -245,6 +237,27 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
         if self.roles.worker {
+            let deps = omnistream_commands::workers::Deps {
+                pool: self.state.pool.clone(),
+                conversations: self.state.conversations.clone(),
+                secrets: self.state.secrets.clone(),
+                media: self.state.media.clone(),
+                media_links: self.state.media_links.clone(),
+                graph: self.state.graph.clone(),
+                instagram: self.state.instagram.clone(),
+                reply_tokens: self.reply_tokens(),
+                smtp_url: self
+                    .state
+                    .config
+                    .smtp_url
+                    .as_ref()
+                    .map(|url| url.expose().to_owned()),
+                allow_private: self.state.config.outgoing_webhooks_allow_private,
+                retry_schedule: self.state.config.outgoing_webhooks_retry_schedule.clone(),
+                nats: self.state.nats.clone(),
+                nats_prefix: self.state.config.nats_prefix.clone(),
+                stored_events: Arc::new(outgoing_webhooks::StoredEventLog(self.state.pool.clone())),
+            };
             let inbound = InboundProcessor {
                 pool: self.state.pool.clone(),
                 conversations: self.state.conversations.clone(),
@@ -252,89 +265,17 @@ impl Application {
                 media: self.state.media.clone(),
                 reply_tokens: self.reply_tokens(),
             };
-            workers.push(tokio::spawn(inbound.run(self.shutdown.clone())));
-            let adapters: Vec<Arc<dyn ChannelAdapter>> = vec![
-                Arc::new(WhatsAppAdapter {
-                    graph: self.state.graph.clone(),
-                    pacer: Default::default(),
-                }),
-                Arc::new(PageAdapter {
-                    channel: Channel::Messenger,
-                    graph: self.state.graph.clone(),
-                }),
-                Arc::new(PageAdapter {
-                    channel: Channel::Instagram,
-                    graph: self.state.instagram.clone(),
-                }),
-                Arc::new(EmailAdapter {
-                    mailer: SmtpMailer::new(
-                        self.state
-                            .config
-                            .smtp_url
-                            .as_ref()
-                            .map(|url| url.expose().to_owned()),
-                        self.state.config.outgoing_webhooks_allow_private,
-                    ),
-                    reply_tokens: Some(self.reply_tokens()),
-                }),
-            ];
-            let outbound = OutboundSender {
-                pool: self.state.pool.clone(),
-                conversations: self.state.conversations.clone(),
-                secrets: self.state.secrets.clone(),
-                adapters: Arc::new(adapters),
-                media: self.state.media.clone(),
-                media_links: self.state.media_links.clone(),
-            };
-            workers.push(tokio::spawn(outbound.run(self.shutdown.clone())));
-            let token_refresher = InstagramTokenRefresher {
-                pool: self.state.pool.clone(),
-                secrets: self.state.secrets.clone(),
-                instagram: self.state.instagram.clone(),
-            };
-            workers.push(tokio::spawn(token_refresher.run(self.shutdown.clone())));
-            workers.push(tokio::spawn(crate::conversations::run_expiry(
-                self.state.clone(),
-                self.shutdown.clone(),
-            )));
-            let dispatcher = Dispatcher {
-                pool: self.state.pool.clone(),
-                nats: self.state.nats.clone(),
-                prefix: self.state.config.nats_prefix.clone(),
-                events: Arc::new(outgoing_webhooks::StoredEventLog(
-                    self.state.pool.clone(),
-                )),
-            };
-            workers.push(tokio::spawn(dispatcher.run(self.shutdown.clone())));
-            let webhook_sender = WebhookSender {
-                pool: self.state.pool.clone(),
-                secrets: self.state.secrets.clone(),
-                allow_private: self.state.config.outgoing_webhooks_allow_private,
-                schedule: Arc::new(self.state.config.outgoing_webhooks_retry_schedule.clone()),
-                in_flight: Arc::default(),
-            };
-            workers.push(tokio::spawn(webhook_sender.run(self.shutdown.clone())));
-            match NatsRelay::new(
-                self.state.pool.clone(),
-                self.state.nats.clone(),
-                &self.state.config.nats_prefix,
-            ) {
-                Ok(relay) => workers.push(tokio::spawn(relay.run(self.shutdown.clone()))),
-                Err(error) => tracing::error!(%error, "the NATS relay cannot start"),
-            }
-            workers.push(tokio::spawn(
-                omnistream_projections::statistics::keep_statistics(
-                    self.state.pool.clone(),
-                    self.shutdown.clone(),
-                ),
-            ));
-            for projector in all_projectors() {
-                workers.push(tokio::spawn(run_projector(
-                    self.state.pool.clone(),
-                    projector,
-                    ProjectorSettings::default(),
-                    self.shutdown.clone(),
-                )));
+            let registered = omnistream_ingest::workers::all(inbound)
+                .into_iter()
+                .chain(omnistream_commands::workers::all(&deps))
+                .chain(omnistream_projections::workers::all(
+                    &self.state.pool,
+                    &self.state.nats,
+                    &self.state.config.nats_prefix,
+                ));
+            for worker in registered {
+                tracing::debug!(worker = worker.name(), "starting");
+                workers.push(tokio::spawn(worker.run(self.shutdown.clone())));
             }
         }
         if self.roles.api {

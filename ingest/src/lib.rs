@@ -13,6 +13,7 @@ mod inbound_messaging;
 pub mod meta;
 pub mod processor;
 pub mod receiver;
+pub mod workers;
 
 pub use processor::InboundProcessor;
 pub use receiver::{router, IngestState};

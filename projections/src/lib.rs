@@ -16,6 +16,7 @@ pub mod replay;
 pub mod runner;
 pub mod statistics;
 pub mod usage;
+pub mod workers;
 
 pub use contacts::ContactsProjector;
 pub use inbox::InboxProjector;

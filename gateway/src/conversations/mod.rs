@@ -12,7 +12,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use omnistream_commands::conversation::expire::ExpiryWorker;
 use omnistream_commands::conversation::{ConversationDeps, ServiceError};
 use omnistream_commands::service::{AgentActor, CommandContext, CommandError};
 use omnistream_domain::conversation::{ConversationCommand, ConversationError, ConversationStatus};
@@ -21,7 +20,6 @@ use omnistream_projections::inbox::ConversationRow;
 use omnistream_projections::InboxProjector;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
-use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -444,16 +442,6 @@ async fn list_conversations(
         total,
         page,
     )))
-}
-
-/// The periodic expiry job ([`ExpiryWorker`], every 5 minutes, for every tenant) over the
-/// state's services.
-pub async fn run_expiry(state: AppState, shutdown: CancellationToken) {
-    ExpiryWorker {
-        deps: conversation_deps(&state),
-    }
-    .run(shutdown)
-    .await
 }
 
 /// Routes of the Conversations and Transfers tags and the conversation extensions.
