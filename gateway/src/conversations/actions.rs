@@ -252,13 +252,10 @@ async fn expire_stale(
     caller: &Caller,
     channel: Option<Channel>,
 ) -> Result<ExpireResponse> {
-    let commanded = expire::expire_stale(
-        &conversation_deps(state),
-        &command_context(caller),
-        channel,
-    )
-    .await
-    .map_err(service_error)?;
+    let commanded =
+        expire::expire_stale(&conversation_deps(state), &command_context(caller), channel)
+            .await
+            .map_err(service_error)?;
     let mut expired = Vec::new();
     for id in commanded {
         wait_for_inbox(state, caller.tenant_id, id).await?;
