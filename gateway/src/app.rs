@@ -28,13 +28,13 @@ use omnistream_commands::secrets::SecretBox;
 use omnistream_commands::service::{ContactService, ConversationService};
 use omnistream_ingest::{InboundProcessor, IngestState};
 
-use crate::api::outgoing_webhooks;
+use crate::api::{agents, outgoing_webhooks};
 use crate::auth::jwt::TokenKeys;
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
 use crate::{
-    activity, agents, api_keys, auth, chat_expiration, contacts, conversations, divisions, health,
+    activity, api_keys, auth, chat_expiration, contacts, conversations, divisions, health,
     integrations, media, messages, notes, roles, stream,
 };
 

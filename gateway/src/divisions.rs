@@ -13,7 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::activity::{self, Activity};
-use crate::agents::{AgentPublic, AGENT_PUBLIC_SELECT};
+use crate::api::agents::{AgentPublic, AGENT_PUBLIC_SELECT};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized};
 use crate::error::{ApiError, ErrorResponse, Result, ResultExt, Violations};

@@ -2,7 +2,6 @@
 //! the process wiring behind the `omnistream` binary.
 
 pub mod activity;
-pub mod agents;
 pub mod api;
 pub mod api_keys;
 pub mod app;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{password, rate_limit, session_token, Caller, RequestOrigin, SESSION_COOKIE};
 use crate::activity::{self, Activity};
-use crate::agents::{load_agent, AgentPublic};
+use crate::api::agents::{load_agent, AgentPublic};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::extract::{check_password, check_text, MessageResponse, ValidJson, Validate};
