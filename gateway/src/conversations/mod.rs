@@ -5,7 +5,9 @@
 
 mod actions;
 mod audit;
+mod bulk;
 mod start;
+mod transfers;
 
 use std::time::Duration;
 
@@ -453,10 +455,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(actions::assign))
         .routes(routes!(actions::update_status))
         .routes(routes!(actions::mark_read))
-        .routes(routes!(actions::expire))
+        .routes(routes!(transfers::expire))
         .routes(routes!(actions::update_tags))
-        .routes(routes!(actions::takeover))
-        .routes(routes!(actions::bulk))
-        .routes(routes!(actions::transfer))
-        .routes(routes!(actions::list_transfers))
+        .routes(routes!(transfers::takeover))
+        .routes(routes!(bulk::bulk))
+        .routes(routes!(transfers::transfer))
+        .routes(routes!(transfers::list_transfers))
 }
