@@ -11,7 +11,8 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts::{account_key_taken, load_account, make_default, verify_token, AccountRow};
+use super::accounts::{account_key_taken, load_account, make_default, verify_token};
+use super::accounts_dto::AccountRow;
 use crate::activity::{self, Activity};
 use crate::app::AppState;
 use crate::auth::Caller;

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts::{config_text, AccountRow};
+use super::accounts_dto::{config_text, AccountRow};
 use super::connect::{
     app_credentials, channel_account, ensure_key_free, save_connected, upstream, ConnectedAccount,
     FacebookLoginConfig, OAuthConnectRequest,

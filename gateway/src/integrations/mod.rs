@@ -5,6 +5,7 @@
 //! overwrites a stored secret with its masked form (contract §17).
 
 mod accounts;
+mod accounts_dto;
 mod connect;
 mod instagram;
 mod messenger;
@@ -182,7 +183,7 @@ pub struct UpsertIntegration {
 impl Validate for UpsertIntegration {
     fn validate(&mut self, violations: &mut Violations) {
         if let Some(config) = &self.config {
-            accounts::refuse_sealed_values(config, violations);
+            accounts_dto::refuse_sealed_values(config, violations);
         }
     }
 }

@@ -16,7 +16,8 @@ use omnistream_domain::Channel;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::accounts::{account_key_taken, config_text};
+use super::accounts::account_key_taken;
+use super::accounts_dto::config_text;
 use super::connect::upstream;
 use crate::app::AppState;
 use crate::error::{ApiError, Result};

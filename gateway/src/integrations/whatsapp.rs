@@ -9,7 +9,8 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts::{config_text as text, load_account};
+use super::accounts::load_account;
+use super::accounts_dto::config_text as text;
 use super::connect::{
     app_credentials, channel_account, ensure_key_free, save_connected, upstream, ConnectedAccount,
     FacebookLoginConfig,
