@@ -8,6 +8,7 @@ pub mod contact;
 pub mod conversation;
 pub mod email;
 pub mod ids;
+pub mod kernel;
 pub mod message;
 pub mod permissions;
 pub mod stream;
