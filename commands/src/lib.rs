@@ -10,6 +10,5 @@ pub mod pacing;
 pub mod secrets;
 pub mod service;
 pub mod token_refresh;
-pub mod webhook_dispatch;
 pub mod webhooks;
 pub mod workers;

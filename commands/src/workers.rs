@@ -24,7 +24,8 @@ use crate::outbound::OutboundSender;
 use crate::secrets::SecretBox;
 use crate::service::ConversationService;
 use crate::token_refresh::InstagramTokenRefresher;
-use crate::webhook_dispatch::{Dispatcher, StoredEvents, WebhookSender};
+use crate::webhooks::fanout::{Dispatcher, StoredEvents};
+use crate::webhooks::sender::WebhookSender;
 
 /// A long-running background task of the worker role.
 #[async_trait]

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::secrets::{DecryptError, SecretBox};
-use crate::webhook_dispatch::{fan_out, EventRef};
+use crate::webhooks::fanout::{fan_out, EventRef};
 use crate::webhooks::wire::{self, WEBHOOK_SECRET_FIELD};
 
 /// A failed administration call.

@@ -1,6 +1,9 @@
-//! Outgoing webhooks: the wire protocol ([`wire`]: signatures, the SSRF guard, one attempt) and
-//! the administration calls behind the API ([`admin`]: test events, redeliveries, replays).
-//! The dispatcher and sender that deliver events live in [`crate::webhook_dispatch`].
+//! Outgoing webhooks: the wire protocol ([`wire`]: signatures, the SSRF guard, one attempt),
+//! the fan-out of stored events to subscribed endpoints ([`fanout`]), their delivery
+//! ([`sender`]), and the administration calls behind the API ([`admin`]: test events,
+//! redeliveries, replays).
 
 pub mod admin;
+pub mod fanout;
+pub mod sender;
 pub mod wire;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use omnistream_commands::secrets::SecretBox;
-use omnistream_commands::webhook_dispatch::{fan_out, EventRef, WebhookSender};
+use omnistream_commands::webhooks::fanout::{fan_out, EventRef};
+use omnistream_commands::webhooks::sender::WebhookSender;
 use omnistream_gateway::app::Roles;
 use omnistream_tests::{TestApp, TEST_ENCRYPTION_KEY};
 use serde_json::json;

@@ -714,7 +714,7 @@ async fn fanning_out_the_same_event_twice_creates_one_delivery() {
     let aggregate_id = format!("{tenant}:{}", uuid::Uuid::new_v4());
     let payload = json!({"TagsUpdated": {"tags": ["a"], "at": "2026-01-01T00:00:00Z"}});
     let message_id = format!("Conversation:{aggregate_id}:3");
-    let event = omnistream_commands::webhook_dispatch::EventRef {
+    let event = omnistream_commands::webhooks::fanout::EventRef {
         tenant,
         aggregate_type: "Conversation",
         aggregate_id: &aggregate_id,
@@ -723,13 +723,13 @@ async fn fanning_out_the_same_event_twice_creates_one_delivery() {
         recorded_at: chrono::Utc::now(),
     };
     assert_eq!(
-        omnistream_commands::webhook_dispatch::fan_out(&app.pool, event, None)
+        omnistream_commands::webhooks::fanout::fan_out(&app.pool, event, None)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        omnistream_commands::webhook_dispatch::fan_out(&app.pool, event, None)
+        omnistream_commands::webhooks::fanout::fan_out(&app.pool, event, None)
             .await
             .unwrap(),
         0,

@@ -20,13 +20,13 @@ pub use dto::{
 pub struct StoredEventLog(pub sqlx::PgPool);
 
 #[async_trait::async_trait]
-impl omnistream_commands::webhook_dispatch::StoredEvents for StoredEventLog {
+impl omnistream_commands::webhooks::fanout::StoredEvents for StoredEventLog {
     async fn find(
         &self,
         aggregate_type: &str,
         aggregate_id: &str,
         sequence: i64,
-    ) -> anyhow::Result<Option<omnistream_commands::webhook_dispatch::StoredEvent>> {
+    ) -> anyhow::Result<Option<omnistream_commands::webhooks::fanout::StoredEvent>> {
         let found = omnistream_projections::log::find_event(
             &self.0,
             aggregate_type,
@@ -35,7 +35,7 @@ impl omnistream_commands::webhook_dispatch::StoredEvents for StoredEventLog {
         )
         .await?;
         Ok(
-            found.map(|event| omnistream_commands::webhook_dispatch::StoredEvent {
+            found.map(|event| omnistream_commands::webhooks::fanout::StoredEvent {
                 payload: event.payload,
                 recorded_at: event.recorded_at,
             }),
