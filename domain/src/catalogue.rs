@@ -87,7 +87,8 @@ pub fn example(name: &str) -> Option<serde_json::Value> {
 
     use crate::contact::{self, ContactChanges, ContactEvent};
     use crate::conversation::{self, ConversationEvent, ConversationStatus, Sender, TransferKind};
-    use crate::message::{Channel, InboundContent, MessageStatus, MessageType};
+    use crate::kernel::channel::Channel;
+    use crate::kernel::message::{InboundContent, MessageStatus, MessageType};
 
     let at = chrono::Utc
         .with_ymd_and_hms(2026, 1, 15, 9, 30, 0)

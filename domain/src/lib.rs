@@ -6,18 +6,14 @@
 pub mod catalogue;
 pub mod contact;
 pub mod conversation;
-pub mod email;
-pub mod ids;
 pub mod kernel;
-pub mod message;
-pub mod permissions;
-pub mod stream;
 
-pub use email::{EmailAddress, InvalidEmail};
-pub use ids::{AgentId, ApiKeyId, DivisionId, RoleId, SessionId, TenantId};
-pub use message::{
-    Channel, InboundContent, InboundMedia, MessageStatus, MessageTag, MessageType, ProviderStatus,
+pub use kernel::channel::Channel;
+pub use kernel::email::{EmailAddress, InvalidEmail};
+pub use kernel::ids::{AgentId, ApiKeyId, DivisionId, RoleId, SessionId, TenantId};
+pub use kernel::message::{
+    InboundContent, InboundMedia, MessageStatus, MessageTag, MessageType, ProviderStatus,
     ReceiptBound,
 };
-pub use permissions::{AgentRole, Permission};
-pub use stream::{StreamId, StreamIdError};
+pub use kernel::permissions::{AgentRole, Permission};
+pub use kernel::stream::{StreamId, StreamIdError};

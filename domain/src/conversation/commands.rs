@@ -6,8 +6,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Conversation, ConversationError, ConversationEvent, ConversationStatus, TransferKind};
-use crate::message::{
-    Channel, InboundContent, MessageStatus, MessageTag, MessageType, ProviderStatus, ReceiptBound,
+use crate::kernel::channel::Channel;
+use crate::kernel::message::{
+    InboundContent, MessageStatus, MessageTag, MessageType, ProviderStatus, ReceiptBound,
     HUMAN_AGENT_WINDOW_DAYS, STANDARD_WINDOW_HOURS,
 };
 

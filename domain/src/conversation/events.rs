@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use super::commands::Sender;
 use super::ConversationStatus;
-use crate::message::{
-    Channel, InboundContent, MessageStatus, MessageTag, MessageType, ProviderStatus,
+use crate::kernel::channel::Channel;
+use crate::kernel::message::{
+    InboundContent, MessageStatus, MessageTag, MessageType, ProviderStatus,
 };
 
 /// A transfer or a takeover.

@@ -26,7 +26,8 @@ pub use commands::{
 pub use events::{ConversationEvent, TransferKind};
 pub use public::public_events;
 
-use crate::message::{Channel, MessageStatus, ProviderStatus};
+use crate::kernel::channel::Channel;
+use crate::kernel::message::{MessageStatus, ProviderStatus, UnknownValue};
 
 /// `ConversationStatus` of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -72,13 +73,13 @@ impl ConversationStatus {
 }
 
 impl std::str::FromStr for ConversationStatus {
-    type Err = crate::message::UnknownValue;
+    type Err = UnknownValue;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|status| status.as_str() == s)
-            .ok_or_else(|| crate::message::UnknownValue(s.to_owned()))
+            .ok_or_else(|| UnknownValue(s.to_owned()))
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
-use crate::message::{InboundContent, MessageType};
+use crate::kernel::message::{InboundContent, MessageType};
 
 type Framework = TestFramework<Conversation>;
 

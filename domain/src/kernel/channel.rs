@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::{UnknownValue, STANDARD_WINDOW_HOURS};
+use super::message::{UnknownValue, STANDARD_WINDOW_HOURS};
 
 /// A messaging channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! window, echoes of messages sent from other apps, and watermark or message read receipts.
 
 use super::*;
-use crate::message::{MessageTag, ReceiptBound};
+use crate::kernel::message::{MessageTag, ReceiptBound};
 
 fn messenger_opened(at: DateTime<Utc>) -> ConversationEvent {
     let mut event = opened(at);

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
-use crate::TenantId;
+use super::ids::TenantId;
 
 /// The id of one aggregate's event stream, attributable to its tenant without reading payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::message::Channel;
+use crate::kernel::channel::Channel;
 
 /// How often a returning customer's `last_contacted_at` is recorded (at most once per window).
 const SEEN_GRANULARITY_MINUTES: i64 = 5;

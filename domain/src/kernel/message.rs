@@ -1,7 +1,5 @@
 //! Messages: the value types every channel adapter and projection shares. The channel itself
-//! is [`crate::kernel::channel::Channel`].
-
-pub use crate::kernel::channel::Channel;
+//! is [`super::channel::Channel`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
