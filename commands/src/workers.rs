@@ -15,15 +15,15 @@ pub use tokio_util::sync::CancellationToken;
 
 use crate::channels::email::reply_address::ReplyTokens;
 use crate::channels::email::smtp::SmtpMailer;
+use crate::channels::instagram::token_refresh::InstagramTokenRefresher;
 use crate::channels::meta::GraphClient;
+use crate::channels::outbound::OutboundSender;
 use crate::channels::{ChannelAdapter, EmailAdapter, PageAdapter, WhatsAppAdapter};
 use crate::conversation::expire::ExpiryWorker;
 use crate::conversation::ConversationDeps;
-use crate::media::{MediaLinks, MediaStore};
-use crate::outbound::OutboundSender;
-use crate::secrets::SecretBox;
+use crate::infra::media::{MediaLinks, MediaStore};
+use crate::infra::secrets::SecretBox;
 use crate::service::ConversationService;
-use crate::token_refresh::InstagramTokenRefresher;
 use crate::webhooks::fanout::{Dispatcher, StoredEvents};
 use crate::webhooks::sender::WebhookSender;
 

@@ -23,8 +23,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use omnistream_commands::channels::email::reply_address::ReplyTokens;
 use omnistream_commands::channels::meta::GraphClient;
-use omnistream_commands::media::{MediaLinks, MediaStore};
-use omnistream_commands::secrets::SecretBox;
+use omnistream_commands::infra::media::{MediaLinks, MediaStore};
+use omnistream_commands::infra::secrets::SecretBox;
 use omnistream_commands::service::{ContactService, ConversationService};
 use omnistream_ingest::{InboundProcessor, IngestState};
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{SecondsFormat, Utc};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use omnistream_commands::secrets::constant_time_eq;
+use omnistream_commands::infra::secrets::constant_time_eq;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};

@@ -1,5 +1,5 @@
 //! Media tag: `POST /api/media/upload` stores a file in the media store
-//! ([`omnistream_commands::media`]), `GET /api/media/{id}` streams it back.
+//! ([`omnistream_commands::infra::media`]), `GET /api/media/{id}` streams it back.
 //!
 //! Reading follows the conversation visibility rule: media attached to a conversation the
 //! caller cannot see, or of another tenant, is 404. A signed, time-limited link
@@ -23,7 +23,7 @@ use chrono::Utc;
 use omnistream_commands::channels::meta::media::{
     fetch_whatsapp, pending_whatsapp_media, FetchError, WhatsAppMediaSource,
 };
-use omnistream_commands::media::{
+use omnistream_commands::infra::media::{
     media_url, safe_filename, upload_type, MediaError, NewMedia, StoredMedia, MAX_MEDIA_BYTES,
     UPLOAD_TYPES,
 };

@@ -4,7 +4,10 @@
 //! commands or a retry.
 
 pub mod email;
+pub mod instagram;
+pub mod messenger;
 pub mod meta;
+pub mod outbound;
 pub mod whatsapp;
 
 use std::time::Duration;
@@ -15,7 +18,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub use email::EmailAdapter;
-pub use meta::page::{echo_metadata, PageAdapter, ECHO_METADATA_PREFIX};
+pub use meta::send::PageAdapter;
 pub use whatsapp::WhatsAppAdapter;
 
 use meta::GraphError;

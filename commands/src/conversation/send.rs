@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{visible_to, ConversationDeps, ServiceError};
-use crate::media::{media_url, StoredMedia};
+use crate::infra::media::{media_url, StoredMedia};
 use crate::service::{AgentActor, CommandContext};
 
 /// A conversation the acting agent has already been shown to see.

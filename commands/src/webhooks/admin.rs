@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::secrets::{DecryptError, SecretBox};
+use crate::infra::secrets::{DecryptError, SecretBox};
 use crate::webhooks::fanout::{fan_out, EventRef};
 use crate::webhooks::wire::{self, WEBHOOK_SECRET_FIELD};
 

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::secrets::SecretBox;
+use crate::infra::secrets::SecretBox;
 use crate::webhooks::wire::attempt;
 
 /// How the relay publishes an event (see `projections::relay`): only its identity is used; the

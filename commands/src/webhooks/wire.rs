@@ -344,7 +344,7 @@ fn header_field(name: &str) -> String {
 
 /// Custom headers as stored: every value encrypted for `tenant` (they often carry credentials).
 pub fn seal_headers(
-    secrets: &crate::secrets::SecretBox,
+    secrets: &crate::infra::secrets::SecretBox,
     tenant: uuid::Uuid,
     headers: &serde_json::Value,
 ) -> serde_json::Value {
@@ -364,7 +364,7 @@ pub fn seal_headers(
 
 /// Stored custom headers, decrypted, for sending (values that cannot be decrypted are dropped).
 pub fn open_headers(
-    secrets: &crate::secrets::SecretBox,
+    secrets: &crate::infra::secrets::SecretBox,
     tenant: uuid::Uuid,
     stored: &serde_json::Value,
 ) -> Vec<(String, String)> {
@@ -383,7 +383,7 @@ pub fn open_headers(
 
 /// Stored custom headers with every value masked, for responses.
 pub fn mask_headers(
-    secrets: &crate::secrets::SecretBox,
+    secrets: &crate::infra::secrets::SecretBox,
     tenant: uuid::Uuid,
     stored: &serde_json::Value,
 ) -> serde_json::Value {
@@ -392,7 +392,7 @@ pub fn mask_headers(
         .map(|(name, value)| {
             (
                 name,
-                serde_json::Value::String(crate::secrets::mask(&value)),
+                serde_json::Value::String(crate::infra::secrets::mask(&value)),
             )
         })
         .collect();

@@ -272,7 +272,7 @@ pub(super) async fn update_account(
         ));
     }
     let stored = current.config.as_object().cloned().unwrap_or_default();
-    let config = omnistream_commands::secrets::merge_config(
+    let config = omnistream_commands::infra::secrets::merge_config(
         &state.secrets,
         tenant,
         &stored,

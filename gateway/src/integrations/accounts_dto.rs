@@ -136,14 +136,14 @@ pub(super) fn config_text<'a>(config: &'a Map<String, Value>, key: &str) -> Opti
 /// Config values that pose as sealed ones (`enc:…`) are refused: only the server seals values,
 /// and a ciphertext pasted from elsewhere must never be stored.
 pub(super) fn refuse_sealed_values(config: &Map<String, Value>, violations: &mut Violations) {
-    if let Some(key) = omnistream_commands::secrets::first_sealed_value(config) {
+    if let Some(key) = omnistream_commands::infra::secrets::first_sealed_value(config) {
         violations.add(format!("config.{key}"), "must not start with `enc:`");
     }
 }
 
 /// `config.throughput_mps`, when given: the number's Meta throughput tier, which paces sends.
 fn check_throughput(config: &Map<String, Value>, violations: &mut Violations) {
-    let max = omnistream_commands::outbound::MAX_THROUGHPUT_MPS;
+    let max = omnistream_commands::channels::whatsapp::MAX_THROUGHPUT_MPS;
     match config.get("throughput_mps") {
         None | Some(Value::Null) => {}
         Some(value)

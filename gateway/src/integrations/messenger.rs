@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use omnistream_commands::channels::meta::login::ManagedPage;
+use omnistream_commands::channels::messenger::page::ManagedPage;
 use omnistream_domain::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};

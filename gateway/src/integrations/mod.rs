@@ -216,7 +216,7 @@ async fn upsert_integration(
         .as_ref()
         .and_then(|r| r.config.as_object().cloned())
         .unwrap_or_default();
-    let config = omnistream_commands::secrets::merge_config(
+    let config = omnistream_commands::infra::secrets::merge_config(
         &state.secrets,
         tenant,
         &stored_config,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use omnistream_commands::secrets::SecretBox;
+use omnistream_commands::infra::secrets::SecretBox;
 use omnistream_commands::webhooks::fanout::{fan_out, EventRef};
 use omnistream_commands::webhooks::sender::WebhookSender;
 use omnistream_gateway::app::Roles;

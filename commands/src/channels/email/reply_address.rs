@@ -12,7 +12,7 @@
 use omnistream_domain::TenantId;
 use uuid::Uuid;
 
-use crate::secrets::{constant_time_eq, hmac_sha256};
+use crate::infra::secrets::{constant_time_eq, hmac_sha256};
 
 /// Bytes of the HMAC kept in a token.
 const MAC_BYTES: usize = 9;

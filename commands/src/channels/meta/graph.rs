@@ -1,7 +1,8 @@
 //! The Meta Graph API client every Meta channel uses (WhatsApp Cloud API, Messenger, Instagram):
 //! one pooled HTTP client, URL building, and the reading of answers into JSON or a
 //! [`GraphError`]. Each channel adds its own calls as `impl GraphClient` blocks in its folder
-//! (`channels::whatsapp::client`, [`super::login`], [`super::instagram`]).
+//! (`channels::whatsapp::client`, [`super::login`], `channels::messenger::page`,
+//! `channels::instagram::login`).
 //!
 //! The base URL is configurable so tests can point the client at a local fake:
 //! [`GraphClient::from_env`] reads `META_GRAPH_BASE_URL` and falls back to

@@ -1,8 +1,8 @@
-//! Inbound media of the Meta channels, copied into the media store ([`crate::media`]).
+//! Inbound media of the Meta channels, copied into the media store ([`crate::infra::media`]).
 //!
 //! WhatsApp delivers a media id, not the file. The message names the media by the
 //! `/api/media/{id}` URL it will be stored under (its id derived from the message, see
-//! [`crate::media::attachment_id`]); the first read ([`fetch_whatsapp`]) asks the Graph API (at
+//! [`crate::infra::media::attachment_id`]); the first read ([`fetch_whatsapp`]) asks the Graph API (at
 //! the configured base URL only) for the file's short-lived URL with the account's token,
 //! checks that URL is Meta's (or on the configured Graph origin), downloads it with the same
 //! token, checks Meta's SHA-256 and stores it. Messenger and Instagram deliver signed CDN URLs
@@ -24,11 +24,11 @@ use uuid::Uuid;
 
 use super::errors::{api_error, retry_after_seconds};
 use super::{GraphClient, GraphError};
-use crate::media::{
+use crate::infra::media::{
     essence, extension_of, safe_filename, MediaError, MediaStore, NewMedia, StoredMedia,
     MAX_MEDIA_BYTES,
 };
-use crate::secrets::SecretBox;
+use crate::infra::secrets::SecretBox;
 use crate::webhooks::wire::resolve_allowed;
 
 /// The longest a whole download (connect, headers, body) may take.

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{config_text, ChannelAdapter, OutboundDelivery, SendOutcome};
 use crate::channels::meta::GraphClient;
-use crate::pacing::Pacer;
+use crate::infra::pacing::Pacer;
 use message::{message_body, OutboundPayload};
 
 /// Meta's default throughput per business number (messages per second).

@@ -66,7 +66,7 @@ impl WebhookRow {
             secret: if reveal {
                 plain
             } else {
-                omnistream_commands::secrets::mask(&plain)
+                omnistream_commands::infra::secrets::mask(&plain)
             },
             is_active: self.is_active,
             headers: wire::mask_headers(&state.secrets, self.tenant_id, &self.headers),
@@ -165,7 +165,7 @@ fn check_headers(violations: &mut Violations, headers: &Value) {
             );
         } else if value
             .as_str()
-            .is_some_and(omnistream_commands::secrets::is_sealed)
+            .is_some_and(omnistream_commands::infra::secrets::is_sealed)
         {
             // Only the server seals values: a ciphertext pasted from elsewhere is refused.
             violations.add(format!("headers.{name}"), "must not start with `enc:`");

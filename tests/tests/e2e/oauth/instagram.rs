@@ -1,8 +1,8 @@
 //! Instagram Login: connect, token handling, reconnects and refusals.
 
+use omnistream_commands::channels::instagram::token_refresh::InstagramTokenRefresher;
 use omnistream_commands::channels::meta::GraphClient;
-use omnistream_commands::secrets::SecretBox;
-use omnistream_commands::token_refresh::InstagramTokenRefresher;
+use omnistream_commands::infra::secrets::SecretBox;
 use omnistream_tests::fake_meta::{
     FAKE_IG_LONG_LIVED_EXPIRES_IN, FAKE_IG_LONG_LIVED_TOKEN, FAKE_IG_REFRESHED_TOKEN,
     FAKE_IG_SHORT_LIVED_TOKEN, FAKE_IG_USERNAME, FAKE_IG_USER_ID,

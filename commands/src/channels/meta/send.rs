@@ -11,17 +11,10 @@ use omnistream_domain::Channel;
 use serde_json::{json, Map, Value};
 
 use super::GraphClient;
+use crate::channels::messenger::echo_metadata;
 use crate::channels::{config_text, ChannelAdapter, OutboundDelivery, SendOutcome};
 
-/// The `metadata` of our Messenger sends; their echoes carry it back.
-pub fn echo_metadata(message_id: uuid::Uuid) -> String {
-    format!("{ECHO_METADATA_PREFIX}{message_id}")
-}
-
-/// How the `metadata` of our own sends starts.
-pub const ECHO_METADATA_PREFIX: &str = "omnistream:";
-
-/// Sends on Messenger or Instagram.
+/// Sends on Messenger or Instagram (one adapter per channel, told apart by `channel`).
 #[derive(Clone)]
 pub struct PageAdapter {
     pub channel: Channel,

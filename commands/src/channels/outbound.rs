@@ -1,5 +1,5 @@
 //! The outbound sender: hands queued messages to their channel's adapter
-//! ([`crate::channels`]) and reports the outcome back to the conversation as a command
+//! ([`super::ChannelAdapter`]) and reports the outcome back to the conversation as a command
 //! (`MarkSent` with the provider id, or `MarkFailed`), or schedules a retry.
 //!
 //! Jobs are claimed with a short lease in a short transaction (never holding a transaction open
@@ -20,11 +20,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use crate::channels::whatsapp::{DEFAULT_THROUGHPUT_MPS, MAX_THROUGHPUT_MPS};
-
-use crate::channels::{ChannelAdapter, OutboundAttachment, OutboundDelivery, SendOutcome};
-use crate::media::{stored_media_id, MediaLinks, MediaStore};
-use crate::secrets::SecretBox;
+use super::{ChannelAdapter, OutboundAttachment, OutboundDelivery, SendOutcome};
+use crate::infra::media::{stored_media_id, MediaLinks, MediaStore};
+use crate::infra::secrets::SecretBox;
 use crate::service::{CommandContext, CommandError, ConversationService};
 
 /// Jobs claimed per round, at most.
@@ -263,7 +261,7 @@ impl OutboundSender {
         let Some(id) = delivery.media_url.as_deref().and_then(stored_media_id) else {
             return Ok(delivery);
         };
-        let retry = |error: crate::media::MediaError| SendOutcome::Retry {
+        let retry = |error: crate::infra::media::MediaError| SendOutcome::Retry {
             error: error.to_string(),
             after: None,
         };

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::channels::meta::GraphClient;
-use crate::secrets::SecretBox;
+use crate::infra::secrets::SecretBox;
 
 /// An account's id, its tenant (its sealed values are bound to it) and its stored config.
 type AccountConfig = (Uuid, Uuid, sqlx::types::Json<Map<String, Value>>);

@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use crate::secrets::{constant_time_eq, hmac_sha256};
+use super::secrets::{constant_time_eq, hmac_sha256};
 
 /// The largest file accepted (contract §9: 25 MiB).
 pub const MAX_MEDIA_BYTES: u64 = 25 * 1024 * 1024;

@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use reqwest::Method;
 use serde_json::Value;
 
-use super::login::{confirmed, optional_text, required_text};
-use super::{GraphClient, GraphError};
+use crate::channels::meta::login::{confirmed, optional_text, required_text};
+use crate::channels::meta::{GraphClient, GraphError};
 
 /// The webhook fields the Instagram channel needs.
 pub const INSTAGRAM_SUBSCRIBED_FIELDS: &str =
