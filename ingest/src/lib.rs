@@ -1,16 +1,13 @@
-//! Inbound webhook receivers (served under `/webhooks`), the parsers for what they carry (Meta
-//! JSON in [`meta`], raw MIME mail in [`email`]) and the processor that turns the stored payloads
-//! into conversation commands.
+//! Inbound webhook receivers (served under `/webhooks`), one folder per channel in [`channels`]
+//! (the parser for what its provider posts and its handler), and the processor that turns the
+//! stored payloads into conversation commands.
 //!
 //! A receiver checks the provider's signature over the raw bytes, stores the body in the raw
 //! inbound log and only then answers 200: an acknowledged webhook is never lost. The processor
 //! works through the log in order; every command it issues is idempotent, so a payload processed
 //! twice (after a crash, or redelivered by the provider) has no second effect.
 
-pub mod email;
-mod inbound_email;
-mod inbound_messaging;
-pub mod meta;
+pub mod channels;
 pub mod processor;
 pub mod receiver;
 pub mod workers;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use omnistream_commands::channels::email::reply_address::ReplyTokens;
-use omnistream_commands::media::MediaStore;
+use omnistream_commands::infra::media::MediaStore;
 use omnistream_commands::service::{
     ids, CommandContext, CommandError, ContactService, ConversationService,
 };
@@ -16,10 +16,10 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::meta::{
+use crate::channels::meta_messaging::{INSTAGRAM_OBJECT, MESSENGER_OBJECT};
+use crate::channels::whatsapp::{
     parse_whatsapp, WhatsAppChange, WhatsAppInbound, WhatsAppStatus, WHATSAPP_OBJECT,
 };
-use crate::meta::{INSTAGRAM_OBJECT, MESSENGER_OBJECT};
 
 /// Rows claimed per round.
 const BATCH: i64 = 200;
@@ -458,8 +458,7 @@ pub(crate) fn provider_context(tenant: TenantId, provider: &str, id: i64) -> Com
         actor_id: Some(provider.to_owned()),
         request_id: None,
         causation_id: Some(format!("inbound_webhook:{id}")),
-        correlation_id: None,
-        agent: None,
+        ..CommandContext::system(tenant)
     }
 }
 

@@ -14,12 +14,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
 use bytes::Bytes;
-use omnistream_commands::secrets::constant_time_eq;
+use omnistream_commands::infra::secrets::constant_time_eq;
 use omnistream_domain::Channel;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
-use crate::meta::verify_signature;
+use crate::channels::email;
+use crate::channels::meta::verify_signature;
 
 /// Webhooks being stored at once, at most; more would only wait for a database connection.
 pub const MAX_STORING: usize = 1024;
@@ -75,7 +76,7 @@ struct MailgunToken {
 /// The `token` and `timestamp` of a Mailgun form whose signature verifies with `key`, whose
 /// timestamp is recent and whose token is no longer than [`MAILGUN_MAX_TOKEN_CHARS`].
 fn mailgun_authentic(key: &str, content_type: Option<&str>, body: &[u8]) -> Option<MailgunToken> {
-    let fields = content_type.and_then(|c| crate::email::form_fields(c, body))?;
+    let fields = content_type.and_then(|c| email::form_fields(c, body))?;
     let value = |name: &str| {
         fields
             .iter()
@@ -86,7 +87,7 @@ fn mailgun_authentic(key: &str, content_type: Option<&str>, body: &[u8]) -> Opti
     let timestamp = value("timestamp")?.parse::<i64>().ok()?;
     let token = value("token").filter(|t| !t.is_empty() && t.len() <= MAILGUN_MAX_TOKEN_CHARS)?;
     let recent = (chrono::Utc::now().timestamp() - timestamp).abs() <= MAILGUN_MAX_AGE_SECONDS;
-    (recent && crate::email::mailgun_signature_valid(key, &fields)).then(|| MailgunToken {
+    (recent && email::mailgun_signature_valid(key, &fields)).then(|| MailgunToken {
         token: token.to_owned(),
         timestamp,
     })
@@ -428,7 +429,7 @@ fn email_credential(state: &IngestState, headers: &HeaderMap) -> Option<EmailCre
 /// email when the length is not declared, as with a chunked body).
 fn unauthenticated_permits(declared: Option<u64>) -> u32 {
     const MIB: u64 = 1024 * 1024;
-    let most = crate::email::MAX_EMAIL_BYTES as u64;
+    let most = email::MAX_EMAIL_BYTES as u64;
     let bytes = declared.unwrap_or(most).min(most);
     u32::try_from(bytes.div_ceil(MIB).max(1)).unwrap_or(UNAUTHENTICATED_EMAIL_MIB)
 }
@@ -445,7 +446,7 @@ async fn receive_email(State(state): State<Receivers>, request: Request) -> Resp
     let content_type =
         header(request.headers(), axum::http::header::CONTENT_TYPE.as_str()).map(str::to_owned);
     let (body, token) = match credential {
-        EmailCredential::Secret => match read_body(request, crate::email::MAX_EMAIL_BYTES).await {
+        EmailCredential::Secret => match read_body(request, email::MAX_EMAIL_BYTES).await {
             Ok(body) => (body, None),
             Err(refusal) => return refusal,
         },
@@ -460,7 +461,7 @@ async fn receive_email(State(state): State<Receivers>, request: Request) -> Resp
             else {
                 return overloaded("too many unauthenticated emails being received; retry");
             };
-            let body = match read_body(request, crate::email::MAX_EMAIL_BYTES).await {
+            let body = match read_body(request, email::MAX_EMAIL_BYTES).await {
                 Ok(body) => body,
                 Err(refusal) => return refusal,
             };
@@ -486,11 +487,10 @@ async fn receive_email(State(state): State<Receivers>, request: Request) -> Resp
         return Json(serde_json::json!({"status": "ok"})).into_response();
     };
     // Parsing (MIME, HTML sanitising) can take a while for a large message: off the runtime.
-    let recipients: Vec<String> = tokio::task::spawn_blocking(move || {
-        crate::email::recipients(content_type.as_deref(), &body)
-    })
-    .await
-    .unwrap_or_default();
+    let recipients: Vec<String> =
+        tokio::task::spawn_blocking(move || email::recipients(content_type.as_deref(), &body))
+            .await
+            .unwrap_or_default();
     let known = sqlx::query_scalar::<_, bool>(
         "SELECT EXISTS (SELECT 1 FROM integration_accounts WHERE channel = 'email' AND is_active AND account_key = ANY($1))",
     )

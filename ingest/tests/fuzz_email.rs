@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use omnistream_ingest::email::{
+use omnistream_ingest::channels::email::{
     parse_inbound, parse_mime, sanitize_html, EmailError, Mailbox, ParsedEmail,
 };
 use proptest::prelude::*;

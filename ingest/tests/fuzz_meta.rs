@@ -4,9 +4,9 @@
 
 use hmac::{Hmac, Mac};
 use omnistream_domain::ReceiptBound;
-use omnistream_ingest::meta::{
-    parse_messaging, parse_whatsapp, verify_signature, MessagingKind, WHATSAPP_OBJECT,
-};
+use omnistream_ingest::channels::meta::verify_signature;
+use omnistream_ingest::channels::meta_messaging::{parse_messaging, MessagingKind};
+use omnistream_ingest::channels::whatsapp::{parse_whatsapp, WHATSAPP_OBJECT};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use sha2::Sha256;

@@ -14,13 +14,13 @@ use chrono::Utc;
 use omnistream_commands::channels::meta::media::{
     attachment_filename, copy_attachment, FetchError,
 };
-use omnistream_commands::media::{attachment_id, media_url, MediaError, NewMedia};
+use omnistream_commands::infra::media::{attachment_id, media_url, MediaError, NewMedia};
 use omnistream_commands::service::ids;
 use omnistream_domain::conversation::{ConversationCommand, EchoedMessage};
 use omnistream_domain::{Channel, InboundContent, MessageType, TenantId};
 use uuid::Uuid;
 
-use crate::meta::{parse_messaging, MessagingEvent, MessagingKind};
+use super::{parse_messaging, MessagingEvent, MessagingKind};
 use crate::processor::{provider_context, Account, CustomerMessage, Disposition, InboundProcessor};
 
 /// The `account_key` of the account an event belongs to.

@@ -10,7 +10,7 @@
 //! inbound log.
 
 use chrono::{DateTime, Utc};
-use omnistream_commands::channels::ECHO_METADATA_PREFIX;
+use omnistream_commands::channels::messenger::ECHO_METADATA_PREFIX;
 use omnistream_domain::{
     Channel, InboundContent, InboundMedia, MessageStatus, MessageType, ReceiptBound,
 };

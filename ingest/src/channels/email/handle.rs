@@ -23,7 +23,7 @@
 
 use chrono::Utc;
 use omnistream_commands::channels::email::reply_address::untagged;
-use omnistream_commands::media::{
+use omnistream_commands::infra::media::{
     attachment_id, essence, media_url, safe_filename, NewMedia, StoredMedia, MAX_MEDIA_BYTES,
 };
 use omnistream_commands::service::ids;
@@ -31,7 +31,7 @@ use omnistream_domain::{Channel, InboundContent, InboundMedia, MessageType, Tena
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::email::{parse_inbound, Attachment, ParsedEmail};
+use super::{parse_inbound, Attachment, Mailbox, ParsedEmail};
 use crate::processor::{provider_context, Account, CustomerMessage, Disposition, InboundProcessor};
 
 /// An email account with its key, for routing.
@@ -292,7 +292,7 @@ fn content(email: &ParsedEmail, kept: &[Kept]) -> InboundContent {
         }),
         Kept::Skipped(_) => None,
     });
-    let addresses = |list: &[crate::email::Mailbox]| {
+    let addresses = |list: &[Mailbox]| {
         list.iter()
             .map(|m| json!({"address": m.address, "name": m.name}))
             .collect::<Vec<_>>()
@@ -333,7 +333,7 @@ mod tests {
             Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n\
             --m\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename=\"../big.png\"\r\nContent-ID: <big@x>\r\n\
             Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--m--\r\n";
-        crate::email::parse_mime(raw.as_bytes()).unwrap()
+        crate::channels::email::parse_mime(raw.as_bytes()).unwrap()
     }
 
     fn stored(id: Uuid) -> StoredMedia {

@@ -9,6 +9,7 @@
 //! safe markup.
 
 mod form;
+mod handle;
 mod inbound;
 mod mime;
 mod sanitize;

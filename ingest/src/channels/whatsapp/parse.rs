@@ -6,7 +6,7 @@
 //! log loses nothing; malformed input never panics.
 
 use chrono::{DateTime, Utc};
-use omnistream_commands::media::{attachment_id, media_url};
+use omnistream_commands::infra::media::{attachment_id, media_url};
 use omnistream_domain::{InboundContent, InboundMedia, MessageStatus, MessageType, ProviderStatus};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
