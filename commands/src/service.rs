@@ -13,6 +13,8 @@ use postgres_es::{postgres_snapshot_cqrs, PostgresCqrs};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::audit::metadata_keys as keys;
+
 /// Events between two snapshots: loading a stream reads one snapshot and at most this many
 /// events, however long the stream is.
 const SNAPSHOT_EVERY: usize = 100;
@@ -33,6 +35,9 @@ pub struct CommandContext {
     /// The agent on whose behalf the command runs (an API key acts as its creator), with what
     /// services need to decide for it; none for the system and providers.
     pub agent: Option<AgentActor>,
+    /// The activity-log action the command's events are recorded under, when not the one each
+    /// event implies (a bulk action names its rows `conversation.bulk_<action>`).
+    pub activity_action: Option<String>,
 }
 
 /// An agent acting through a command service: its identity and effective permissions, as plain
@@ -45,6 +50,10 @@ pub struct AgentActor {
     pub name: String,
     /// Its effective permission codes.
     pub permissions: Vec<Permission>,
+    /// The client's IP address, when the agent acts through a request.
+    pub ip: Option<String>,
+    /// The client's `User-Agent`, when the agent acts through a request.
+    pub user_agent: Option<String>,
 }
 
 impl AgentActor {
@@ -65,19 +74,30 @@ impl CommandContext {
             causation_id: None,
             correlation_id: None,
             agent: None,
+            activity_action: None,
         }
     }
 
+    /// The metadata stored with every event of the command: the actor, the request, and for an
+    /// agent its name and request origin (the activity projector's input).
     fn metadata(&self) -> HashMap<String, String> {
         let mut metadata = HashMap::new();
         metadata.insert("tenant_id".to_owned(), self.tenant_id.to_string());
         metadata.insert("actor_type".to_owned(), self.actor_type.to_owned());
         metadata.insert("occurred_at".to_owned(), Utc::now().to_rfc3339());
+        let agent = self.agent.as_ref();
+        let agent_id = agent.map(|agent| agent.id.to_string());
+        let agent_name = agent.map(|agent| agent.name.clone());
         for (key, value) in [
-            ("actor_id", &self.actor_id),
-            ("request_id", &self.request_id),
-            ("causation_id", &self.causation_id),
-            ("correlation_id", &self.correlation_id),
+            ("actor_id", self.actor_id.as_ref()),
+            ("request_id", self.request_id.as_ref()),
+            ("causation_id", self.causation_id.as_ref()),
+            ("correlation_id", self.correlation_id.as_ref()),
+            (keys::AGENT_ID, agent_id.as_ref()),
+            (keys::AGENT_NAME, agent_name.as_ref()),
+            (keys::IP, agent.and_then(|agent| agent.ip.as_ref())),
+            (keys::USER_AGENT, agent.and_then(|agent| agent.user_agent.as_ref())),
+            (keys::ACTIVITY_ACTION, self.activity_action.as_ref()),
         ] {
             if let Some(value) = value {
                 metadata.insert(key.to_owned(), value.clone());

@@ -1,5 +1,7 @@
-//! The activity log endpoint. Rows are written with [`omnistream_commands::audit::record`]
-//! (re-exported here as [`record`]) in the same transaction as the change they describe.
+//! The activity log endpoint. Configuration changes write their rows with
+//! [`omnistream_commands::audit::record`] (re-exported here as [`record`]) in the same
+//! transaction as the change; conversation and note actions' rows are derived from their events
+//! by the activity projector (`omnistream_projections::ActivityProjector`).
 
 use axum::extract::State;
 use axum::Json;
@@ -160,7 +162,7 @@ pub(crate) fn push_time_bound(
     get, path = "/api/activity-logs", tag = "Activity Logs",
     params(ActivityLogQuery),
     responses(
-        (status = 200, description = "Newest first", body = Paginated<ActivityLog>),
+        (status = 200, description = "Newest first. Rows of conversation and note actions are derived from the conversation's events, so an action that changed nothing (assigning the current assignee) records none.", body = Paginated<ActivityLog>),
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
     ),
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))

@@ -4,19 +4,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use omnistream_domain::Permission;
+use omnistream_commands::conversation::notes;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::activity::{self, Activity};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
-use omnistream_domain::conversation::ConversationCommand;
-
-use crate::conversations::{command_context, command_error, load_visible};
+use crate::conversations::{command_context, conversation_deps, load_visible, service_error};
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::extract::{check_text, DeleteResponse, IdPath, ValidJson, Validate};
 
@@ -74,13 +70,6 @@ fn ids(path: (String, String)) -> Result<(Uuid, Uuid)> {
     Ok((conversation, note))
 }
 
-fn not_author() -> ApiError {
-    ApiError::Forbidden {
-        code: "not_note_author",
-        message: "only the note's author can do this".into(),
-    }
-}
-
 /// List notes for a conversation
 #[utoipa::path(
     get, path = "/api/conversations/{id}/notes", tag = "Notes", params(("id" = Uuid, Path)),
@@ -102,28 +91,23 @@ async fn list_notes(
     Ok(Json(notes))
 }
 
-/// Records a note command on conversation `id` and waits until the notes projection shows it
-/// (the table is the projection's alone; the answer reads it back).
-async fn record_note_change(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    command: ConversationCommand,
-) -> Result<()> {
-    state
-        .conversations
-        .execute(&command_context(caller), id, command)
-        .await
-        .map_err(command_error)?;
+/// Waits until the notes projection and the activity log show conversation `id`'s latest
+/// event (the `notes` table is the projection's alone; the answer reads it back).
+async fn wait_for_note(state: &AppState, caller: &Caller, id: Uuid) -> Result<()> {
     let stream = omnistream_domain::StreamId::new(caller.tenant_id, id).to_string();
-    omnistream_projections::wait_until_applied(
-        &state.pool,
-        &omnistream_projections::NotesProjector,
-        omnistream_domain::conversation::AGGREGATE_TYPE,
-        &stream,
-        std::time::Duration::from_secs(5),
-    )
-    .await?;
+    for projector in [
+        &omnistream_projections::NotesProjector as &dyn omnistream_projections::Projector,
+        &omnistream_projections::ActivityProjector,
+    ] {
+        omnistream_projections::wait_until_applied(
+            &state.pool,
+            projector,
+            omnistream_domain::conversation::AGGREGATE_TYPE,
+            &stream,
+            std::time::Duration::from_secs(5),
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -140,28 +124,11 @@ async fn create_note(
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<NoteRequest>,
 ) -> Result<(StatusCode, Json<NoteResponse>)> {
-    load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
-    let note_id = Uuid::new_v4();
-    let command = ConversationCommand::AddNote {
-        note_id,
-        agent_id: caller.agent_id.as_uuid(),
-        content: body.content.clone(),
-        at: chrono::Utc::now(),
-    };
-    record_note_change(&state, &caller, id, command).await?;
-    let mut tx = state.pool.begin().await?;
-    activity::record(
-        &mut tx,
-        &caller,
-        Activity {
-            action: "note.created",
-            entity_type: "note",
-            entity_id: Some(note_id.to_string()),
-            details: json!({"conversation_id": id}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let context = command_context(&caller);
+    let note_id = notes::add(&conversation_deps(&state), &context, id, body.content)
+        .await
+        .map_err(service_error)?;
+    wait_for_note(&state, &caller, id).await?;
     Ok((
         StatusCode::CREATED,
         Json(load_note(&state, &caller, id, note_id).await?),
@@ -183,31 +150,11 @@ async fn update_note(
     ValidJson(body): ValidJson<NoteRequest>,
 ) -> Result<Json<NoteResponse>> {
     let (id, note_id) = ids(path)?;
-    load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
-    let note = load_note(&state, &caller, id, note_id).await?;
-    if note.agent_id != caller.agent_id.as_uuid() {
-        return Err(not_author());
-    }
-    let command = ConversationCommand::EditNote {
-        note_id,
-        agent_id: caller.agent_id.as_uuid(),
-        content: body.content.clone(),
-        at: chrono::Utc::now(),
-    };
-    record_note_change(&state, &caller, id, command).await?;
-    let mut tx = state.pool.begin().await?;
-    activity::record(
-        &mut tx,
-        &caller,
-        Activity {
-            action: "note.updated",
-            entity_type: "note",
-            entity_id: Some(note_id.to_string()),
-            details: json!({"conversation_id": id}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let context = command_context(&caller);
+    notes::edit(&conversation_deps(&state), &context, id, note_id, body.content)
+        .await
+        .map_err(service_error)?;
+    wait_for_note(&state, &caller, id).await?;
     Ok(Json(load_note(&state, &caller, id, note_id).await?))
 }
 
@@ -225,31 +172,11 @@ async fn delete_note(
     Path(path): Path<(String, String)>,
 ) -> Result<Json<DeleteResponse>> {
     let (id, note_id) = ids(path)?;
-    load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
-    let note = load_note(&state, &caller, id, note_id).await?;
-    if note.agent_id != caller.agent_id.as_uuid() && !caller.holds(Permission::ConversationsManage)
-    {
-        return Err(not_author());
-    }
-    let command = ConversationCommand::DeleteNote {
-        note_id,
-        agent_id: caller.agent_id.as_uuid(),
-        at: chrono::Utc::now(),
-    };
-    record_note_change(&state, &caller, id, command).await?;
-    let mut tx = state.pool.begin().await?;
-    activity::record(
-        &mut tx,
-        &caller,
-        Activity {
-            action: "note.deleted",
-            entity_type: "note",
-            entity_id: Some(note_id.to_string()),
-            details: json!({"conversation_id": id}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let context = command_context(&caller);
+    notes::delete(&conversation_deps(&state), &context, id, note_id)
+        .await
+        .map_err(service_error)?;
+    wait_for_note(&state, &caller, id).await?;
     Ok(Json(DeleteResponse {
         message: "note deleted".into(),
         id: note_id,

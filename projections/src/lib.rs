@@ -5,6 +5,7 @@
 //! rows, so each event takes effect exactly once, across crashes and restarts. Live tailing,
 //! catch-up and [`replay`] all use that same code.
 
+pub mod activity;
 pub mod contacts;
 pub mod inbox;
 pub mod log;
@@ -18,6 +19,7 @@ pub mod statistics;
 pub mod usage;
 pub mod workers;
 
+pub use activity::ActivityProjector;
 pub use contacts::ContactsProjector;
 pub use inbox::InboxProjector;
 pub use log::{LogCursor, RecordedEvent};
@@ -38,6 +40,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(MessagesProjector),
         Arc::new(OutboundQueueProjector),
         Arc::new(NotesProjector),
+        Arc::new(ActivityProjector),
     ]
 }
 

@@ -7,6 +7,8 @@
 
 pub mod bulk;
 pub mod expire;
+pub mod manage;
+pub mod notes;
 pub mod send;
 pub mod transfer;
 
@@ -16,7 +18,7 @@ use omnistream_domain::TenantId;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::media::{MediaError, MediaStore};
+use crate::infra::media::{MediaError, MediaStore};
 use crate::service::{AgentActor, CommandError, ConversationService};
 
 /// What the conversation services need: the database, the conversation commands, the media
@@ -56,9 +58,14 @@ pub enum ServiceError {
     /// No such conversation, or not one the acting agent may see.
     #[error("conversation not found")]
     NotFound,
-    /// The acting agent may not do this.
-    #[error("{0}")]
-    Forbidden(&'static str),
+    /// The acting agent may not do this (a stable machine-readable `code`).
+    #[error("{message}")]
+    Forbidden {
+        /// e.g. `not_note_author`.
+        code: &'static str,
+        /// For people.
+        message: &'static str,
+    },
     /// The service needs an acting agent and the context has none.
     #[error("this action needs an acting agent")]
     AgentRequired,

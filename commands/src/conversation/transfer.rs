@@ -35,9 +35,10 @@ pub async fn transfer(
 ) -> Result<Uuid, ServiceError> {
     let agent = context.agent.as_ref().ok_or(ServiceError::AgentRequired)?;
     if !transfer::may_transfer(agent.id, &agent.permissions, assignee) {
-        return Err(ServiceError::Forbidden(
-            "only the assignee or a manager can transfer",
-        ));
+        return Err(ServiceError::Forbidden {
+            code: "forbidden",
+            message: "only the assignee or a manager can transfer",
+        });
     }
     let tenant = context.tenant_id;
     if let Some(to_agent) = request.to_agent_id {

@@ -3,45 +3,22 @@
 
 use axum::extract::State;
 use axum::Json;
-use chrono::Utc;
-use omnistream_commands::conversation::transfer;
-use omnistream_domain::conversation::{policy, ConversationCommand, ConversationStatus};
+use omnistream_commands::conversation::manage;
+use omnistream_domain::conversation::{policy, ConversationStatus};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{execute_and_wait, load_visible, service_error, ConversationWithContact};
-use crate::activity::{self, Activity};
+use super::{
+    command_context, conversation_deps, load_visible, service_error, wait_for_change,
+    wait_for_inbox, ConversationWithContact,
+};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::extract::{nullable, IdPath, ValidJson, Validate};
 
-/// Writes the activity-log row of a conversation change (after the event is stored: the event
-/// log itself is the authoritative audit of conversations).
-pub(super) async fn log_change(
-    state: &AppState,
-    caller: &Caller,
-    action: &str,
-    id: Uuid,
-    details: Value,
-) -> Result<()> {
-    let mut conn = state.pool.acquire().await?;
-    activity::record(
-        &mut conn,
-        caller,
-        Activity {
-            action,
-            entity_type: "conversation",
-            entity_id: Some(id.to_string()),
-            details,
-        },
-    )
-    .await?;
-    Ok(())
-}
-
+/// The conversation as the caller now sees it (after [`wait_for_change`]).
 pub(super) async fn reload(
     state: &AppState,
     caller: &Caller,
@@ -82,31 +59,11 @@ pub(super) async fn assign(
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<AssignAgentRequest>,
 ) -> Result<Json<ConversationWithContact>> {
-    let agent = body.agent_id.flatten();
-    let before = load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
-    if let Some(agent) = agent {
-        transfer::ensure_active_agent(&state.pool, caller.tenant_id, agent)
-            .await
-            .map_err(service_error)?;
-    }
-    execute_and_wait(
-        &state,
-        &caller,
-        id,
-        ConversationCommand::Assign {
-            agent_id: agent,
-            at: Utc::now(),
-        },
-    )
-    .await?;
-    log_change(
-        &state,
-        &caller,
-        "conversation.assigned",
-        id,
-        json!({"from": before.assigned_agent_id, "to": agent}),
-    )
-    .await?;
+    let context = command_context(&caller);
+    manage::assign(&conversation_deps(&state), &context, id, body.agent_id.flatten())
+        .await
+        .map_err(service_error)?;
+    wait_for_change(&state, caller.tenant_id, id).await?;
     reload(&state, &caller, id).await
 }
 
@@ -147,25 +104,11 @@ pub(super) async fn update_status(
         .status
         .parse()
         .map_err(|_| ApiError::invalid_field("status", "unknown status"))?;
-    let before = load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
-    execute_and_wait(
-        &state,
-        &caller,
-        id,
-        ConversationCommand::ChangeStatus {
-            status,
-            at: Utc::now(),
-        },
-    )
-    .await?;
-    log_change(
-        &state,
-        &caller,
-        "conversation.status_changed",
-        id,
-        json!({"from": before.status, "to": status.as_str()}),
-    )
-    .await?;
+    let context = command_context(&caller);
+    manage::change_status(&conversation_deps(&state), &context, id, status)
+        .await
+        .map_err(service_error)?;
+    wait_for_change(&state, caller.tenant_id, id).await?;
     reload(&state, &caller, id).await
 }
 
@@ -188,14 +131,11 @@ pub(super) async fn mark_read(
     Authorized { caller, .. }: Authorized<perm::ConversationsReply>,
     IdPath(id): IdPath,
 ) -> Result<Json<MarkReadResponse>> {
-    load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
-    execute_and_wait(
-        &state,
-        &caller,
-        id,
-        ConversationCommand::MarkRead { at: Utc::now() },
-    )
-    .await?;
+    let context = command_context(&caller);
+    manage::mark_read(&conversation_deps(&state), &context, id)
+        .await
+        .map_err(service_error)?;
+    wait_for_inbox(&state, caller.tenant_id, id).await?;
     let stream = omnistream_domain::StreamId::new(caller.tenant_id, id).to_string();
     omnistream_projections::wait_until_applied(
         &state.pool,
@@ -247,24 +187,10 @@ pub(super) async fn update_tags(
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<UpdateTagsRequest>,
 ) -> Result<Json<ConversationWithContact>> {
-    load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
-    execute_and_wait(
-        &state,
-        &caller,
-        id,
-        ConversationCommand::UpdateTags {
-            tags: body.tags.clone(),
-            at: Utc::now(),
-        },
-    )
-    .await?;
-    log_change(
-        &state,
-        &caller,
-        "conversation.tags_updated",
-        id,
-        json!({"tags": body.tags}),
-    )
-    .await?;
+    let context = command_context(&caller);
+    manage::update_tags(&conversation_deps(&state), &context, id, body.tags)
+        .await
+        .map_err(service_error)?;
+    wait_for_change(&state, caller.tenant_id, id).await?;
     reload(&state, &caller, id).await
 }

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::actions::{check_tags, log_change};
-use super::{command_context, conversation_deps, service_error, wait_for_inbox};
+use super::actions::check_tags;
+use super::{command_context, conversation_deps, service_error, wait_for_change};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
@@ -120,7 +120,10 @@ pub(super) async fn bulk(
 ) -> Result<Json<BulkResponse>> {
     let action = body.action()?;
     let deps = conversation_deps(&state);
-    let context = command_context(&caller);
+    let context = CommandContext {
+        activity_action: Some(format!("conversation.bulk_{}", body.action)),
+        ..command_context(&caller)
+    };
     bulk::check(&deps, &context, &action)
         .await
         .map_err(service_error)?;
@@ -129,7 +132,7 @@ pub(super) async fn bulk(
     let mut updated = 0;
     let mut failed = Vec::new();
     for id in &ids {
-        match bulk_one(&state, &caller, &context, *id, &body.action, &action).await {
+        match bulk_one(&state, &caller, &context, *id, &action).await {
             Ok(()) => updated += 1,
             Err(error) => {
                 let (code, message) = match &error {
@@ -165,26 +168,17 @@ fn error_code(error: &ApiError) -> &'static str {
     }
 }
 
-/// Applies `action` to conversation `id`, waits until the inbox shows it and writes its
-/// activity row.
+/// Applies `action` to conversation `id` and waits until the inbox shows it and the activity
+/// log holds its row.
 async fn bulk_one(
     state: &AppState,
     caller: &Caller,
     context: &CommandContext,
     id: Uuid,
-    name: &str,
     action: &BulkAction,
 ) -> Result<()> {
     bulk::apply(&conversation_deps(state), context, id, action)
         .await
         .map_err(service_error)?;
-    wait_for_inbox(state, caller.tenant_id, id).await?;
-    log_change(
-        state,
-        caller,
-        &format!("conversation.bulk_{name}"),
-        id,
-        json!({}),
-    )
-    .await
+    wait_for_change(state, caller.tenant_id, id).await
 }

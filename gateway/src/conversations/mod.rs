@@ -16,7 +16,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use omnistream_commands::conversation::{ConversationDeps, ServiceError};
 use omnistream_commands::service::{AgentActor, CommandContext, CommandError};
-use omnistream_domain::conversation::{ConversationCommand, ConversationError, ConversationStatus};
+use omnistream_domain::conversation::{ConversationError, ConversationStatus};
 use omnistream_domain::{Channel, Permission, StreamId, TenantId};
 use omnistream_projections::inbox::ConversationRow;
 use omnistream_projections::InboxProjector;
@@ -203,7 +203,10 @@ pub(crate) fn command_context(caller: &Caller) -> CommandContext {
             id: caller.agent_id.as_uuid(),
             name: caller.agent_name.clone(),
             permissions: caller.permissions().to_vec(),
+            ip: caller.origin.ip.clone(),
+            user_agent: caller.origin.user_agent.clone(),
         }),
+        activity_action: None,
     }
 }
 
@@ -244,8 +247,8 @@ pub(crate) fn service_error(error: ServiceError) -> ApiError {
         }
         ServiceError::Unprocessable { code, message } => ApiError::unprocessable(code, message),
         ServiceError::NotFound => ApiError::NotFound,
-        ServiceError::Forbidden(message) => ApiError::Forbidden {
-            code: "forbidden",
+        ServiceError::Forbidden { code, message } => ApiError::Forbidden {
+            code,
             message: message.into(),
         },
         ServiceError::Database(error) => error.into(),
@@ -262,20 +265,20 @@ pub(crate) fn conversation_deps(state: &AppState) -> ConversationDeps {
     }
 }
 
-/// Runs `command` on conversation `id` of the caller's tenant and waits until the inbox shows it.
-pub(crate) async fn execute_and_wait(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    command: ConversationCommand,
-) -> Result<()> {
-    let context = command_context(caller);
-    state
-        .conversations
-        .execute(&context, id, command)
-        .await
-        .map_err(command_error)?;
-    wait_for_inbox(state, caller.tenant_id, id).await
+/// Read-your-writes after an agent's action: waits until the inbox shows conversation `id`'s
+/// latest event and the activity log holds its row.
+pub(crate) async fn wait_for_change(state: &AppState, tenant: TenantId, id: Uuid) -> Result<()> {
+    wait_for_inbox(state, tenant, id).await?;
+    let stream = StreamId::new(tenant, id).to_string();
+    omnistream_projections::wait_until_applied(
+        &state.pool,
+        &omnistream_projections::ActivityProjector,
+        omnistream_domain::conversation::AGGREGATE_TYPE,
+        &stream,
+        Duration::from_secs(5),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Read-your-writes: waits for the inbox projection to show conversation `id`'s latest event.

@@ -8,13 +8,12 @@ use chrono::{DateTime, Utc};
 use omnistream_commands::conversation::{expire, transfer};
 use omnistream_domain::Channel;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::actions::{log_change, reload};
+use super::actions::reload;
 use super::{
-    command_context, conversation_deps, load_visible, service_error, wait_for_inbox,
+    command_context, conversation_deps, load_visible, service_error, wait_for_change,
     ConversationWithContact,
 };
 use crate::app::AppState;
@@ -63,7 +62,7 @@ async fn expire_stale(
             .map_err(service_error)?;
     let mut expired = Vec::new();
     for id in commanded {
-        wait_for_inbox(state, caller.tenant_id, id).await?;
+        wait_for_change(state, caller.tenant_id, id).await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM conversations WHERE tenant_id = $1 AND id = $2")
                 .bind(caller.tenant_id.as_uuid())
@@ -98,18 +97,7 @@ pub(super) async fn expire(
         crate::extract::parse_body(&body)?
     };
     let channel = request.channel.and_then(|c| c.parse::<Channel>().ok());
-    let result = expire_stale(&state, &caller, channel).await?;
-    for id in &result.conversation_ids {
-        log_change(
-            &state,
-            &caller,
-            "conversation.status_changed",
-            *id,
-            json!({"to": "expired"}),
-        )
-        .await?;
-    }
-    Ok(Json(result))
+    Ok(Json(expire_stale(&state, &caller, channel).await?))
 }
 
 /// Takeover a conversation
@@ -129,15 +117,7 @@ pub(super) async fn takeover(
     transfer::takeover(&conversation_deps(&state), &command_context(&caller), id)
         .await
         .map_err(service_error)?;
-    wait_for_inbox(&state, caller.tenant_id, id).await?;
-    log_change(
-        &state,
-        &caller,
-        "conversation.taken_over",
-        id,
-        json!({"agent_id": caller.agent_id}),
-    )
-    .await?;
+    wait_for_change(&state, caller.tenant_id, id).await?;
     reload(&state, &caller, id).await
 }
 
@@ -213,15 +193,7 @@ pub(super) async fn transfer(
     )
     .await
     .map_err(service_error)?;
-    wait_for_inbox(&state, caller.tenant_id, id).await?;
-    log_change(
-        &state,
-        &caller,
-        "conversation.transferred",
-        id,
-        json!({"to_agent_id": body.to_agent_id, "to_division_id": body.to_division_id}),
-    )
-    .await?;
+    wait_for_change(&state, caller.tenant_id, id).await?;
     let row = sqlx::query_as(&format!(
         "SELECT {TRANSFER_COLUMNS} FROM conversation_transfers WHERE tenant_id = $1 AND id = $2"
     ))

@@ -116,6 +116,34 @@ async fn agents_assign_tag_resolve_read_and_take_over_conversations() {
         .post(&format!("/api/conversations/{id}/read"), json!({}))
         .await;
     assert_eq!(read.body, json!({"conversation_id": id, "unread_count": 0}));
+    let logged = api
+        .get(&format!("/api/activity-logs?entity_type=conversation&entity_id={id}"))
+        .await
+        .body;
+    let actions: Vec<(&str, &Value)> = logged["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap(), &r["details"]))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (
+                "conversation.status_changed",
+                &json!({"from": "open", "to": "resolved"})
+            ),
+            (
+                "conversation.tags_updated",
+                &json!({"tags": ["vip", "complaint"]})
+            ),
+            (
+                "conversation.assigned",
+                &json!({"from": null, "to": agent.agent_id})
+            ),
+        ],
+        "newest first; refused requests and reads leave no row"
+    );
     let messages = api
         .get(&format!("/api/conversations/{id}/messages"))
         .await
@@ -376,6 +404,56 @@ async fn transfers_notes_bulk_and_expiry() {
     );
     let rules = api.get("/api/chat-expiration-rules").await.body;
     assert_eq!(rules[0]["expiration_hours"], 1);
+
+    // Each of those actions left its activity row, derived from its event, with its actor and
+    // where the request came from, readable as soon as the action answered.
+    let logs = api
+        .get("/api/activity-logs?per_page=100")
+        .await
+        .body;
+    let rows: Vec<(&str, &str, &str)> = logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(r["entity_type"].as_str(), Some("conversation" | "note")))
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["entity_id"].as_str().unwrap(),
+                r["agent_id"].as_str().unwrap(),
+            )
+        })
+        .rev()
+        .collect();
+    let expired_id = expired.body["conversation_ids"][0].as_str().unwrap();
+    let second_id = second["id"].as_str().unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("conversation.transferred", id, admin.agent_id.as_str()),
+            ("note.created", note_id, member.agent_id.as_str()),
+            ("note.updated", note_id, member.agent_id.as_str()),
+            ("note.deleted", note_id, admin.agent_id.as_str()),
+            ("conversation.bulk_add_tags", id, admin.agent_id.as_str()),
+            ("conversation.bulk_add_tags", second_id, admin.agent_id.as_str()),
+            ("conversation.status_changed", expired_id, admin.agent_id.as_str()),
+        ]
+    );
+    let expiry = &logs["data"][0];
+    assert_eq!(expiry["details"], json!({"from": "open", "to": "expired"}));
+    assert_eq!(expiry["agent_name"], "Admin");
+    assert_eq!(expiry["ip_address"], "127.0.0.1");
+    let transfer_row = api
+        .get(&format!(
+            "/api/activity-logs?action=conversation.transferred&entity_id={id}"
+        ))
+        .await
+        .body;
+    assert_eq!(transfer_row["total"], 1);
+    assert_eq!(
+        transfer_row["data"][0]["details"],
+        json!({"to_agent_id": member.agent_id, "to_division_id": division})
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! handlers never decide.
 
 pub mod expiry;
+pub mod notes;
 pub mod tags;
 pub mod transfer;
 pub mod visibility;
