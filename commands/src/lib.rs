@@ -5,6 +5,6 @@ pub mod channels;
 pub mod contact;
 pub mod conversation;
 pub mod infra;
-pub mod service;
+pub mod store;
 pub mod webhooks;
 pub mod workers;

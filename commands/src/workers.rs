@@ -23,7 +23,7 @@ use crate::conversation::expire::ExpiryWorker;
 use crate::conversation::ConversationDeps;
 use crate::infra::media::{MediaLinks, MediaStore};
 use crate::infra::secrets::SecretBox;
-use crate::service::ConversationService;
+use crate::store::ConversationService;
 use crate::webhooks::fanout::{Dispatcher, StoredEvents};
 use crate::webhooks::sender::WebhookSender;
 

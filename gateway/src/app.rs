@@ -25,7 +25,7 @@ use omnistream_commands::channels::email::reply_address::ReplyTokens;
 use omnistream_commands::channels::meta::GraphClient;
 use omnistream_commands::infra::media::{MediaLinks, MediaStore};
 use omnistream_commands::infra::secrets::SecretBox;
-use omnistream_commands::service::{ContactService, ConversationService};
+use omnistream_commands::store::{ContactService, ConversationService};
 use omnistream_ingest::{InboundProcessor, IngestState};
 
 use crate::api::{agents, outgoing_webhooks};

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{ChannelAdapter, OutboundAttachment, OutboundDelivery, SendOutcome};
 use crate::infra::media::{stored_media_id, MediaLinks, MediaStore};
 use crate::infra::secrets::SecretBox;
-use crate::service::{CommandContext, CommandError, ConversationService};
+use crate::store::{CommandContext, CommandError, ConversationService};
 
 /// Jobs claimed per round, at most.
 const BATCH: usize = 100;

@@ -5,7 +5,7 @@ use chrono::Utc;
 use omnistream_domain::contact::{ContactChanges, ContactCommand, ContactError};
 use uuid::Uuid;
 
-use crate::service::{CommandContext, CommandError, ContactService};
+use crate::store::{CommandContext, CommandError, ContactService};
 
 /// Why a contact service did not take effect.
 #[derive(Debug, thiserror::Error)]

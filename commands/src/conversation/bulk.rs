@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::transfer::ensure_active_agent;
 use super::{visible_to, ConversationDeps, ServiceError};
-use crate::service::CommandContext;
+use crate::store::CommandContext;
 
 /// What a bulk request does to each conversation.
 #[derive(Debug, Clone)]

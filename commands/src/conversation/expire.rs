@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{ConversationDeps, ServiceError};
-use crate::service::CommandContext;
+use crate::store::CommandContext;
 
 /// How often the worker runs.
 const EVERY: Duration = Duration::from_secs(300);

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::transfer::ensure_active_agent;
 use super::{visible_to, ConversationDeps, ServiceError};
-use crate::service::CommandContext;
+use crate::store::CommandContext;
 
 /// Fails with not found unless the context's agent (if any) may see conversation `id`.
 pub async fn ensure_visible(

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::manage::ensure_visible;
 use super::{ConversationDeps, ServiceError};
-use crate::service::CommandContext;
+use crate::store::CommandContext;
 
 const NOT_AUTHOR: ServiceError = ServiceError::Forbidden {
     code: "not_note_author",

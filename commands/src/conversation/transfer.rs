@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{ConversationDeps, ServiceError};
-use crate::service::CommandContext;
+use crate::store::CommandContext;
 
 /// Where a conversation goes: an agent, a division, or both.
 #[derive(Debug, Clone)]

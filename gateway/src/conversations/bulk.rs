@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 use omnistream_commands::conversation::bulk::{self, BulkAction};
-use omnistream_commands::service::CommandContext;
+use omnistream_commands::store::CommandContext;
 use omnistream_domain::conversation::ConversationStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

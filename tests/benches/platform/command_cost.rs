@@ -10,7 +10,7 @@ use crate::load::Section;
 /// Mean milliseconds per `ReceiveInbound` on a conversation already holding 10,000 messages and
 /// on a new one (300 commands each, sequential, through the real event store).
 async fn command_cost(pool: &sqlx::PgPool) -> (f64, f64) {
-    use omnistream_commands::service::{CommandContext, ConversationService};
+    use omnistream_commands::store::{CommandContext, ConversationService};
     use omnistream_domain::conversation::{ConversationCommand, InboundMessage, OpenConversation};
     use omnistream_domain::{Channel, InboundContent, MessageType, TenantId};
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use omnistream_commands::service::{CommandContext, ConversationService};
+use omnistream_commands::store::{CommandContext, ConversationService};
 use omnistream_domain::conversation::{ConversationCommand, InboundMessage, OpenConversation};
 use omnistream_domain::{Channel, InboundContent, MessageType, TenantId};
 use omnistream_gateway::db;
