@@ -1,41 +1,39 @@
-//! Turns stored inbound payloads into contacts and conversation commands.
+//! Works through the raw inbound log: claims pending payloads, hands each to the channel that
+//! accepts it ([`crate::channels`]) and records the outcome on its row. What a payload means
+//! is the channel's business; the processor only decides when and how often it is handled.
 
 use std::time::Duration;
 
-use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use omnistream_commands::channels::email::reply_address::ReplyTokens;
 use omnistream_commands::infra::media::MediaStore;
-use omnistream_commands::service::{
-    ids, CommandContext, CommandError, ContactService, ConversationService,
-};
-use omnistream_domain::contact::ContactCommand;
-use omnistream_domain::conversation::{ConversationCommand, InboundMessage, OpenConversation};
-use omnistream_domain::{Channel, TenantId};
+use omnistream_commands::store::{ContactService, ConversationService};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use crate::channels::meta_messaging::{INSTAGRAM_OBJECT, MESSENGER_OBJECT};
-use crate::channels::whatsapp::{
-    parse_whatsapp, WhatsAppChange, WhatsAppInbound, WhatsAppStatus, WHATSAPP_OBJECT,
-};
+use crate::channels::{self, Disposition, InboundChannel, StoredPayload};
 
 /// Rows claimed per round.
 const BATCH: i64 = 200;
 /// Bytes of payload claimed per round: large emails are claimed a few at a time (always at
 /// least one), so a round never holds hundreds of them in memory.
 const BATCH_BYTES: i64 = 64 * 1024 * 1024;
-/// Ordering groups (see [`ordering_key`]) processed at once.
+/// Ordering groups (see [`InboundChannel::ordering_key`]) processed at once.
 const CONCURRENCY: usize = 8;
 /// Attempts before a payload is parked as `failed`.
 const MAX_ATTEMPTS: i32 = 10;
+/// The ordering key of payloads no channel accepts: they are only marked ignored, so their
+/// order does not matter. No channel's key is empty.
+const UNACCEPTED_KEY: &str = "";
 
-/// Works through `inbound_webhooks`.
+/// Works through `inbound_webhooks`; the channels record with its services.
 #[derive(Clone)]
 pub struct InboundProcessor {
+    /// The database holding the raw inbound log and the read models channels consult.
     pub pool: PgPool,
+    /// Receives messages and statuses into conversations.
     pub conversations: ConversationService,
+    /// Records customers' identities on their contacts.
     pub contacts: ContactService,
     /// Where inbound attachments are stored.
     pub media: MediaStore,
@@ -52,67 +50,11 @@ struct Claimed {
     attempts: i32,
 }
 
-/// A claimed payload, parsed once.
+/// A claimed payload with the channel that accepts it, if any.
 struct Inbound {
-    id: i64,
     attempts: i32,
-    body: Body,
-}
-
-/// A payload by provider: Meta's JSON (`None`: not JSON), or an email as stored.
-enum Body {
-    Meta(Option<serde_json::Value>),
-    Email {
-        content_type: Option<String>,
-        raw: Vec<u8>,
-    },
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct Account {
-    pub(crate) id: Uuid,
-    pub(crate) tenant_id: Uuid,
-    pub(crate) division_id: Option<Uuid>,
-    pub(crate) is_active: bool,
-}
-
-impl Account {
-    /// How a customer's first message on this account opens `conversation_id`.
-    pub(crate) fn open(
-        &self,
-        channel: Channel,
-        conversation_id: Uuid,
-        contact_id: Uuid,
-        at: chrono::DateTime<Utc>,
-    ) -> OpenConversation {
-        OpenConversation {
-            conversation_id,
-            tenant_id: self.tenant_id,
-            channel,
-            integration_account_id: self.id,
-            contact_id,
-            division_id: self.division_id,
-            at,
-        }
-    }
-}
-
-/// A customer's message as a channel delivered it, before it is recorded.
-pub(crate) struct CustomerMessage {
-    /// The provider's id for it (wamid, mid, Message-ID): the idempotency key.
-    pub(crate) provider_message_id: String,
-    pub(crate) content: omnistream_domain::InboundContent,
-    pub(crate) sender_name: Option<String>,
-    /// When the customer sent it, per the provider.
-    pub(crate) sent_at: chrono::DateTime<Utc>,
-    /// The provider's payload of it, as received.
-    pub(crate) raw: serde_json::Value,
-}
-
-/// What became of one payload.
-pub(crate) enum Disposition {
-    Processed,
-    Ignored(String),
+    payload: StoredPayload,
+    channel: Option<&'static dyn InboundChannel>,
 }
 
 impl InboundProcessor {
@@ -153,35 +95,16 @@ impl InboundProcessor {
         .fetch_all(&self.pool)
         .await?;
         let count = claimed.len();
-        // Payloads of one customer are processed in arrival order; different customers at once.
-        let mut groups: Vec<(String, Vec<Inbound>)> = Vec::new();
-        let mut claimed = claimed;
-        claimed.sort_by_key(|row| row.id);
-        for row in claimed {
-            let (body, key) = if row.provider == "email" {
-                // Emails keep their arrival order, so a reply never overtakes what it answers.
-                let body = Body::Email {
-                    content_type: row.content_type,
-                    raw: row.body,
-                };
-                (body, "email".to_owned())
-            } else {
-                let payload = serde_json::from_slice(&row.body).ok();
-                let key = ordering_key(payload.as_ref());
-                (Body::Meta(payload), key)
-            };
-            let inbound = Inbound {
-                id: row.id,
+        let inbound = claimed.into_iter().map(|row| {
+            let payload = StoredPayload::new(row.id, row.provider, row.content_type, row.body);
+            Inbound {
                 attempts: row.attempts,
-                body,
-            };
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, rows)) => rows.push(inbound),
-                None => groups.push((key, vec![inbound])),
+                channel: channels::for_payload(&payload),
+                payload,
             }
-        }
-        futures::stream::iter(groups)
-            .map(|(_, rows)| async move {
+        });
+        futures::stream::iter(by_customer(inbound))
+            .map(|rows| async move {
                 for inbound in rows {
                     self.settle(inbound).await?;
                 }
@@ -194,12 +117,17 @@ impl InboundProcessor {
     }
 
     /// Processes one payload and records the outcome on its row.
-    async fn settle(&self, row: Inbound) -> anyhow::Result<()> {
-        let Inbound { id, attempts, body } = row;
-        let outcome = match body {
-            Body::Meta(payload) => self.process(id, payload.as_ref()).await,
+    async fn settle(&self, inbound: Inbound) -> anyhow::Result<()> {
+        let Inbound {
+            attempts,
+            payload,
+            channel,
+        } = inbound;
+        let id = payload.id;
+        let outcome = match channel {
             // Handed over, not copied: an email body may be tens of megabytes.
-            Body::Email { content_type, raw } => self.process_email(id, content_type, raw).await,
+            Some(channel) => channel.handle(self, payload).await,
+            None => Ok(channels::unaccepted(&payload)),
         };
         let (status, error, retry) = match outcome {
             Ok(Disposition::Processed) => ("processed", None, false),
@@ -227,295 +155,101 @@ impl InboundProcessor {
         .await?;
         Ok(())
     }
-
-    async fn process(
-        &self,
-        id: i64,
-        payload: Option<&serde_json::Value>,
-    ) -> anyhow::Result<Disposition> {
-        let Some(payload) = payload else {
-            return Ok(Disposition::Ignored("not JSON".into()));
-        };
-        let object = payload.get("object").and_then(|o| o.as_str());
-        if matches!(object, Some(MESSENGER_OBJECT | INSTAGRAM_OBJECT)) {
-            return self.process_messaging(id, payload).await;
-        }
-        if object != Some(WHATSAPP_OBJECT) {
-            return Ok(Disposition::Ignored("unsupported object".into()));
-        }
-        let batch = parse_whatsapp(payload);
-        let mut handled = 0;
-        for change in &batch.changes {
-            handled += self.whatsapp_change(id, change).await?;
-        }
-        if handled == 0 {
-            return Ok(Disposition::Ignored(
-                "nothing for a known, active account".into(),
-            ));
-        }
-        Ok(Disposition::Processed)
-    }
-
-    async fn whatsapp_change(&self, id: i64, change: &WhatsAppChange) -> anyhow::Result<usize> {
-        let key = Channel::Whatsapp.account_key(&change.phone_number_id);
-        let Some(account) = self.active_account(Channel::Whatsapp, &key).await? else {
-            tracing::info!(phone_number_id = %change.phone_number_id, "webhook for an unknown or inactive account; kept in the raw log");
-            return Ok(0);
-        };
-        let tenant = TenantId(account.tenant_id);
-        let context = provider_context(tenant, "whatsapp", id);
-        for message in &change.messages {
-            self.inbound(&context, &account, message).await?;
-        }
-        for status in &change.statuses {
-            self.status(&context, &account, status).await?;
-        }
-        Ok(change.messages.len() + change.statuses.len())
-    }
-
-    async fn inbound(
-        &self,
-        context: &CommandContext,
-        account: &Account,
-        message: &WhatsAppInbound,
-    ) -> anyhow::Result<()> {
-        let tenant = context.tenant_id;
-        let contact_id = self
-            .record_contact(
-                context,
-                Channel::Whatsapp,
-                &message.from,
-                message.profile_name.clone(),
-                Some(message.from.clone()),
-            )
-            .await?;
-        let conversation_id = ids::conversation(tenant, account.id, contact_id);
-        let message_id = ids::inbound_message(tenant, account.id, &message.provider_message_id);
-        let received = CustomerMessage {
-            provider_message_id: message.provider_message_id.clone(),
-            content: message.content_for(message_id),
-            sender_name: message.profile_name.clone(),
-            sent_at: message.sent_at,
-            raw: message.raw.clone(),
-        };
-        self.receive(
-            context,
-            account,
-            Channel::Whatsapp,
-            conversation_id,
-            contact_id,
-            received,
-        )
-        .await
-    }
-
-    /// Records a customer's message into `conversation_id` (opened or reopened as needed),
-    /// unless it was already received.
-    pub(crate) async fn receive(
-        &self,
-        context: &CommandContext,
-        account: &Account,
-        channel: Channel,
-        conversation_id: Uuid,
-        contact_id: Uuid,
-        message: CustomerMessage,
-    ) -> anyhow::Result<()> {
-        let tenant = context.tenant_id;
-        let message_id = ids::inbound_message(tenant, account.id, &message.provider_message_id);
-        if self.already_received(tenant, message_id).await? {
-            return Ok(());
-        }
-        let open = account.open(channel, conversation_id, contact_id, Utc::now());
-        self.receive_new(context, open, message_id, message).await
-    }
-
-    /// Records a customer's message as `message_id` into the conversation `open` names (opened
-    /// or reopened as needed), once [`Self::already_received`] has said it is new; received now
-    /// (`open.at`).
-    pub(crate) async fn receive_new(
-        &self,
-        context: &CommandContext,
-        open: OpenConversation,
-        message_id: Uuid,
-        message: CustomerMessage,
-    ) -> anyhow::Result<()> {
-        let conversation_id = open.conversation_id;
-        let command = ConversationCommand::ReceiveInbound {
-            message: InboundMessage {
-                message_id,
-                provider_message_id: Some(message.provider_message_id),
-                content: message.content,
-                sender_name: message.sender_name,
-                sent_at: message.sent_at,
-                received_at: open.at,
-                raw: message.raw,
-            },
-            open,
-        };
-        self.execute(context, conversation_id, command).await
-    }
-
-    async fn status(
-        &self,
-        context: &CommandContext,
-        account: &Account,
-        status: &WhatsAppStatus,
-    ) -> anyhow::Result<()> {
-        let tenant = context.tenant_id;
-        let contact_id = ids::contact(tenant, Channel::Whatsapp, &status.recipient_id);
-        let conversation_id = ids::conversation(tenant, account.id, contact_id);
-        let command = ConversationCommand::RecordProviderStatus(status.status.clone());
-        self.execute(context, conversation_id, command).await
-    }
-
-    /// The account of `channel` with this `account_key`, unless it is unknown or inactive.
-    pub(crate) async fn active_account(
-        &self,
-        channel: Channel,
-        key: &str,
-    ) -> anyhow::Result<Option<Account>> {
-        let account: Option<Account> = sqlx::query_as(
-            "SELECT id, tenant_id, division_id, is_active FROM integration_accounts
-             WHERE channel = $1 AND account_key = $2",
-        )
-        .bind(channel.as_str())
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(account.filter(|a| a.is_active))
-    }
-
-    /// Records the customer's identity on `channel` on their contact (created on first sight);
-    /// returns the contact's id.
-    pub(crate) async fn record_contact(
-        &self,
-        context: &CommandContext,
-        channel: Channel,
-        external_id: &str,
-        profile_name: Option<String>,
-        phone_number: Option<String>,
-    ) -> anyhow::Result<Uuid> {
-        let contact_id = ids::contact(context.tenant_id, channel, external_id);
-        let identity = ContactCommand::RecordIdentity {
-            tenant_id: context.tenant_id.as_uuid(),
-            channel,
-            external_id: external_id.to_owned(),
-            profile_name,
-            phone_number,
-            at: Utc::now(),
-        };
-        match self.contacts.execute(context, contact_id, identity).await {
-            Ok(()) | Err(CommandError::Rule(_)) => Ok(contact_id),
-            Err(other) => Err(other.into()),
-        }
-    }
-
-    /// Whether the inbound message with this deterministic id is already in the read model. The
-    /// aggregate remembers only recent provider ids; a much later repeat of an old message is
-    /// recognised here.
-    pub(crate) async fn already_received(
-        &self,
-        tenant: TenantId,
-        message_id: Uuid,
-    ) -> anyhow::Result<bool> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND tenant_id = $2)",
-        )
-        .bind(message_id)
-        .bind(tenant.as_uuid())
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    /// Executes a conversation command; a rule refusal is final, so it is logged, not retried.
-    pub(crate) async fn execute(
-        &self,
-        context: &CommandContext,
-        conversation_id: Uuid,
-        command: ConversationCommand,
-    ) -> anyhow::Result<()> {
-        match self
-            .conversations
-            .execute(context, conversation_id, command)
-            .await
-        {
-            Ok(()) => Ok(()),
-            // A rule refusal is final (e.g. a status for a conversation that never existed).
-            Err(CommandError::Rule(rule)) => {
-                tracing::info!(%conversation_id, %rule, "inbound command refused");
-                Ok(())
-            }
-            Err(other) => Err(other.into()),
-        }
-    }
 }
 
-/// Who acts for commands from a provider's payload `id` in `tenant`.
-pub(crate) fn provider_context(tenant: TenantId, provider: &str, id: i64) -> CommandContext {
-    CommandContext {
-        tenant_id: tenant,
-        actor_type: "provider",
-        actor_id: Some(provider.to_owned()),
-        request_id: None,
-        causation_id: Some(format!("inbound_webhook:{id}")),
-        ..CommandContext::system(tenant)
-    }
-}
-
-/// The customer a payload is about (business number or Page/Instagram account, and customer),
-/// so that payloads of one customer keep their order while others are processed alongside;
-/// payloads without one share a key.
-fn ordering_key(payload: Option<&serde_json::Value>) -> String {
-    if let Some(event) = payload.and_then(|p| p.pointer("/entry/0/messaging/0")) {
-        let id = |pointer: &str| {
-            event
-                .pointer(pointer)
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
+/// Groups claimed payloads by their channel's [ordering key](InboundChannel::ordering_key), each
+/// group in arrival (id) order: payloads of one customer are processed one after the other,
+/// different customers at once.
+fn by_customer(inbound: impl IntoIterator<Item = Inbound>) -> Vec<Vec<Inbound>> {
+    let mut inbound: Vec<Inbound> = inbound.into_iter().collect();
+    inbound.sort_by_key(|row| row.payload.id);
+    let mut groups: Vec<(String, Vec<Inbound>)> = Vec::new();
+    for row in inbound {
+        let key = match row.channel {
+            Some(channel) => channel.ordering_key(&row.payload),
+            None => UNACCEPTED_KEY.to_owned(),
         };
-        let echo = event
-            .pointer("/message/is_echo")
-            .and_then(serde_json::Value::as_bool)
-            == Some(true);
-        let (business, customer) = if echo {
-            (id("/sender/id"), id("/recipient/id"))
-        } else {
-            (id("/recipient/id"), id("/sender/id"))
-        };
-        return format!("page:{business}:{customer}");
+        match groups.iter_mut().find(|(known, _)| *known == key) {
+            Some((_, rows)) => rows.push(row),
+            None => groups.push((key, vec![row])),
+        }
     }
-    let value = payload.and_then(|p| p.pointer("/entry/0/changes/0/value"));
-    let text = |pointer: &str| {
-        value
-            .and_then(|v| v.pointer(pointer))
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-    };
-    let customer = [text("/messages/0/from"), text("/statuses/0/recipient_id")]
-        .into_iter()
-        .find(|c| !c.is_empty())
-        .unwrap_or_default();
-    format!("{}:{customer}", text("/metadata/phone_number_id"))
+    groups.into_iter().map(|(_, rows)| rows).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ordering_key;
-    use serde_json::json;
+    use super::*;
+
+    fn claimed(id: i64, provider: &str, body: &str) -> Inbound {
+        let payload = StoredPayload::new(id, provider.into(), None, body.as_bytes().to_vec());
+        Inbound {
+            attempts: 1,
+            channel: channels::for_payload(&payload),
+            payload,
+        }
+    }
 
     #[test]
-    fn payloads_are_ordered_per_customer_on_every_meta_channel() {
-        let whatsapp = json!({"entry": [{"changes": [{"value": {"metadata": {"phone_number_id": "100"},
-                                                              "messages": [{"from": "6281"}]}}]}]});
-        assert_eq!(ordering_key(Some(&whatsapp)), "100:6281");
-        let message = json!({"object": "page", "entry": [{"messaging": [
-            {"sender": {"id": "PSID1"}, "recipient": {"id": "PAGE1"}, "message": {"mid": "m"}}]}]});
-        let echo = json!({"object": "page", "entry": [{"messaging": [
-            {"sender": {"id": "PAGE1"}, "recipient": {"id": "PSID1"}, "message": {"mid": "e", "is_echo": true}}]}]});
-        let other = json!({"object": "page", "entry": [{"messaging": [
-            {"sender": {"id": "PSID2"}, "recipient": {"id": "PAGE1"}, "read": {"watermark": 1}}]}]});
-        assert_eq!(ordering_key(Some(&message)), ordering_key(Some(&echo)));
-        assert_ne!(ordering_key(Some(&message)), ordering_key(Some(&other)));
-        assert_eq!(ordering_key(None), ":");
+    fn payloads_are_grouped_per_customer_in_arrival_order_across_channels() {
+        let whatsapp = |from: &str| {
+            format!(
+                r#"{{"object": "whatsapp_business_account", "entry": [{{"changes": [{{"value":
+                    {{"metadata": {{"phone_number_id": "100"}}, "messages": [{{"from": "{from}"}}]}}}}]}}]}}"#
+            )
+        };
+        let page = r#"{"object": "page", "entry": [{"messaging": [
+            {"sender": {"id": "PSID1"}, "recipient": {"id": "PAGE1"}, "message": {"mid": "m"}}]}]}"#;
+        let rows = vec![
+            claimed(7, "meta", &whatsapp("6281")),
+            claimed(2, "email", "From: a@example.com\r\n\r\nhi"),
+            claimed(3, "meta", &whatsapp("6282")),
+            claimed(1, "meta", &whatsapp("6281")),
+            claimed(4, "messenger", page),
+            claimed(5, "meta", "not json"),
+            claimed(6, "email", "From: b@example.com\r\n\r\nhi"),
+            claimed(8, "instagram", r#"{"object": "user", "entry": []}"#),
+        ];
+        let groups: Vec<Vec<i64>> = by_customer(rows)
+            .iter()
+            .map(|group| group.iter().map(|row| row.payload.id).collect())
+            .collect();
+        assert_eq!(
+            groups,
+            vec![vec![1, 7], vec![2, 6], vec![3], vec![4], vec![5, 8]]
+        );
+    }
+
+    #[test]
+    fn each_payload_goes_to_the_channel_of_its_provider_or_object() {
+        let channel = |provider: &str, body: &str| {
+            let payload = StoredPayload::new(1, provider.into(), None, body.as_bytes().to_vec());
+            channels::for_payload(&payload).map(|c| c.name())
+        };
+        let whatsapp = r#"{"object": "whatsapp_business_account", "entry": []}"#;
+        assert_eq!(channel("meta", whatsapp), Some("whatsapp"));
+        assert_eq!(channel("messenger", whatsapp), Some("whatsapp"));
+        assert_eq!(
+            channel("meta", r#"{"object": "page"}"#),
+            Some("meta messaging")
+        );
+        assert_eq!(
+            channel("instagram", r#"{"object": "instagram"}"#),
+            Some("meta messaging")
+        );
+        assert_eq!(channel("email", whatsapp), Some("email"));
+        assert_eq!(channel("meta", "not json"), None);
+        assert_eq!(channel("meta", r#"{"object": "user"}"#), None);
+        let unaccepted = |body: &str| {
+            channels::unaccepted(&StoredPayload::new(1, "meta".into(), None, body.into()))
+        };
+        assert_eq!(
+            unaccepted("not json"),
+            Disposition::Ignored("not JSON".into())
+        );
+        assert_eq!(
+            unaccepted(r#"{"object": "user"}"#),
+            Disposition::Ignored("unsupported object".into())
+        );
     }
 }

@@ -474,7 +474,7 @@ async fn receive_email(State(state): State<Receivers>, request: Request) -> Resp
     };
     if let Err(refusal) = store(
         &state.config,
-        "email",
+        email::PROVIDER,
         content_type.as_deref(),
         &body,
         token.as_ref(),

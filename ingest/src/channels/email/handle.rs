@@ -26,13 +26,14 @@ use omnistream_commands::channels::email::reply_address::untagged;
 use omnistream_commands::infra::media::{
     attachment_id, essence, media_url, safe_filename, NewMedia, StoredMedia, MAX_MEDIA_BYTES,
 };
-use omnistream_commands::service::ids;
+use omnistream_commands::store::ids;
 use omnistream_domain::{Channel, InboundContent, InboundMedia, MessageType, TenantId};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{parse_inbound, Attachment, Mailbox, ParsedEmail};
-use crate::processor::{provider_context, Account, CustomerMessage, Disposition, InboundProcessor};
+use crate::channels::{provider_context, Account, CustomerMessage, Disposition, StoredPayload};
+use crate::InboundProcessor;
 
 /// An email account with its key, for routing.
 #[derive(sqlx::FromRow)]
@@ -78,166 +79,168 @@ enum Kept {
     Skipped(&'static str),
 }
 
-impl InboundProcessor {
-    /// Turns one stored inbound email into contact and conversation commands.
-    pub(crate) async fn process_email(
-        &self,
-        id: i64,
-        content_type: Option<String>,
-        raw: Vec<u8>,
-    ) -> anyhow::Result<Disposition> {
-        // Parsing (MIME, HTML sanitising) can take a while for a large message: off the runtime.
-        let parsed =
-            tokio::task::spawn_blocking(move || parse_inbound(content_type.as_deref(), &raw))
-                .await?;
-        let email = match parsed {
-            Ok(email) => email,
-            Err(error) => return Ok(Disposition::Ignored(format!("unreadable email: {error}"))),
-        };
-        let recipients: Vec<String> = email
-            .to
-            .iter()
-            .chain(&email.cc)
-            .map(|m| m.address.clone())
-            .collect();
-        let recipients: Vec<String> = recipients.iter().map(|r| r.to_lowercase()).collect();
-        let candidates: Vec<String> = recipients
-            .iter()
-            .flat_map(|address| [Some(address.clone()), untagged(address)])
-            .flatten()
-            .collect();
-        let keyed: Vec<KeyedAccount> = sqlx::query_as(
-            "SELECT account_key, id, tenant_id, division_id, is_active FROM integration_accounts
-             WHERE channel = 'email' AND is_active AND account_key = ANY($1)",
+/// Turns one stored inbound email into contact and conversation commands.
+pub(super) async fn handle(
+    processor: &InboundProcessor,
+    payload: StoredPayload,
+) -> anyhow::Result<Disposition> {
+    let StoredPayload {
+        id,
+        content_type,
+        body: raw,
+        ..
+    } = payload;
+    // Parsing (MIME, HTML sanitising) can take a while for a large message: off the runtime.
+    let parsed =
+        tokio::task::spawn_blocking(move || parse_inbound(content_type.as_deref(), &raw)).await?;
+    let email = match parsed {
+        Ok(email) => email,
+        Err(error) => return Ok(Disposition::Ignored(format!("unreadable email: {error}"))),
+    };
+    let recipients: Vec<String> = email
+        .to
+        .iter()
+        .chain(&email.cc)
+        .map(|m| m.address.clone())
+        .collect();
+    let recipients: Vec<String> = recipients.iter().map(|r| r.to_lowercase()).collect();
+    let candidates: Vec<String> = recipients
+        .iter()
+        .flat_map(|address| [Some(address.clone()), untagged(address)])
+        .flatten()
+        .collect();
+    let keyed: Vec<KeyedAccount> = sqlx::query_as(
+        "SELECT account_key, id, tenant_id, division_id, is_active FROM integration_accounts
+         WHERE channel = 'email' AND is_active AND account_key = ANY($1)",
+    )
+    .bind(&candidates)
+    .fetch_all(&processor.pool)
+    .await?;
+    let account = route_email(&recipients, keyed);
+    let Some(account) = account else {
+        return Ok(Disposition::Ignored(
+            "no active email account for its recipients".into(),
+        ));
+    };
+    let tenant = TenantId(account.tenant_id);
+    let context = provider_context(tenant, "email", id);
+    let contact_id = processor
+        .record_contact(
+            &context,
+            Channel::Email,
+            &email.from.address,
+            email.from.name.clone(),
+            None,
         )
-        .bind(&candidates)
-        .fetch_all(&self.pool)
         .await?;
-        let account = route_email(&recipients, keyed);
-        let Some(account) = account else {
-            return Ok(Disposition::Ignored(
-                "no active email account for its recipients".into(),
-            ));
-        };
-        let tenant = TenantId(account.tenant_id);
-        let context = provider_context(tenant, "email", id);
-        let contact_id = self
-            .record_contact(
-                &context,
-                Channel::Email,
-                &email.from.address,
-                email.from.name.clone(),
-                None,
-            )
-            .await?;
-        // Without a Message-ID the stored payload's id stands in, so a provider's retry of the
-        // same delivery (a new row) is not recognised; with one, repeats are.
-        let provider_message_id = email
-            .message_id
-            .clone()
-            .unwrap_or_else(|| format!("inbound-webhook-{id}@omnistream"));
-        let message_id = ids::inbound_message(tenant, account.id, &provider_message_id);
-        if self.already_received(tenant, message_id).await? {
-            return Ok(Disposition::Processed);
-        }
-        let conversation_id = self
-            .thread(
-                tenant,
-                &account,
-                contact_id,
-                &email,
-                &provider_message_id,
-                &recipients,
-            )
-            .await?;
-        let mut kept = Vec::with_capacity(email.attachments.len());
-        for (index, attachment) in email.attachments.iter().enumerate() {
-            let new = NewMedia {
-                id: attachment_id(message_id, index),
-                tenant,
-                conversation_id: Some(conversation_id),
-                filename: safe_filename(&attachment.filename),
-                mime_type: essence(&attachment.content_type)
-                    .unwrap_or_else(|| "application/octet-stream".into()),
-            };
-            kept.push(if attachment.data.len() as u64 > MAX_MEDIA_BYTES {
-                Kept::Skipped("larger than 25 MiB")
-            } else {
-                Kept::Stored(self.media.store_bytes(new, &attachment.data).await?)
-            });
-        }
-        let received = CustomerMessage {
-            provider_message_id,
-            content: content(&email, &kept),
-            sender_name: email.from.name.clone(),
-            sent_at: email.sent_at.unwrap_or_else(Utc::now),
-            raw: json!({"message_id": email.message_id, "from": email.from.address,
-                        "in_reply_to": email.in_reply_to, "references": email.references}),
-        };
-        // Checked new above, before threading and storing the attachments.
-        let open = account.open(Channel::Email, conversation_id, contact_id, Utc::now());
-        self.receive_new(&context, open, message_id, received)
-            .await?;
-        Ok(Disposition::Processed)
+    // Without a Message-ID the stored payload's id stands in, so a provider's retry of the
+    // same delivery (a new row) is not recognised; with one, repeats are.
+    let provider_message_id = email
+        .message_id
+        .clone()
+        .unwrap_or_else(|| format!("inbound-webhook-{id}@omnistream"));
+    let message_id = ids::inbound_message(tenant, account.id, &provider_message_id);
+    if processor.already_received(tenant, message_id).await? {
+        return Ok(Disposition::Processed);
     }
+    let conversation_id = thread(
+        processor,
+        tenant,
+        &account,
+        contact_id,
+        &email,
+        &provider_message_id,
+        &recipients,
+    )
+    .await?;
+    let mut kept = Vec::with_capacity(email.attachments.len());
+    for (index, attachment) in email.attachments.iter().enumerate() {
+        let new = NewMedia {
+            id: attachment_id(message_id, index),
+            tenant,
+            conversation_id: Some(conversation_id),
+            filename: safe_filename(&attachment.filename),
+            mime_type: essence(&attachment.content_type)
+                .unwrap_or_else(|| "application/octet-stream".into()),
+        };
+        kept.push(if attachment.data.len() as u64 > MAX_MEDIA_BYTES {
+            Kept::Skipped("larger than 25 MiB")
+        } else {
+            Kept::Stored(processor.media.store_bytes(new, &attachment.data).await?)
+        });
+    }
+    let received = CustomerMessage {
+        provider_message_id,
+        content: content(&email, &kept),
+        sender_name: email.from.name.clone(),
+        sent_at: email.sent_at.unwrap_or_else(Utc::now),
+        raw: json!({"message_id": email.message_id, "from": email.from.address,
+                    "in_reply_to": email.in_reply_to, "references": email.references}),
+    };
+    // Checked new above, before threading and storing the attachments.
+    let open = account.open(Channel::Email, conversation_id, contact_id, Utc::now());
+    processor
+        .receive_new(&context, open, message_id, received)
+        .await?;
+    Ok(Disposition::Processed)
+}
 
-    /// The conversation this email belongs to (see the module documentation).
-    async fn thread(
-        &self,
-        tenant: TenantId,
-        account: &Account,
-        contact_id: Uuid,
-        email: &ParsedEmail,
-        own_id: &str,
-        recipients: &[String],
-    ) -> anyhow::Result<Uuid> {
-        let mentioned: Vec<&str> = email
-            .in_reply_to
-            .iter()
-            .chain(email.references.iter().rev())
-            .map(String::as_str)
-            .collect();
-        let tokened: Vec<Uuid> = recipients
-            .iter()
-            .filter_map(|address| self.reply_tokens.conversation_in(address, tenant))
-            .collect();
-        if !mentioned.is_empty() || !tokened.is_empty() {
-            // One round trip for both rules: a conversation found through the mentioned ids
-            // (nearest first) wins over one named by a reply token.
-            let existing: Option<Uuid> = sqlx::query_scalar(
-                "SELECT id FROM (
-                     SELECT c.id, 0 AS rule, array_position($2, m.external_id) AS rank
-                     FROM messages m
-                     JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
-                     WHERE m.tenant_id = $1 AND m.external_id = ANY($2)
-                       AND c.channel = 'email' AND c.contact_id = $4 AND c.integration_account_id = $5
-                     UNION ALL
-                     SELECT id, 1, array_position($3, id) FROM conversations
-                     WHERE tenant_id = $1 AND id = ANY($3) AND channel = 'email'
-                       AND contact_id = $4 AND integration_account_id = $5
-                 ) found
-                 ORDER BY rule, rank LIMIT 1",
-            )
-            .bind(tenant.as_uuid())
-            .bind(&mentioned)
-            .bind(&tokened)
-            .bind(contact_id)
-            .bind(account.id)
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(conversation) = existing {
-                return Ok(conversation);
-            }
+/// The conversation this email belongs to (see the module documentation).
+async fn thread(
+    processor: &InboundProcessor,
+    tenant: TenantId,
+    account: &Account,
+    contact_id: Uuid,
+    email: &ParsedEmail,
+    own_id: &str,
+    recipients: &[String],
+) -> anyhow::Result<Uuid> {
+    let mentioned: Vec<&str> = email
+        .in_reply_to
+        .iter()
+        .chain(email.references.iter().rev())
+        .map(String::as_str)
+        .collect();
+    let tokened: Vec<Uuid> = recipients
+        .iter()
+        .filter_map(|address| processor.reply_tokens.conversation_in(address, tenant))
+        .collect();
+    if !mentioned.is_empty() || !tokened.is_empty() {
+        // One round trip for both rules: a conversation found through the mentioned ids
+        // (nearest first) wins over one named by a reply token.
+        let existing: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM (
+                 SELECT c.id, 0 AS rule, array_position($2, m.external_id) AS rank
+                 FROM messages m
+                 JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
+                 WHERE m.tenant_id = $1 AND m.external_id = ANY($2)
+                   AND c.channel = 'email' AND c.contact_id = $4 AND c.integration_account_id = $5
+                 UNION ALL
+                 SELECT id, 1, array_position($3, id) FROM conversations
+                 WHERE tenant_id = $1 AND id = ANY($3) AND channel = 'email'
+                   AND contact_id = $4 AND integration_account_id = $5
+             ) found
+             ORDER BY rule, rank LIMIT 1",
+        )
+        .bind(tenant.as_uuid())
+        .bind(&mentioned)
+        .bind(&tokened)
+        .bind(contact_id)
+        .bind(account.id)
+        .fetch_optional(&processor.pool)
+        .await?;
+        if let Some(conversation) = existing {
+            return Ok(conversation);
         }
-        let root = email
-            .references
-            .first()
-            .or(email.in_reply_to.first())
-            .map_or(own_id, String::as_str);
-        Ok(ids::email_conversation(
-            tenant, account.id, contact_id, root,
-        ))
     }
+    let root = email
+        .references
+        .first()
+        .or(email.in_reply_to.first())
+        .map_or(own_id, String::as_str);
+    Ok(ids::email_conversation(
+        tenant, account.id, contact_id, root,
+    ))
 }
 
 /// One `attachments` entry of the message: `{media_id, filename, mime_type, size}` (contract

@@ -7,6 +7,9 @@
 //! error rather than a half-filled value, and HTML leaves this module only through the allow-list
 //! in [`sanitize_html`], so that whatever stores or renders [`ParsedEmail::html`] can treat it as
 //! safe markup.
+//!
+//! [`EmailChannel`] then records the parsed message (`handle.rs`): routing to the account it is
+//! addressed to, threading, and its attachments in the media store.
 
 mod form;
 mod handle;
@@ -23,6 +26,40 @@ pub use mime::parse_mime;
 pub use sanitize::sanitize_html;
 
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+
+use crate::channels::{Disposition, InboundChannel, StoredPayload};
+use crate::InboundProcessor;
+
+/// The provider the email receiver stores its payloads under in the raw inbound log.
+pub const PROVIDER: &str = "email";
+
+/// Inbound email, in any of the shapes `POST /webhooks/email` accepts.
+pub struct EmailChannel;
+
+impl InboundChannel for EmailChannel {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+
+    fn accepts(&self, payload: &StoredPayload) -> bool {
+        payload.provider == PROVIDER
+    }
+
+    /// One key for all email: emails keep their arrival order, so a reply never overtakes what
+    /// it answers.
+    fn ordering_key(&self, _payload: &StoredPayload) -> String {
+        PROVIDER.to_owned()
+    }
+
+    fn handle<'a>(
+        &'a self,
+        processor: &'a InboundProcessor,
+        payload: StoredPayload,
+    ) -> BoxFuture<'a, anyhow::Result<Disposition>> {
+        Box::pin(handle::handle(processor, payload))
+    }
+}
 
 /// Largest inbound email, as posted and as parsed: a 25 MiB attachment (the media limit)
 /// base64-encoded, with the rest of the message. `POST /webhooks/email` accepts no more, so
