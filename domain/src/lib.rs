@@ -16,4 +16,5 @@ pub use kernel::message::{
     ReceiptBound,
 };
 pub use kernel::permissions::{AgentRole, Permission};
+pub use kernel::phone::{InvalidPhone, PhoneNumber};
 pub use kernel::stream::{StreamId, StreamIdError};

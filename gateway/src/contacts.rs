@@ -214,12 +214,9 @@ impl Validate for UpdateContact {
             }
         }
         if let Some(Some(phone)) = &mut self.phone_number {
-            match crate::conversations::normalise_phone(phone) {
-                Some(digits) => *phone = digits,
-                None => violations.add(
-                    "phone_number",
-                    "must be an international number of 7 to 15 digits",
-                ),
+            match omnistream_domain::PhoneNumber::parse(phone) {
+                Ok(digits) => *phone = digits.to_string(),
+                Err(invalid) => violations.add("phone_number", invalid.to_string()),
             }
         }
         if let Some(tags) = &mut self.tags {

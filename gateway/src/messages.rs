@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use omnistream_commands::conversation::send;
-use omnistream_domain::conversation::ConversationCommand;
 use omnistream_domain::{Channel, MessageType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,7 +17,7 @@ use crate::activity::{parse_time_bound, push_time_bound};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
 use crate::conversations::{
-    command_context, command_error, conversation_deps, load_visible, push_visibility,
+    command_context, conversation_deps, load_visible, push_visibility,
     service_error, wait_for_inbox, ConversationWithContact,
 };
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
@@ -492,26 +491,15 @@ async fn retry_message(
     Path(id): Path<String>,
 ) -> Result<Json<Message>> {
     let message = load_visible_message(&state, &caller, &id).await?;
-    if message.status != "failed" || message.direction != "outbound" {
-        return Err(ApiError::conflict(
-            "message_not_failed",
-            "only failed outbound messages can be retried",
-        ));
-    }
     let message_id = Uuid::parse_str(&message.id).map_err(anyhow::Error::from)?;
-    let context = command_context(&caller);
-    state
-        .conversations
-        .execute(
-            &context,
-            message.conversation_id,
-            ConversationCommand::RetryOutbound {
-                message_id,
-                at: Utc::now(),
-            },
-        )
-        .await
-        .map_err(command_error)?;
+    send::retry(
+        &conversation_deps(&state),
+        &command_context(&caller),
+        message.conversation_id,
+        message_id,
+    )
+    .await
+    .map_err(service_error)?;
     let stream =
         omnistream_domain::StreamId::new(caller.tenant_id, message.conversation_id).to_string();
     omnistream_projections::wait_until_applied(

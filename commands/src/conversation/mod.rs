@@ -3,13 +3,14 @@
 //! Lookups happen here; the rules they feed live in `omnistream_domain::conversation::policy`
 //! and in the aggregate.
 //!
-//! [`CommandContext`]: crate::service::CommandContext
+//! [`CommandContext`]: crate::store::CommandContext
 
 pub mod bulk;
 pub mod expire;
 pub mod manage;
 pub mod notes;
 pub mod send;
+pub mod start;
 pub mod transfer;
 
 use omnistream_domain::conversation::policy::visibility::{self, Placement, Viewer};
@@ -19,7 +20,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::infra::media::{MediaError, MediaStore};
-use crate::service::{AgentActor, CommandError, ConversationService};
+use crate::store::{AgentActor, CommandError, ConversationService};
 
 /// What the conversation services need: the database, the conversation commands, the media
 /// store.
@@ -75,6 +76,9 @@ pub enum ServiceError {
     /// The media store failed.
     #[error(transparent)]
     Media(#[from] MediaError),
+    /// A contact command failed.
+    #[error("contact command failed: {0}")]
+    Contact(String),
 }
 
 /// Whether `agent` may see conversation `id` of `tenant` (false when there is no such

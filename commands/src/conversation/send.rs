@@ -5,7 +5,9 @@
 
 use chrono::Utc;
 use omnistream_domain::conversation::policy::window;
-use omnistream_domain::conversation::{ConversationCommand, OutboundMessage, Sender};
+use omnistream_domain::conversation::{
+    ConversationCommand, ConversationError, OutboundMessage, Sender,
+};
 use omnistream_domain::{Channel, MessageType, TenantId};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -13,7 +15,7 @@ use uuid::Uuid;
 
 use super::{visible_to, ConversationDeps, ServiceError};
 use crate::infra::media::{media_url, StoredMedia};
-use crate::service::{AgentActor, CommandContext};
+use crate::store::{AgentActor, CommandContext, CommandError};
 
 /// A conversation the acting agent has already been shown to see.
 #[derive(Debug, Clone, Copy)]
@@ -183,4 +185,43 @@ async fn media_for_message(
     } else {
         Err(invalid())
     }
+}
+
+/// Queues failed outbound message `message_id` of conversation `conversation` again (its
+/// status goes back to `pending`). Only a failed outbound message may be retried: anything
+/// else is the aggregate's `MessageNotFailed`.
+#[tracing::instrument(skip_all, fields(conversation_id = %conversation, %message_id), err)]
+pub async fn retry(
+    deps: &ConversationDeps,
+    context: &CommandContext,
+    conversation: Uuid,
+    message_id: Uuid,
+) -> Result<(), ServiceError> {
+    super::manage::ensure_visible(deps, context, conversation).await?;
+    let retryable: Option<bool> = sqlx::query_scalar(
+        "SELECT status = 'failed' AND direction = 'outbound' FROM messages
+         WHERE tenant_id = $1 AND conversation_id = $2 AND id = $3",
+    )
+    .bind(context.tenant_id.as_uuid())
+    .bind(conversation)
+    .bind(message_id)
+    .fetch_optional(&deps.pool)
+    .await?;
+    match retryable {
+        None => return Err(ServiceError::NotFound),
+        Some(false) => {
+            return Err(ServiceError::Command(CommandError::Rule(
+                ConversationError::MessageNotFailed,
+            )))
+        }
+        Some(true) => {}
+    }
+    let command = ConversationCommand::RetryOutbound {
+        message_id,
+        at: Utc::now(),
+    };
+    Ok(deps
+        .conversations
+        .execute(context, conversation, command)
+        .await?)
 }

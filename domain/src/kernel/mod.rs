@@ -1,5 +1,5 @@
 //! The kernel: the value types every feature shares — typed ids, the channel and its account
-//! keys, message and email value types, the permission catalogue and event-stream ids. Feature
+//! keys, message, email and phone value types, the permission catalogue and event-stream ids. Feature
 //! modules (`conversation`, `contact`, …) build on these; the crate root re-exports the ones
 //! every layer names.
 
@@ -8,4 +8,5 @@ pub mod email;
 pub mod ids;
 pub mod message;
 pub mod permissions;
+pub mod phone;
 pub mod stream;

@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use omnistream_commands::conversation::{ConversationDeps, ServiceError};
-use omnistream_commands::service::{AgentActor, CommandContext, CommandError};
+use omnistream_commands::store::{AgentActor, CommandContext, CommandError};
 use omnistream_domain::conversation::{ConversationError, ConversationStatus};
 use omnistream_domain::{Channel, Permission, StreamId, TenantId};
 use omnistream_projections::inbox::ConversationRow;
@@ -27,7 +27,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 pub use actions::check_tags;
-pub use start::normalise_phone;
 
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
