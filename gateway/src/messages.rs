@@ -17,8 +17,8 @@ use crate::activity::{parse_time_bound, push_time_bound};
 use crate::app::AppState;
 use crate::auth::{perm, Authorized, Caller};
 use crate::conversations::{
-    command_context, conversation_deps, load_visible, push_visibility,
-    service_error, wait_for_inbox, ConversationWithContact,
+    command_context, conversation_deps, load_visible, push_visibility, service_error,
+    wait_for_inbox, ConversationWithContact,
 };
 use crate::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::extract::{check_text, IdPath, PageRequest, Paginated, ValidJson, ValidQuery, Validate};

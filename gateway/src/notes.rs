@@ -151,9 +151,15 @@ async fn update_note(
 ) -> Result<Json<NoteResponse>> {
     let (id, note_id) = ids(path)?;
     let context = command_context(&caller);
-    notes::edit(&conversation_deps(&state), &context, id, note_id, body.content)
-        .await
-        .map_err(service_error)?;
+    notes::edit(
+        &conversation_deps(&state),
+        &context,
+        id,
+        note_id,
+        body.content,
+    )
+    .await
+    .map_err(service_error)?;
     wait_for_note(&state, &caller, id).await?;
     Ok(Json(load_note(&state, &caller, id, note_id).await?))
 }

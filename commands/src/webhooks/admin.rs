@@ -1,6 +1,6 @@
 //! Outgoing-webhook administration beyond the configuration row: a test event, a redelivery and
 //! a replay, with what they share with the dispatcher (the event envelope, the delivery row, and
-//! signing with both secrets while a rotation settles).
+//! signing with both secrets while a rotation settles, through `wire::signing_secrets`).
 //!
 //! A replay reads the event log through the read side; this module is handed the events and
 //! queues their deliveries.
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::infra::secrets::{DecryptError, SecretBox};
 use crate::webhooks::fanout::{fan_out, EventRef};
-use crate::webhooks::wire::{self, WEBHOOK_SECRET_FIELD};
+use crate::webhooks::wire;
 
 /// A failed administration call.
 #[derive(Debug, thiserror::Error)]
@@ -48,21 +48,6 @@ pub fn parse_message_id(id: &str) -> Option<(&str, &str, i64)> {
     let (aggregate_type, rest) = id.split_once(':')?;
     let (aggregate_id, sequence) = rest.rsplit_once(':')?;
     Some((aggregate_type, aggregate_id, sequence.parse().ok()?))
-}
-
-/// The plain secrets a delivery is signed with: the current one and, while a rotation settles,
-/// the previous one (so receivers verify with either).
-pub fn signing_secrets(
-    secrets: &SecretBox,
-    tenant: Uuid,
-    current: &str,
-    previous: Option<&str>,
-) -> Result<Vec<String>, DecryptError> {
-    let mut plain = vec![secrets.decrypt(tenant, WEBHOOK_SECRET_FIELD, current)?];
-    if let Some(previous) = previous {
-        plain.push(secrets.decrypt(tenant, WEBHOOK_SECRET_FIELD, previous)?);
-    }
-    Ok(plain)
 }
 
 /// One delivery attempt as `webhook_deliveries` holds it.
@@ -122,7 +107,7 @@ pub async fn send_test(
     let event_id = format!("evt_test_{}", Uuid::new_v4().simple());
     let data = json!({"test": true, "message": "A test event from OmniStream"});
     let envelope = envelope(&event_id, event_type, Utc::now(), tenant, &data);
-    let signing = signing_secrets(
+    let signing = wire::signing_secrets(
         secrets,
         tenant,
         &endpoint.secret,
@@ -251,23 +236,6 @@ mod tests {
         );
         assert_eq!(parse_message_id("Conversation:t1:c1:x"), None);
         assert_eq!(parse_message_id("Conversation"), None);
-    }
-
-    #[test]
-    fn a_rotation_signs_with_the_new_secret_then_the_previous_one() {
-        let secrets = SecretBox::new("a development key");
-        let tenant = Uuid::new_v4();
-        let seal = |plain: &str| secrets.encrypt(tenant, WEBHOOK_SECRET_FIELD, plain);
-        let (new, old) = (seal("whsec_new"), seal("whsec_old"));
-        assert_eq!(
-            signing_secrets(&secrets, tenant, &new, Some(&old)).unwrap(),
-            ["whsec_new", "whsec_old"]
-        );
-        assert_eq!(
-            signing_secrets(&secrets, tenant, &new, None).unwrap(),
-            ["whsec_new"]
-        );
-        assert!(signing_secrets(&secrets, Uuid::new_v4(), &new, None).is_err());
     }
 
     #[test]

@@ -240,14 +240,12 @@ impl WebhookSender {
         successes: &mpsc::Sender<Success>,
     ) -> anyhow::Result<()> {
         let tenant = delivery.tenant_id;
-        let field = crate::webhooks::wire::WEBHOOK_SECRET_FIELD;
-        let mut secrets = vec![self
-            .secrets
-            .decrypt(tenant, field, &delivery.secret)
-            .unwrap_or_default()];
-        if let Some(previous) = &delivery.previous_secret {
-            secrets.extend(self.secrets.decrypt(tenant, field, previous).ok());
-        }
+        let secrets = crate::webhooks::wire::signing_secrets(
+            &self.secrets,
+            tenant,
+            &delivery.secret,
+            delivery.previous_secret.as_deref(),
+        )?;
         let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let headers = crate::webhooks::wire::open_headers(&self.secrets, tenant, &delivery.headers);
         let body = serde_json::to_vec(&delivery.payload)?;

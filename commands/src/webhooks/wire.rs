@@ -9,6 +9,9 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::infra::secrets::{DecryptError, SecretBox};
 
 /// A new `whsec_` secret: base64 of 32 random bytes.
 pub fn generate_secret() -> String {
@@ -344,8 +347,8 @@ fn header_field(name: &str) -> String {
 
 /// Custom headers as stored: every value encrypted for `tenant` (they often carry credentials).
 pub fn seal_headers(
-    secrets: &crate::infra::secrets::SecretBox,
-    tenant: uuid::Uuid,
+    secrets: &SecretBox,
+    tenant: Uuid,
     headers: &serde_json::Value,
 ) -> serde_json::Value {
     let sealed: serde_json::Map<String, serde_json::Value> = headers
@@ -364,8 +367,8 @@ pub fn seal_headers(
 
 /// Stored custom headers, decrypted, for sending (values that cannot be decrypted are dropped).
 pub fn open_headers(
-    secrets: &crate::infra::secrets::SecretBox,
-    tenant: uuid::Uuid,
+    secrets: &SecretBox,
+    tenant: Uuid,
     stored: &serde_json::Value,
 ) -> Vec<(String, String)> {
     stored
@@ -383,8 +386,8 @@ pub fn open_headers(
 
 /// Stored custom headers with every value masked, for responses.
 pub fn mask_headers(
-    secrets: &crate::infra::secrets::SecretBox,
-    tenant: uuid::Uuid,
+    secrets: &SecretBox,
+    tenant: Uuid,
     stored: &serde_json::Value,
 ) -> serde_json::Value {
     let masked: serde_json::Map<String, serde_json::Value> = open_headers(secrets, tenant, stored)
@@ -399,9 +402,43 @@ pub fn mask_headers(
     serde_json::Value::Object(masked)
 }
 
+/// The plain secrets a delivery is signed with: the current one and, while a rotation settles,
+/// the previous one (so receivers verify with either). The sender, a test delivery and a
+/// replay all sign through it; a secret that cannot be opened fails the attempt rather than
+/// sending it signed with anything else.
+pub fn signing_secrets(
+    secrets: &SecretBox,
+    tenant: Uuid,
+    current: &str,
+    previous: Option<&str>,
+) -> Result<Vec<String>, DecryptError> {
+    let mut plain = vec![secrets.decrypt(tenant, WEBHOOK_SECRET_FIELD, current)?];
+    if let Some(previous) = previous {
+        plain.push(secrets.decrypt(tenant, WEBHOOK_SECRET_FIELD, previous)?);
+    }
+    Ok(plain)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_signs_with_the_new_secret_then_the_previous_one() {
+        let secrets = SecretBox::new("a development key");
+        let tenant = Uuid::new_v4();
+        let seal = |plain: &str| secrets.encrypt(tenant, WEBHOOK_SECRET_FIELD, plain);
+        let (new, old) = (seal("whsec_new"), seal("whsec_old"));
+        assert_eq!(
+            signing_secrets(&secrets, tenant, &new, Some(&old)).unwrap(),
+            ["whsec_new", "whsec_old"]
+        );
+        assert_eq!(
+            signing_secrets(&secrets, tenant, &new, None).unwrap(),
+            ["whsec_new"]
+        );
+        assert!(signing_secrets(&secrets, Uuid::new_v4(), &new, None).is_err());
+    }
 
     #[test]
     fn signatures_follow_standard_webhooks() {

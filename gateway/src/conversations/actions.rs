@@ -60,9 +60,14 @@ pub(super) async fn assign(
     ValidJson(body): ValidJson<AssignAgentRequest>,
 ) -> Result<Json<ConversationWithContact>> {
     let context = command_context(&caller);
-    manage::assign(&conversation_deps(&state), &context, id, body.agent_id.flatten())
-        .await
-        .map_err(service_error)?;
+    manage::assign(
+        &conversation_deps(&state),
+        &context,
+        id,
+        body.agent_id.flatten(),
+    )
+    .await
+    .map_err(service_error)?;
     wait_for_change(&state, caller.tenant_id, id).await?;
     reload(&state, &caller, id).await
 }

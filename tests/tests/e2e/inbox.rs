@@ -117,7 +117,9 @@ async fn agents_assign_tag_resolve_read_and_take_over_conversations() {
         .await;
     assert_eq!(read.body, json!({"conversation_id": id, "unread_count": 0}));
     let logged = api
-        .get(&format!("/api/activity-logs?entity_type=conversation&entity_id={id}"))
+        .get(&format!(
+            "/api/activity-logs?entity_type=conversation&entity_id={id}"
+        ))
         .await
         .body;
     let actions: Vec<(&str, &Value)> = logged["data"]
@@ -407,10 +409,7 @@ async fn transfers_notes_bulk_and_expiry() {
 
     // Each of those actions left its activity row, derived from its event, with its actor and
     // where the request came from, readable as soon as the action answered.
-    let logs = api
-        .get("/api/activity-logs?per_page=100")
-        .await
-        .body;
+    let logs = api.get("/api/activity-logs?per_page=100").await.body;
     let rows: Vec<(&str, &str, &str)> = logs["data"]
         .as_array()
         .unwrap()
@@ -435,8 +434,16 @@ async fn transfers_notes_bulk_and_expiry() {
             ("note.updated", note_id, member.agent_id.as_str()),
             ("note.deleted", note_id, admin.agent_id.as_str()),
             ("conversation.bulk_add_tags", id, admin.agent_id.as_str()),
-            ("conversation.bulk_add_tags", second_id, admin.agent_id.as_str()),
-            ("conversation.status_changed", expired_id, admin.agent_id.as_str()),
+            (
+                "conversation.bulk_add_tags",
+                second_id,
+                admin.agent_id.as_str()
+            ),
+            (
+                "conversation.status_changed",
+                expired_id,
+                admin.agent_id.as_str()
+            ),
         ]
     );
     let expiry = &logs["data"][0];

@@ -31,7 +31,11 @@ mod tests {
     #[test]
     fn the_author_or_a_manager_deletes_a_note() {
         assert!(may_delete(AUTHOR, &[], AUTHOR));
-        assert!(!may_delete(OTHER, &[Permission::ConversationsReply], AUTHOR));
+        assert!(!may_delete(
+            OTHER,
+            &[Permission::ConversationsReply],
+            AUTHOR
+        ));
         assert!(may_delete(
             OTHER,
             &[Permission::ConversationsManage],
