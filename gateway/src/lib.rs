@@ -1,33 +1,15 @@
 //! OmniStream gateway: the REST API (axum), authentication and RBAC, the OpenAPI document, and
 //! the process wiring behind the `omnistream` binary.
+//!
+//! - [`app`]: the process — state, router, workers by role, configuration, the embedded
+//!   development stack, health, the HTTP server.
+//! - [`http`]: what every endpoint shares — the error type, extractors, authentication and
+//!   permissions, the OpenAPI document, client addresses.
+//! - [`api`]: one folder per REST resource.
 
-pub mod activity;
 pub mod api;
-pub mod api_keys;
 pub mod app;
-pub mod auth;
-pub mod chat_expiration;
-pub mod config;
-pub mod contacts;
-pub mod conversations;
-pub mod db;
-pub mod devstack;
-pub mod divisions;
-pub mod error;
-pub mod extract;
-pub mod health;
-pub mod integrations;
-pub mod media;
-pub mod messages;
-pub mod notes;
-pub mod openapi;
-pub mod peer;
-pub mod roles;
-pub mod server;
-pub mod slots;
-pub mod startup;
-pub mod stream;
-pub mod tenants;
+pub mod http;
 
+pub use app::config::Config;
 pub use app::{AppState, Application, Roles, Settings};
-pub use config::Config;

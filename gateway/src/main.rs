@@ -2,9 +2,10 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use omnistream_gateway::api::tenants;
+use omnistream_gateway::app::config::Config;
+use omnistream_gateway::app::{db, startup};
 use omnistream_gateway::app::{Application, Roles, Settings};
-use omnistream_gateway::config::Config;
-use omnistream_gateway::{db, startup, tenants};
 
 /// mimalloc returns freed memory to the system and keeps allocation off the hot paths' profile;
 /// see the workspace manifest for the measurements behind it.

@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use omnistream_gateway::devstack::process_alive;
+use omnistream_gateway::app::devstack::process_alive;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 

@@ -15,8 +15,8 @@ pub mod webhook_receiver;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use omnistream_gateway::app::config::{Config, Secret};
 use omnistream_gateway::app::{Application, Roles, Settings};
-use omnistream_gateway::config::{Config, Secret};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use futures::StreamExt;
-use omnistream_gateway::devstack::{DevStack, Probe};
+use omnistream_gateway::app::devstack::{DevStack, Probe};
 use sqlx::Connection;
 
 fn unused_address() -> SocketAddr {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use omnistream_gateway::db;
+use omnistream_gateway::app::db;
 use omnistream_projections::log::read_after;
 use omnistream_projections::{catch_up_once, LogCursor, Projector, TenantUsageProjector};
 use omnistream_tests::create_test_database;

@@ -6,7 +6,7 @@ use chrono::Utc;
 use omnistream_commands::store::{CommandContext, ConversationService};
 use omnistream_domain::conversation::{ConversationCommand, InboundMessage, OpenConversation};
 use omnistream_domain::{Channel, InboundContent, MessageType, TenantId};
-use omnistream_gateway::db;
+use omnistream_gateway::app::db;
 use omnistream_tests::create_test_database;
 use uuid::Uuid;
 
@@ -77,7 +77,7 @@ async fn fifty_concurrent_writers_on_one_conversation_lose_nothing() {
 
 #[tokio::test]
 async fn a_postgres_restart_is_survived_without_losing_acknowledged_writes() {
-    use omnistream_gateway::devstack::{DevStack, Probe};
+    use omnistream_gateway::app::devstack::{DevStack, Probe};
     use omnistream_tests::TestApp;
     use reqwest::StatusCode;
     use serde_json::json;

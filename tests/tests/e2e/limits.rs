@@ -48,7 +48,7 @@ async fn a_body_that_never_finishes_is_abandoned_at_the_request_deadline() {
 async fn login_throttling_counts_the_client_behind_a_trusted_proxy() {
     let app = TestApp::spawn_with(|config| {
         config.trusted_proxies =
-            omnistream_gateway::peer::TrustedProxies::parse("127.0.0.1").unwrap();
+            omnistream_gateway::http::peer::TrustedProxies::parse("127.0.0.1").unwrap();
     })
     .await;
     let admin = app.register("Proxy Co").await;

@@ -9,7 +9,7 @@ mod messenger;
 
 use std::collections::HashMap;
 
-use omnistream_gateway::config::Secret;
+use omnistream_gateway::app::config::Secret;
 use omnistream_tests::fake_meta::{FakeMeta, RecordedRequest};
 use omnistream_tests::{Client, Member, Response, TestApp};
 use reqwest::StatusCode;

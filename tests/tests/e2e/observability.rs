@@ -33,8 +33,8 @@ async fn health_names_nats_when_it_is_unreachable() {
         config,
         database_url,
         nats_url: format!("nats://{unused}"),
-        jwt_secret: omnistream_gateway::config::Secret::new(omnistream_tests::TEST_JWT_SECRET),
-        encryption_key: omnistream_gateway::config::Secret::new(
+        jwt_secret: omnistream_gateway::app::config::Secret::new(omnistream_tests::TEST_JWT_SECRET),
+        encryption_key: omnistream_gateway::app::config::Secret::new(
             omnistream_tests::TEST_ENCRYPTION_KEY,
         ),
         roles: omnistream_gateway::Roles::ALL,
@@ -89,7 +89,7 @@ async fn every_response_carries_a_request_id_and_metrics_are_exposed() {
 #[tokio::test]
 async fn metrics_require_the_token_when_one_is_configured() {
     let app = TestApp::spawn_with(|config| {
-        config.metrics_token = Some(omnistream_gateway::config::Secret::new("scrape-me"))
+        config.metrics_token = Some(omnistream_gateway::app::config::Secret::new("scrape-me"))
     })
     .await;
     let url = format!("{}/metrics", app.base_url);

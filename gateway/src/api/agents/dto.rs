@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::Violations;
-use crate::extract::{check_password, check_text, nullable, present, Validate};
+use crate::http::error::Violations;
+use crate::http::extract::{check_password, check_text, nullable, present, Validate};
 
 /// System role names, for the OpenAPI document.
 #[derive(ToSchema)]

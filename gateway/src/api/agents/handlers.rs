@@ -12,9 +12,9 @@ use uuid::Uuid;
 use super::dto::*;
 use super::store::{self, load_agent, Access};
 use crate::app::AppState;
-use crate::auth::{password, perm, Authorized, Caller};
-use crate::error::{ApiError, ErrorResponse, Result};
-use crate::extract::{DeleteResponse, IdPath, ValidJson, ValidQuery};
+use crate::http::auth::{password, perm, Authorized, Caller};
+use crate::http::error::{ApiError, ErrorResponse, Result};
+use crate::http::extract::{DeleteResponse, IdPath, ValidJson, ValidQuery};
 
 /// 403 unless the caller holds every permission `target` holds: nobody manages an agent more
 /// powerful than themselves (changing their password or email would hand over those rights).

@@ -7,10 +7,10 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::dto::{AgentListQuery, AgentPublic, CreateAgent, UpdateAgent};
-use crate::activity::{self, Activity};
-use crate::auth::Caller;
-use crate::error::{ApiError, Result, ResultExt};
-use crate::roles;
+use crate::api::activity_logs::{self as activity, Activity};
+use crate::api::roles;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, Result, ResultExt};
 
 /// Columns of [`AgentPublic`], over `agents a LEFT JOIN roles r`; callers add `WHERE …`.
 pub const AGENT_PUBLIC_SELECT: &str = r#"

@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::error::{ApiError, Result, Violations};
-use crate::extract::{check_text, present, PageRequest, Validate};
+use crate::http::error::{ApiError, Result, Violations};
+use crate::http::extract::{check_text, present, PageRequest, Validate};
 
 /// `OutgoingWebhook` (the secret masked, except in the create response).
 #[derive(Debug, Serialize, ToSchema)]

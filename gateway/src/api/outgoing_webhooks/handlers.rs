@@ -14,11 +14,11 @@ use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::dto::*;
-use crate::activity::{self, Activity};
+use crate::api::activity_logs::{self as activity, Activity};
 use crate::app::AppState;
-use crate::auth::{perm, Authorized};
-use crate::error::{ApiError, ErrorResponse, Result, Violations};
-use crate::extract::{DeleteResponse, IdPath, PageRequest, Paginated, ValidJson, ValidQuery};
+use crate::http::auth::{perm, Authorized};
+use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
+use crate::http::extract::{DeleteResponse, IdPath, PageRequest, Paginated, ValidJson, ValidQuery};
 
 fn url_not_allowed(refused: UrlRefused) -> ApiError {
     match refused {
@@ -281,7 +281,7 @@ pub(super) async fn list_deliveries(
         builder
     };
     Ok(Json(
-        crate::extract::fetch_page::<WebhookDelivery>(
+        crate::http::extract::fetch_page::<WebhookDelivery>(
             &state.pool,
             filtered,
             &format!("SELECT {DELIVERY_COLUMNS}"),
@@ -309,7 +309,7 @@ pub(super) async fn test_webhook(
     let request: TestWebhookRequest = if body.iter().all(u8::is_ascii_whitespace) {
         TestWebhookRequest::default()
     } else {
-        crate::extract::parse_body(&body)?
+        crate::http::extract::parse_body(&body)?
     };
     let event_type = request
         .event_type
