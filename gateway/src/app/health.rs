@@ -51,7 +51,7 @@ async fn health(State(state): State<AppState>) -> Response {
     )
     .await
     .is_ok_and(|r| r.is_ok());
-    let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
+    let nats = state.telemetry.nats.connection_state() == async_nats::connection::State::Connected;
     let healthy = postgres && nats;
     let body = HealthResponse {
         status: if healthy { "ok" } else { "degraded" },
@@ -92,7 +92,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.telemetry.metrics.render(),
     )
         .into_response()
 }

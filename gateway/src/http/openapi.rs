@@ -1,6 +1,6 @@
 //! The OpenAPI document's frame: title, security schemes and tags, and the `/webhooks/*`
 //! receivers of the ingest crate (contract §20), which have no annotated handlers. The other
-//! paths and schemas come from the handlers' annotations, merged in `app::build_router`.
+//! paths and schemas come from the handlers' annotations, merged in `app::router::build`.
 
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;

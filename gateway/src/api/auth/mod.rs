@@ -131,6 +131,7 @@ async fn open_session(
         + chrono::Duration::from_std(state.config.session_max_lifetime)
             .map_err(anyhow::Error::from)?;
     let issued = state
+        .auth
         .tokens
         .issue_until(agent, tenant, role, sid, Some(session_end))?;
     sqlx::query(
@@ -197,7 +198,7 @@ async fn register(
     )
     .await?;
     tx.commit().await?;
-    let cookie = session_cookie(&state, &issued.token, state.tokens.ttl().as_secs());
+    let cookie = session_cookie(&state, &issued.token, state.auth.tokens.ttl().as_secs());
     let body = LoginResponse {
         token: issued.token,
         token_type: "Bearer",
@@ -288,7 +289,7 @@ async fn login(
     )
     .await?;
     tx.commit().await?;
-    let cookie = session_cookie(&state, &issued.token, state.tokens.ttl().as_secs());
+    let cookie = session_cookie(&state, &issued.token, state.auth.tokens.ttl().as_secs());
     let body = LoginResponse {
         token: issued.token,
         token_type: "Bearer",
@@ -331,7 +332,7 @@ async fn logout(
     origin: RequestOrigin,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let claims = session_token(&headers).and_then(|token| state.tokens.verify(&token).ok());
+    let claims = session_token(&headers).and_then(|token| state.auth.tokens.verify(&token).ok());
     if let Some((claims, organization, sid)) =
         claims.and_then(|c| Some((c.clone(), c.org?, c.sid?)))
     {
@@ -410,7 +411,7 @@ async fn issue_for_session(state: &AppState, caller: &Caller) -> Result<Response
     if session_end <= Utc::now() {
         return Err(ApiError::Unauthorized);
     }
-    let issued = state.tokens.issue_until(
+    let issued = state.auth.tokens.issue_until(
         caller.agent_id,
         caller.tenant_id,
         caller.role,

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    command_context, conversation_deps, load_visible, service_error, wait_for_change,
-    wait_for_inbox, ConversationWithContact,
+    command_context, load_visible, service_error, wait_for_change, wait_for_inbox,
+    ConversationWithContact,
 };
 use crate::app::AppState;
 use crate::http::auth::{perm, Authorized, Caller};
@@ -60,14 +60,9 @@ pub(super) async fn assign(
     ValidJson(body): ValidJson<AssignAgentRequest>,
 ) -> Result<Json<ConversationWithContact>> {
     let context = command_context(&caller);
-    manage::assign(
-        &conversation_deps(&state),
-        &context,
-        id,
-        body.agent_id.flatten(),
-    )
-    .await
-    .map_err(service_error)?;
+    manage::assign(&state.conversation, &context, id, body.agent_id.flatten())
+        .await
+        .map_err(service_error)?;
     wait_for_change(&state, caller.tenant_id, id).await?;
     reload(&state, &caller, id).await
 }
@@ -110,7 +105,7 @@ pub(super) async fn update_status(
         .parse()
         .map_err(|_| ApiError::invalid_field("status", "unknown status"))?;
     let context = command_context(&caller);
-    manage::change_status(&conversation_deps(&state), &context, id, status)
+    manage::change_status(&state.conversation, &context, id, status)
         .await
         .map_err(service_error)?;
     wait_for_change(&state, caller.tenant_id, id).await?;
@@ -137,7 +132,7 @@ pub(super) async fn mark_read(
     IdPath(id): IdPath,
 ) -> Result<Json<MarkReadResponse>> {
     let context = command_context(&caller);
-    manage::mark_read(&conversation_deps(&state), &context, id)
+    manage::mark_read(&state.conversation, &context, id)
         .await
         .map_err(service_error)?;
     wait_for_inbox(&state, caller.tenant_id, id).await?;
@@ -193,7 +188,7 @@ pub(super) async fn update_tags(
     ValidJson(body): ValidJson<UpdateTagsRequest>,
 ) -> Result<Json<ConversationWithContact>> {
     let context = command_context(&caller);
-    manage::update_tags(&conversation_deps(&state), &context, id, body.tags)
+    manage::update_tags(&state.conversation, &context, id, body.tags)
         .await
         .map_err(service_error)?;
     wait_for_change(&state, caller.tenant_id, id).await?;

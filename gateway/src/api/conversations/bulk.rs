@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::actions::check_tags;
-use super::{command_context, conversation_deps, service_error, wait_for_change};
+use super::{command_context, service_error, wait_for_change};
 use crate::app::AppState;
 use crate::http::auth::{perm, Authorized, Caller};
 use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
@@ -119,7 +119,7 @@ pub(super) async fn bulk(
     ValidJson(body): ValidJson<BulkConversationRequest>,
 ) -> Result<Json<BulkResponse>> {
     let action = body.action()?;
-    let deps = conversation_deps(&state);
+    let deps = state.conversation.clone();
     let context = CommandContext {
         activity_action: Some(format!("conversation.bulk_{}", body.action)),
         ..command_context(&caller)
@@ -177,7 +177,7 @@ async fn bulk_one(
     id: Uuid,
     action: &BulkAction,
 ) -> Result<()> {
-    bulk::apply(&conversation_deps(state), context, id, action)
+    bulk::apply(&state.conversation, context, id, action)
         .await
         .map_err(service_error)?;
     wait_for_change(state, caller.tenant_id, id).await

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use omnistream_commands::conversation::{ConversationDeps, ServiceError};
+use omnistream_commands::conversation::ServiceError;
 use omnistream_commands::store::{AgentActor, CommandContext, CommandError};
 use omnistream_domain::conversation::{ConversationError, ConversationStatus};
 use omnistream_domain::{Channel, Permission, StreamId, TenantId};
@@ -252,15 +252,6 @@ pub(crate) fn service_error(error: ServiceError) -> ApiError {
         },
         ServiceError::Database(error) => error.into(),
         other => ApiError::Internal(other.into()),
-    }
-}
-
-/// What the conversation services of `omnistream_commands::conversation` need, from the state.
-pub(crate) fn conversation_deps(state: &AppState) -> ConversationDeps {
-    ConversationDeps {
-        pool: state.pool.clone(),
-        conversations: state.conversations.clone(),
-        media: state.media.clone(),
     }
 }
 

@@ -11,8 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    command_context, conversation_deps, load_visible, service_error, wait_for_inbox,
-    ConversationWithContact,
+    command_context, load_visible, service_error, wait_for_inbox, ConversationWithContact,
 };
 use crate::api::messages::{queue_message, Message, SendMessageRequest};
 use crate::app::AppState;
@@ -96,7 +95,7 @@ pub(super) async fn start_conversation(
         }
     };
     let opened = start::open(
-        &conversation_deps(&state),
+        &state.conversation,
         &state.contacts,
         &command_context(&caller),
         body.integration_account_id,

@@ -13,8 +13,7 @@ use uuid::Uuid;
 
 use super::actions::reload;
 use super::{
-    command_context, conversation_deps, load_visible, service_error, wait_for_change,
-    ConversationWithContact,
+    command_context, load_visible, service_error, wait_for_change, ConversationWithContact,
 };
 use crate::app::AppState;
 use crate::http::auth::{perm, Authorized, Caller};
@@ -56,10 +55,9 @@ async fn expire_stale(
     caller: &Caller,
     channel: Option<Channel>,
 ) -> Result<ExpireResponse> {
-    let commanded =
-        expire::expire_stale(&conversation_deps(state), &command_context(caller), channel)
-            .await
-            .map_err(service_error)?;
+    let commanded = expire::expire_stale(&state.conversation, &command_context(caller), channel)
+        .await
+        .map_err(service_error)?;
     let mut expired = Vec::new();
     for id in commanded {
         wait_for_change(state, caller.tenant_id, id).await?;
@@ -114,7 +112,7 @@ pub(super) async fn takeover(
     IdPath(id): IdPath,
 ) -> Result<Json<ConversationWithContact>> {
     load_visible(&mut *state.pool.acquire().await?, &caller, id).await?;
-    transfer::takeover(&conversation_deps(&state), &command_context(&caller), id)
+    transfer::takeover(&state.conversation, &command_context(&caller), id)
         .await
         .map_err(service_error)?;
     wait_for_change(&state, caller.tenant_id, id).await?;
@@ -185,7 +183,7 @@ pub(super) async fn transfer(
         reason: body.reason.clone(),
     };
     let transfer_id = transfer::transfer(
-        &conversation_deps(&state),
+        &state.conversation,
         &command_context(&caller),
         id,
         current.assigned_agent_id,

@@ -167,7 +167,7 @@ pub(super) async fn create_account(
     .bind(body.display_name.clone().unwrap_or_else(|| account_key.clone()))
     .bind(body.is_active)
     .bind(body.division_id)
-    .bind(Value::Object(state.secrets.seal_config(tenant, &config)))
+    .bind(Value::Object(state.channels.secrets.seal_config(tenant, &config)))
     .bind(verify_token())
     .execute(&mut *tx)
     .await
@@ -273,7 +273,7 @@ pub(super) async fn update_account(
     }
     let stored = current.config.as_object().cloned().unwrap_or_default();
     let config = omnistream_commands::infra::secrets::merge_config(
-        &state.secrets,
+        &state.channels.secrets,
         tenant,
         &stored,
         &body.config.clone().unwrap_or_default(),

@@ -60,7 +60,7 @@ impl AccountRow {
         };
         IntegrationAccount {
             webhook_url: format!("{}{receiver}", state.config.public_base_url),
-            config: state.secrets.mask_config(
+            config: state.channels.secrets.mask_config(
                 self.tenant_id,
                 self.config.as_object().unwrap_or(&Map::new()),
             ),
@@ -80,6 +80,7 @@ impl AccountRow {
     /// The decrypted config (for Graph calls).
     pub(super) fn opened_config(&self, state: &AppState) -> Result<Map<String, Value>> {
         state
+            .channels
             .secrets
             .open_config(
                 self.tenant_id,

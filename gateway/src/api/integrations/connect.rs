@@ -163,7 +163,7 @@ async fn upsert_connected(
     tenant: Uuid,
     account: ConnectedAccount<'_>,
 ) -> Result<(Uuid, bool)> {
-    let sealed = Value::Object(state.secrets.seal_config(tenant, &account.config));
+    let sealed = Value::Object(state.channels.secrets.seal_config(tenant, &account.config));
     let row: Option<(Uuid, bool)> = sqlx::query_as(
         "INSERT INTO integration_accounts (id, tenant_id, channel, account_key, display_name, is_active, config, verify_token)
          VALUES ($1, $2, $3, $4, $5, true, $6, $7)

@@ -84,16 +84,19 @@ pub(super) async fn connect(
     )?;
     let tenant = caller.tenant_id.as_uuid();
     let short = state
+        .channels
         .instagram_oauth
         .instagram_code_token(app_id, app_secret, &body.redirect_uri, &body.code)
         .await
         .map_err(upstream)?;
     let long = state
+        .channels
         .instagram
         .instagram_long_lived_token(app_secret, &short.access_token)
         .await
         .map_err(upstream)?;
     let profile = state
+        .channels
         .instagram
         .instagram_profile(&long.access_token)
         .await
@@ -135,6 +138,7 @@ pub(super) async fn connect(
     .await?;
     // Subscribed only once the key is saved (and so reserved); a refusal rolls the save back.
     state
+        .channels
         .instagram
         .instagram_subscribe(&long.access_token)
         .await

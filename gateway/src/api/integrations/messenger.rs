@@ -84,16 +84,19 @@ pub(super) async fn connect(
         "Facebook Login needs META_APP_ID and META_APP_SECRET",
     )?;
     let short = state
+        .channels
         .graph
         .login_code_token(app_id, app_secret, &body.redirect_uri, &body.code)
         .await
         .map_err(upstream)?;
     let user_token = state
+        .channels
         .graph
         .long_lived_user_token(app_id, app_secret, &short)
         .await
         .map_err(upstream)?;
     let pages = state
+        .channels
         .graph
         .managed_pages(&user_token)
         .await
@@ -204,6 +207,7 @@ pub(super) async fn connect_pages(
     let mut ready = Vec::with_capacity(body.pages.len());
     for page in &body.pages {
         let access = state
+            .channels
             .graph
             .page_access(&body.user_token, &page.page_id)
             .await
@@ -247,6 +251,7 @@ pub(super) async fn connect_pages(
     }
     for (page_id, token) in &subscriptions {
         state
+            .channels
             .graph
             .subscribe_page(token, page_id)
             .await
@@ -306,6 +311,7 @@ pub(super) async fn disconnect(
     let tenant = caller.tenant_id.as_uuid();
     let (account, page_id, token) = page_account(&state, tenant, id).await?;
     state
+        .channels
         .graph
         .unsubscribe_page(&token, &page_id)
         .await
@@ -348,6 +354,7 @@ pub(super) async fn get_persistent_menu(
 ) -> Result<Json<Value>> {
     let (_, _, token) = page_account(&state, caller.tenant_id.as_uuid(), id).await?;
     let profile = state
+        .channels
         .graph
         .persistent_menu(&token)
         .await
@@ -430,6 +437,7 @@ pub(super) async fn set_persistent_menu(
     let action = match &body.persistent_menu {
         Some(menu) => {
             state
+                .channels
                 .graph
                 .set_persistent_menu(&token, menu)
                 .await
@@ -438,6 +446,7 @@ pub(super) async fn set_persistent_menu(
         }
         None => {
             state
+                .channels
                 .graph
                 .delete_persistent_menu(&token)
                 .await

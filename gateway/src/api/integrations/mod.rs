@@ -61,7 +61,7 @@ impl IntegrationRow {
             id: self.id,
             channel: self.channel,
             is_active: self.is_active,
-            config: state.secrets.mask_config(
+            config: state.channels.secrets.mask_config(
                 self.tenant_id,
                 self.config.as_object().unwrap_or(&Map::new()),
             ),
@@ -217,7 +217,7 @@ async fn upsert_integration(
         .and_then(|r| r.config.as_object().cloned())
         .unwrap_or_default();
     let config = omnistream_commands::infra::secrets::merge_config(
-        &state.secrets,
+        &state.channels.secrets,
         tenant,
         &stored_config,
         &body.config.clone().unwrap_or_default(),

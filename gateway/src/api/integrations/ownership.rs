@@ -38,6 +38,7 @@ pub(super) async fn confirm_with_provider(
                 return Ok(());
             };
             let page = state
+                .channels
                 .graph
                 .page_profile(token, page_id)
                 .await
@@ -58,6 +59,7 @@ pub(super) async fn confirm_with_provider(
                 return Ok(());
             };
             let profile = state
+                .channels
                 .instagram
                 .instagram_profile(token)
                 .await

@@ -35,18 +35,21 @@ pub(super) async fn onboard(state: &AppState, config: &Map<String, Value>) -> Re
     // The supplied token must be able to read the number: a tenant cannot claim (and so receive
     // the webhooks of) a phone number id it does not control.
     state
+        .channels
         .graph
         .phone_number(token, phone_number_id)
         .await
         .map_err(upstream)?;
     if let Some(pin) = text(config, "pin") {
         state
+            .channels
             .graph
             .register_phone_number(token, phone_number_id, pin)
             .await
             .map_err(upstream)?;
     }
     state
+        .channels
         .graph
         .subscribe_app(token, waba_id)
         .await
@@ -105,12 +108,15 @@ pub(super) async fn whatsapp_status(
     let waba_id = text(&config, "waba_id").map(str::to_owned);
     let (phone, waba, apps) = tokio::join!(
         state
+            .channels
             .graph
             .phone_number(token, phone_number_id.as_deref().unwrap_or_default()),
         state
+            .channels
             .graph
             .waba(token, waba_id.as_deref().unwrap_or_default()),
         state
+            .channels
             .graph
             .subscribed_apps(token, waba_id.as_deref().unwrap_or_default()),
     );
@@ -218,16 +224,19 @@ pub(super) async fn embedded_signup(
     let account_key = Channel::Whatsapp.account_key(&body.phone_number_id);
     ensure_key_free(&state, tenant, "whatsapp", &account_key).await?;
     let token = state
+        .channels
         .graph
         .exchange_code(app_id, app_secret, &body.code)
         .await
         .map_err(upstream)?;
     state
+        .channels
         .graph
         .subscribe_app(&token, &body.waba_id)
         .await
         .map_err(upstream)?;
     let display_name = state
+        .channels
         .graph
         .phone_number(&token, &body.phone_number_id)
         .await

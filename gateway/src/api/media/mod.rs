@@ -140,6 +140,7 @@ async fn upload_media(
                     unsupported("this file type is not allowed (see the Media tag for the list)")
                 })?;
                 let mut writer = state
+                    .conversation
                     .media
                     .writer(MAX_MEDIA_BYTES)
                     .await
@@ -178,7 +179,7 @@ async fn upload_media(
         mime_type,
     };
     let stored = writer
-        .commit(&state.media, new)
+        .commit(&state.conversation.media, new)
         .await
         .map_err(storage_error)?;
     Ok((StatusCode::CREATED, Json(stored.into())))
@@ -270,9 +271,9 @@ async fn fetch_inbound(state: &AppState, caller: &Caller, id: Uuid) -> Result<Op
     }
     let source = WhatsAppMediaSource {
         pool: &state.pool,
-        secrets: &state.secrets,
-        graph: &state.graph,
-        store: &state.media,
+        secrets: &state.channels.secrets,
+        graph: &state.channels.graph,
+        store: &state.conversation.media,
     };
     match fetch_whatsapp(source, caller.tenant_id, id, &pending).await {
         Ok(stored) => Ok(Some(stored)),
@@ -315,6 +316,7 @@ async fn get_media(
                 return Err(ApiError::NotFound);
             }
             state
+                .conversation
                 .media
                 .find(TenantId(*tenant), id)
                 .await
@@ -323,6 +325,7 @@ async fn get_media(
         _ => {
             let caller = caller?;
             let media = state
+                .conversation
                 .media
                 .find(caller.tenant_id, id)
                 .await
@@ -335,7 +338,12 @@ async fn get_media(
         }
     };
     let media = media.ok_or(ApiError::NotFound)?;
-    let file = state.media.open(&media).await.map_err(storage_error)?;
+    let file = state
+        .conversation
+        .media
+        .open(&media)
+        .await
+        .map_err(storage_error)?;
     let inline = UPLOAD_TYPES.contains(&media.mime_type.as_str()) && query.download != Some(true);
     let content_type = HeaderValue::from_str(&media.mime_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::api::activity_logs::{parse_time_bound, push_time_bound};
 use crate::api::conversations::{
-    command_context, conversation_deps, load_visible, push_visibility, service_error,
-    wait_for_inbox, ConversationWithContact,
+    command_context, load_visible, push_visibility, service_error, wait_for_inbox,
+    ConversationWithContact,
 };
 use crate::app::AppState;
 use crate::http::auth::{perm, Authorized, Caller};
@@ -254,7 +254,7 @@ pub(crate) async fn queue_message(
         reply_to_message_id: request.reply_to_message_id,
     };
     let queued = send::queue_message(
-        &conversation_deps(state),
+        &state.conversation,
         &command_context(caller),
         target,
         request,
@@ -495,7 +495,7 @@ async fn retry_message(
     let message = load_visible_message(&state, &caller, &id).await?;
     let message_id = Uuid::parse_str(&message.id).map_err(anyhow::Error::from)?;
     send::retry(
-        &conversation_deps(&state),
+        &state.conversation,
         &command_context(&caller),
         message.conversation_id,
         message_id,

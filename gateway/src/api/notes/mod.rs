@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::api::conversations::{command_context, conversation_deps, load_visible, service_error};
+use crate::api::conversations::{command_context, load_visible, service_error};
 use crate::app::AppState;
 use crate::http::auth::{perm, Authorized, Caller};
 use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
@@ -125,7 +125,7 @@ async fn create_note(
     ValidJson(body): ValidJson<NoteRequest>,
 ) -> Result<(StatusCode, Json<NoteResponse>)> {
     let context = command_context(&caller);
-    let note_id = notes::add(&conversation_deps(&state), &context, id, body.content)
+    let note_id = notes::add(&state.conversation, &context, id, body.content)
         .await
         .map_err(service_error)?;
     wait_for_note(&state, &caller, id).await?;
@@ -151,15 +151,9 @@ async fn update_note(
 ) -> Result<Json<NoteResponse>> {
     let (id, note_id) = ids(path)?;
     let context = command_context(&caller);
-    notes::edit(
-        &conversation_deps(&state),
-        &context,
-        id,
-        note_id,
-        body.content,
-    )
-    .await
-    .map_err(service_error)?;
+    notes::edit(&state.conversation, &context, id, note_id, body.content)
+        .await
+        .map_err(service_error)?;
     wait_for_note(&state, &caller, id).await?;
     Ok(Json(load_note(&state, &caller, id, note_id).await?))
 }
@@ -179,7 +173,7 @@ async fn delete_note(
 ) -> Result<Json<DeleteResponse>> {
     let (id, note_id) = ids(path)?;
     let context = command_context(&caller);
-    notes::delete(&conversation_deps(&state), &context, id, note_id)
+    notes::delete(&state.conversation, &context, id, note_id)
         .await
         .map_err(service_error)?;
     wait_for_note(&state, &caller, id).await?;

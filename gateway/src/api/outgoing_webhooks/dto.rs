@@ -55,6 +55,7 @@ pub(super) const WEBHOOK_COLUMNS: &str =
 impl WebhookRow {
     pub(super) fn into_api(self, state: &AppState, reveal: bool) -> Result<OutgoingWebhook> {
         let plain = state
+            .channels
             .secrets
             .decrypt(self.tenant_id, wire::WEBHOOK_SECRET_FIELD, &self.secret)
             .map_err(|e| ApiError::Internal(e.into()))?;
@@ -69,7 +70,7 @@ impl WebhookRow {
                 omnistream_commands::infra::secrets::mask(&plain)
             },
             is_active: self.is_active,
-            headers: wire::mask_headers(&state.secrets, self.tenant_id, &self.headers),
+            headers: wire::mask_headers(&state.channels.secrets, self.tenant_id, &self.headers),
             last_delivery_at: self.last_delivery_at,
             consecutive_failures: self.consecutive_failures,
             created_by: self.created_by,

@@ -97,9 +97,9 @@ pub(super) async fn create_webhook(
     .bind(&body.name)
     .bind(&body.url)
     .bind(&body.events)
-    .bind(state.secrets.encrypt(caller.tenant_id.as_uuid(), wire::WEBHOOK_SECRET_FIELD, &secret))
+    .bind(state.channels.secrets.encrypt(caller.tenant_id.as_uuid(), wire::WEBHOOK_SECRET_FIELD, &secret))
     .bind(body.is_active.unwrap_or(true))
-    .bind(wire::seal_headers(&state.secrets, caller.tenant_id.as_uuid(), &body.headers.clone().unwrap_or_else(|| json!({}))))
+    .bind(wire::seal_headers(&state.channels.secrets, caller.tenant_id.as_uuid(), &body.headers.clone().unwrap_or_else(|| json!({}))))
     .bind(caller.agent_id.as_uuid())
     .fetch_one(&mut *tx)
     .await?;
@@ -138,10 +138,12 @@ pub(super) async fn update_webhook(
             .await
             .map_err(url_not_allowed)?;
     }
-    let new_secret = body
-        .secret
-        .as_ref()
-        .map(|s| state.secrets.encrypt(tenant, wire::WEBHOOK_SECRET_FIELD, s));
+    let new_secret = body.secret.as_ref().map(|s| {
+        state
+            .channels
+            .secrets
+            .encrypt(tenant, wire::WEBHOOK_SECRET_FIELD, s)
+    });
     let mut tx = state.pool.begin().await?;
     let row: WebhookRow = sqlx::query_as(&format!(
         "UPDATE outgoing_webhooks SET name = COALESCE($3, name), url = COALESCE($4, url), events = COALESCE($5, events),
@@ -161,7 +163,7 @@ pub(super) async fn update_webhook(
     .bind(body.events.clone())
     .bind(new_secret)
     .bind(body.is_active)
-    .bind(body.headers.as_ref().map(|h| wire::seal_headers(&state.secrets, tenant, h)))
+    .bind(body.headers.as_ref().map(|h| wire::seal_headers(&state.channels.secrets, tenant, h)))
     .fetch_one(&mut *tx)
     .await?;
     activity::record(
@@ -316,7 +318,7 @@ pub(super) async fn test_webhook(
         .unwrap_or_else(|| TEST_EVENT_TYPE.to_owned());
     let delivery = admin::send_test(
         &state.pool,
-        &state.secrets,
+        &state.channels.secrets,
         state.config.outgoing_webhooks_allow_private,
         caller.tenant_id.as_uuid(),
         id,

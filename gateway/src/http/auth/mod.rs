@@ -331,7 +331,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 async fn from_session_token(state: &AppState, token: &str) -> Result<(PrincipalRow, Credential)> {
-    let claims = state.tokens.verify(token)?;
+    let claims = state.auth.tokens.verify(token)?;
     if claims.typ != "agent" {
         return Err(ApiError::forbidden());
     }
