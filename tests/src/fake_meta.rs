@@ -40,7 +40,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -169,15 +169,15 @@ impl FakeMeta {
     }
 
     /// Polls until at least `n` sends were received and returns them all (possibly more than
-    /// `n`). Panics, listing what was received, when `timeout` passes first.
+    /// `n`). Panics, listing what was received, once no request has arrived for `timeout`.
     pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
-        let deadline = Instant::now() + timeout;
+        let mut patience = crate::patience::Patience::new(timeout);
         loop {
             let sent = self.sent_messages().await;
             if sent.len() >= n {
                 return sent;
             }
-            if Instant::now() >= deadline {
+            if !patience.progressing(self.requests().await.len()) {
                 let seen: Vec<String> = self
                     .requests()
                     .await
@@ -185,7 +185,7 @@ impl FakeMeta {
                     .map(|r| format!("{} {} {}", r.method, r.path, r.body))
                     .collect();
                 panic!(
-                    "fake Meta: expected at least {n} sent message(s) within {timeout:?}, got {}; \
+                    "fake Meta: expected at least {n} sent message(s) (nothing new for {timeout:?}), got {}; \
                      all requests received ({}):\n{}",
                     sent.len(),
                     seen.len(),

@@ -8,6 +8,7 @@
 
 pub mod fake_meta;
 pub mod multipart;
+pub mod patience;
 pub mod smtp_sink;
 pub mod sse;
 pub mod webhook_receiver;
@@ -272,21 +273,22 @@ impl TestApp {
             .expect("email posted")
     }
 
-    /// Polls `path` with `client` until `accept` holds for the body (panics after 20 s).
+    /// Polls `path` with `client` until `accept` holds for the body (panics once the answer has
+    /// not changed for 20 s).
     pub async fn eventually(
         &self,
         client: &Client,
         path: &str,
         accept: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut patience = patience::Patience::new(Duration::from_secs(20));
         loop {
             let response = client.get(path).await;
             if response.status.is_success() && accept(&response.body) {
                 return response.body;
             }
             assert!(
-                tokio::time::Instant::now() < deadline,
+                patience.progressing((response.status, response.body.clone())),
                 "{path} never matched; last: {} {}",
                 response.status,
                 response.body
