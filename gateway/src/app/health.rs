@@ -1,6 +1,6 @@
 //! Health and Prometheus metrics.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -12,10 +12,12 @@ use chrono::{SecondsFormat, Utc};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use omnistream_commands::infra::secrets::constant_time_eq;
 use serde::Serialize;
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::app::AppState;
+use crate::app::config::Config;
+use crate::app::{AppState, Telemetry};
 use crate::http::error::{ApiError, ErrorResponse};
 
 /// State of one dependency.
@@ -44,14 +46,14 @@ pub struct HealthResponse {
     responses((status = 200, body = HealthResponse),
               (status = 503, description = "A dependency is down: status `degraded`, the failing check `error`", body = HealthResponse))
 )]
-async fn health(State(state): State<AppState>) -> Response {
+async fn health(State(pool): State<PgPool>, State(telemetry): State<Telemetry>) -> Response {
     let postgres = tokio::time::timeout(
         Duration::from_secs(2),
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool),
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&pool),
     )
     .await
     .is_ok_and(|r| r.is_ok());
-    let nats = state.telemetry.nats.connection_state() == async_nats::connection::State::Connected;
+    let nats = telemetry.nats.connection_state() == async_nats::connection::State::Connected;
     let healthy = postgres && nats;
     let body = HealthResponse {
         status: if healthy { "ok" } else { "degraded" },
@@ -78,8 +80,12 @@ async fn health(State(state): State<AppState>) -> Response {
               (status = 401, description = "METRICS_TOKEN is set and the bearer token does not match", body = ErrorResponse)),
     security((), ("metrics_token" = []))
 )]
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(expected) = &state.config.metrics_token {
+async fn metrics(
+    State(config): State<Arc<Config>>,
+    State(telemetry): State<Telemetry>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(expected) = &config.metrics_token {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -92,7 +98,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.telemetry.metrics.render(),
+        telemetry.metrics.render(),
     )
         .into_response()
 }

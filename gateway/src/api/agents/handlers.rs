@@ -6,12 +6,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use omnistream_domain::{AgentRole, Permission};
 use serde_json::{json, Map, Value};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::dto::*;
 use super::store::{self, load_agent, Access};
-use crate::app::AppState;
 use crate::http::auth::{password, perm, Authorized, Caller};
 use crate::http::error::{ApiError, ErrorResponse, Result};
 use crate::http::extract::{DeleteResponse, IdPath, ValidJson, ValidQuery};
@@ -48,13 +47,11 @@ fn is_active_admin(agent: &AgentPublic) -> bool {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn list_agents(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     Authorized { caller, .. }: Authorized<perm::AgentsView>,
     ValidQuery(query): ValidQuery<AgentListQuery>,
 ) -> Result<Json<Vec<AgentPublic>>> {
-    Ok(Json(
-        store::list(&state.pool, caller.tenant_id, query).await?,
-    ))
+    Ok(Json(store::list(&pool, caller.tenant_id, query).await?))
 }
 
 /// Create a new agent
@@ -68,13 +65,13 @@ pub(super) async fn list_agents(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn create_agent(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     Authorized { caller, .. }: Authorized<perm::AgentsManage>,
     ValidJson(mut body): ValidJson<CreateAgent>,
 ) -> Result<(StatusCode, Json<AgentPublic>)> {
     let role = body.role.unwrap_or(AgentRole::Agent);
     let password_hash = password::hash(std::mem::take(&mut body.password)).await?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     let granted =
         store::granted_permissions(&mut tx, caller.tenant_id, role, body.custom_role_id).await?;
     caller.require_all(&granted)?;
@@ -100,11 +97,11 @@ pub(super) async fn create_agent(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn get_agent(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     Authorized { caller, .. }: Authorized<perm::AgentsView>,
     IdPath(id): IdPath,
 ) -> Result<Json<AgentPublic>> {
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = pool.acquire().await?;
     Ok(Json(load_agent(&mut conn, caller.tenant_id, id).await?))
 }
 
@@ -118,7 +115,7 @@ pub(super) async fn get_agent(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn update_agent(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     Authorized { caller, .. }: Authorized<perm::AgentsManage>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<UpdateAgent>,
@@ -128,7 +125,7 @@ pub(super) async fn update_agent(
         None => None,
     };
     let tenant = caller.tenant_id;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     let current = load_agent(&mut tx, tenant, id).await?;
     ensure_not_more_powerful(&mut tx, &caller, &current).await?;
     let current_role: AgentRole = current.role.parse().map_err(anyhow::Error::from)?;
@@ -217,12 +214,12 @@ pub(super) async fn update_agent(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn delete_agent(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     Authorized { caller, .. }: Authorized<perm::AgentsManage>,
     IdPath(id): IdPath,
 ) -> Result<Json<DeleteResponse>> {
     let tenant = caller.tenant_id;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     let agent = load_agent(&mut tx, tenant, id).await?;
     if id == caller.agent_id.as_uuid() {
         return Err(ApiError::conflict(
@@ -255,12 +252,12 @@ pub(super) async fn delete_agent(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn update_agent_status(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     caller: Caller,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<UpdateAgentStatusRequest>,
 ) -> Result<Json<AgentPublic>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     let current = load_agent(&mut tx, caller.tenant_id, id).await?;
     if id != caller.agent_id.as_uuid() {
         caller.require(Permission::AgentsManage)?;

@@ -1,6 +1,7 @@
 //! Request and response bodies of the Outgoing Webhooks tag, and their validation.
 
 use chrono::{DateTime, Utc};
+use omnistream_commands::infra::secrets::SecretBox;
 use omnistream_commands::webhooks::admin::Delivery;
 use omnistream_commands::webhooks::wire;
 use omnistream_domain::catalogue::{is_public_event_type, TEST_EVENT_TYPE};
@@ -9,7 +10,6 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::http::error::{ApiError, Result, Violations};
 use crate::http::extract::{check_text, present, PageRequest, Validate};
 
@@ -53,10 +53,8 @@ pub(super) const WEBHOOK_COLUMNS: &str =
     "id, tenant_id, name, url, events, secret, is_active, headers, last_delivery_at, consecutive_failures, created_by, created_at, updated_at";
 
 impl WebhookRow {
-    pub(super) fn into_api(self, state: &AppState, reveal: bool) -> Result<OutgoingWebhook> {
-        let plain = state
-            .channels
-            .secrets
+    pub(super) fn into_api(self, secrets: &SecretBox, reveal: bool) -> Result<OutgoingWebhook> {
+        let plain = secrets
             .decrypt(self.tenant_id, wire::WEBHOOK_SECRET_FIELD, &self.secret)
             .map_err(|e| ApiError::Internal(e.into()))?;
         Ok(OutgoingWebhook {
@@ -70,7 +68,7 @@ impl WebhookRow {
                 omnistream_commands::infra::secrets::mask(&plain)
             },
             is_active: self.is_active,
-            headers: wire::mask_headers(&state.channels.secrets, self.tenant_id, &self.headers),
+            headers: wire::mask_headers(secrets, self.tenant_id, &self.headers),
             last_delivery_at: self.last_delivery_at,
             consecutive_failures: self.consecutive_failures,
             created_by: self.created_by,

@@ -1,21 +1,24 @@
 //! The handlers of the Outgoing Webhooks tag: each parses, calls the store or a
 //! `webhooks::admin` service, and maps the result.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
+use omnistream_commands::infra::secrets::SecretBox;
 use omnistream_commands::webhooks::admin::{self, AdminError, ReplayedEvent, DELIVERY_COLUMNS};
 use omnistream_commands::webhooks::wire::{self, UrlRefused};
 use omnistream_domain::catalogue::{PUBLIC_EVENT_TYPES, TEST_EVENT_TYPE};
 use omnistream_projections::log;
 use serde_json::json;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::dto::*;
 use crate::api::activity_logs::{self as activity, Activity};
-use crate::app::AppState;
+use crate::app::config::Config;
 use crate::http::auth::{perm, Authorized};
 use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::http::extract::{DeleteResponse, IdPath, PageRequest, Paginated, ValidJson, ValidQuery};
@@ -37,13 +40,14 @@ fn admin_error(error: AdminError) -> ApiError {
     }
 }
 
-pub(super) async fn load_webhook(state: &AppState, tenant: Uuid, id: Uuid) -> Result<WebhookRow> {
+/// The tenant's webhook `id`, or 404.
+pub(super) async fn load_webhook(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<WebhookRow> {
     sqlx::query_as(&format!(
         "SELECT {WEBHOOK_COLUMNS} FROM outgoing_webhooks WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant)
     .bind(id)
-    .fetch_optional(&state.pool)
+    .fetch_optional(pool)
     .await?
     .ok_or(ApiError::NotFound)
 }
@@ -55,17 +59,18 @@ pub(super) async fn load_webhook(state: &AppState, tenant: Uuid, id: Uuid) -> Re
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn list_webhooks(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(secrets): State<SecretBox>,
     Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
 ) -> Result<Json<Vec<OutgoingWebhook>>> {
     let rows: Vec<WebhookRow> =
         sqlx::query_as(&format!("SELECT {WEBHOOK_COLUMNS} FROM outgoing_webhooks WHERE tenant_id = $1 ORDER BY created_at, id"))
             .bind(caller.tenant_id.as_uuid())
-            .fetch_all(&state.pool)
+            .fetch_all(&pool)
             .await?;
     Ok(Json(
         rows.into_iter()
-            .map(|r| r.into_api(&state, false))
+            .map(|r| r.into_api(&secrets, false))
             .collect::<Result<_>>()?,
     ))
 }
@@ -79,15 +84,17 @@ pub(super) async fn list_webhooks(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn create_webhook(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(config): State<Arc<Config>>,
+    State(secrets): State<SecretBox>,
     Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
     ValidJson(body): ValidJson<CreateOutgoingWebhook>,
 ) -> Result<(StatusCode, Json<OutgoingWebhook>)> {
-    wire::resolve_allowed(&body.url, state.config.outgoing_webhooks_allow_private)
+    wire::resolve_allowed(&body.url, config.outgoing_webhooks_allow_private)
         .await
         .map_err(url_not_allowed)?;
     let secret = body.secret.clone().unwrap_or_else(wire::generate_secret);
-    let mut tx = state.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     let row: WebhookRow = sqlx::query_as(&format!(
         "INSERT INTO outgoing_webhooks (id, tenant_id, name, url, events, secret, is_active, headers, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {WEBHOOK_COLUMNS}"
@@ -97,9 +104,9 @@ pub(super) async fn create_webhook(
     .bind(&body.name)
     .bind(&body.url)
     .bind(&body.events)
-    .bind(state.channels.secrets.encrypt(caller.tenant_id.as_uuid(), wire::WEBHOOK_SECRET_FIELD, &secret))
+    .bind(secrets.encrypt(caller.tenant_id.as_uuid(), wire::WEBHOOK_SECRET_FIELD, &secret))
     .bind(body.is_active.unwrap_or(true))
-    .bind(wire::seal_headers(&state.channels.secrets, caller.tenant_id.as_uuid(), &body.headers.clone().unwrap_or_else(|| json!({}))))
+    .bind(wire::seal_headers(&secrets, caller.tenant_id.as_uuid(), &body.headers.clone().unwrap_or_else(|| json!({}))))
     .bind(caller.agent_id.as_uuid())
     .fetch_one(&mut *tx)
     .await?;
@@ -115,7 +122,7 @@ pub(super) async fn create_webhook(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(row.into_api(&state, true)?)))
+    Ok((StatusCode::CREATED, Json(row.into_api(&secrets, true)?)))
 }
 
 /// Update an outgoing webhook
@@ -126,25 +133,25 @@ pub(super) async fn create_webhook(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn update_webhook(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(config): State<Arc<Config>>,
+    State(secrets): State<SecretBox>,
     Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<UpdateOutgoingWebhook>,
 ) -> Result<Json<OutgoingWebhook>> {
     let tenant = caller.tenant_id.as_uuid();
-    let current = load_webhook(&state, tenant, id).await?;
+    let current = load_webhook(&pool, tenant, id).await?;
     if let Some(url) = &body.url {
-        wire::resolve_allowed(url, state.config.outgoing_webhooks_allow_private)
+        wire::resolve_allowed(url, config.outgoing_webhooks_allow_private)
             .await
             .map_err(url_not_allowed)?;
     }
-    let new_secret = body.secret.as_ref().map(|s| {
-        state
-            .channels
-            .secrets
-            .encrypt(tenant, wire::WEBHOOK_SECRET_FIELD, s)
-    });
-    let mut tx = state.pool.begin().await?;
+    let new_secret = body
+        .secret
+        .as_ref()
+        .map(|s| secrets.encrypt(tenant, wire::WEBHOOK_SECRET_FIELD, s));
+    let mut tx = pool.begin().await?;
     let row: WebhookRow = sqlx::query_as(&format!(
         "UPDATE outgoing_webhooks SET name = COALESCE($3, name), url = COALESCE($4, url), events = COALESCE($5, events),
              previous_secret = CASE WHEN $6::text IS NULL THEN previous_secret ELSE secret END,
@@ -163,7 +170,7 @@ pub(super) async fn update_webhook(
     .bind(body.events.clone())
     .bind(new_secret)
     .bind(body.is_active)
-    .bind(body.headers.as_ref().map(|h| wire::seal_headers(&state.channels.secrets, tenant, h)))
+    .bind(body.headers.as_ref().map(|h| wire::seal_headers(&secrets, tenant, h)))
     .fetch_one(&mut *tx)
     .await?;
     activity::record(
@@ -179,7 +186,7 @@ pub(super) async fn update_webhook(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(row.into_api(&state, false)?))
+    Ok(Json(row.into_api(&secrets, false)?))
 }
 
 /// Delete an outgoing webhook
@@ -190,12 +197,12 @@ pub(super) async fn update_webhook(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn delete_webhook(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
     IdPath(id): IdPath,
 ) -> Result<Json<DeleteResponse>> {
     let tenant = caller.tenant_id.as_uuid();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     let deleted: Option<String> = sqlx::query_scalar(
         "DELETE FROM outgoing_webhooks WHERE tenant_id = $1 AND id = $2 RETURNING name",
     )
@@ -251,13 +258,13 @@ pub(super) async fn event_types(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn list_deliveries(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
     IdPath(id): IdPath,
     ValidQuery(query): ValidQuery<DeliveryQuery>,
 ) -> Result<Json<Paginated<WebhookDelivery>>> {
     let tenant = caller.tenant_id.as_uuid();
-    load_webhook(&state, tenant, id).await?;
+    load_webhook(&pool, tenant, id).await?;
     let page = PageRequest::checked(
         query.page,
         query.per_page,
@@ -284,7 +291,7 @@ pub(super) async fn list_deliveries(
     };
     Ok(Json(
         crate::http::extract::fetch_page::<WebhookDelivery>(
-            &state.pool,
+            &pool,
             filtered,
             &format!("SELECT {DELIVERY_COLUMNS}"),
             "created_at DESC, id DESC",
@@ -303,7 +310,9 @@ pub(super) async fn list_deliveries(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn test_webhook(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(config): State<Arc<Config>>,
+    State(secrets): State<SecretBox>,
     Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
     IdPath(id): IdPath,
     body: axum::body::Bytes,
@@ -317,9 +326,9 @@ pub(super) async fn test_webhook(
         .event_type
         .unwrap_or_else(|| TEST_EVENT_TYPE.to_owned());
     let delivery = admin::send_test(
-        &state.pool,
-        &state.channels.secrets,
-        state.config.outgoing_webhooks_allow_private,
+        &pool,
+        &secrets,
+        config.outgoing_webhooks_allow_private,
         caller.tenant_id.as_uuid(),
         id,
         &event_type,
@@ -338,7 +347,7 @@ pub(super) async fn test_webhook(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn redeliver(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
     axum::extract::Path((id, delivery_id)): axum::extract::Path<(String, String)>,
 ) -> Result<(StatusCode, Json<WebhookDelivery>)> {
@@ -346,12 +355,12 @@ pub(super) async fn redeliver(
     let delivery_id = Uuid::parse_str(&delivery_id)
         .map_err(|_| ApiError::invalid_field("delivery_id", "must be a UUID"))?;
     let tenant = caller.tenant_id.as_uuid();
-    load_webhook(&state, tenant, id).await?;
-    let delivery: WebhookDelivery = admin::redeliver(&state.pool, tenant, id, delivery_id)
+    load_webhook(&pool, tenant, id).await?;
+    let delivery: WebhookDelivery = admin::redeliver(&pool, tenant, id, delivery_id)
         .await
         .map_err(admin_error)?
         .into();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = pool.acquire().await?;
     activity::record(
         &mut conn,
         &caller,
@@ -382,16 +391,16 @@ const REPLAY_MAX_EVENTS: usize = 100_000;
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn replay(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     Authorized { caller, .. }: Authorized<perm::WebhooksManage>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<ReplayRequest>,
 ) -> Result<(StatusCode, Json<ReplayResponse>)> {
     let tenant = caller.tenant_id.as_uuid();
-    load_webhook(&state, tenant, id).await?;
+    load_webhook(&pool, tenant, id).await?;
     let mut range = match (&body.after_event_id, body.since) {
         (Some(event_id), _) => {
-            let source = admin::delivered_source(&state.pool, tenant, event_id)
+            let source = admin::delivered_source(&pool, tenant, event_id)
                 .await
                 .map_err(admin_error)?
                 .ok_or_else(|| {
@@ -400,7 +409,7 @@ pub(super) async fn replay(
             let unknown = || ApiError::invalid_field("after_event_id", "unknown");
             let (aggregate_type, aggregate_id, sequence) =
                 admin::parse_message_id(&source).ok_or_else(unknown)?;
-            let source = log::find_event(&state.pool, aggregate_type, aggregate_id, sequence)
+            let source = log::find_event(&pool, aggregate_type, aggregate_id, sequence)
                 .await?
                 .ok_or_else(unknown)?;
             log::TenantRange {
@@ -413,7 +422,7 @@ pub(super) async fn replay(
             // Writers still open now may hold events recorded before `until`: they are waited
             // for (briefly), or the range would skip them.
             if until <= Utc::now() {
-                log::wait_for_open_writers(&state.pool, REPLAY_WRITER_PATIENCE).await?;
+                log::wait_for_open_writers(&pool, REPLAY_WRITER_PATIENCE).await?;
             }
             log::TenantRange {
                 after: None,
@@ -427,7 +436,7 @@ pub(super) async fn replay(
     let mut queued = 0;
     let mut read = 0;
     loop {
-        let page = log::read_tenant_page(&state.pool, &prefix, range, REPLAY_PAGE).await?;
+        let page = log::read_tenant_page(&pool, &prefix, range, REPLAY_PAGE).await?;
         for event in &page {
             let replayed = ReplayedEvent {
                 aggregate_type: &event.aggregate_type,
@@ -436,7 +445,7 @@ pub(super) async fn replay(
                 payload: &event.payload,
                 recorded_at: event.recorded_at,
             };
-            queued += admin::replay_event(&state.pool, tenant, id, replayed)
+            queued += admin::replay_event(&pool, tenant, id, replayed)
                 .await
                 .map_err(admin_error)?;
         }
@@ -448,7 +457,7 @@ pub(super) async fn replay(
             _ => break,
         }
     }
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = pool.acquire().await?;
     activity::record(
         &mut conn,
         &caller,
