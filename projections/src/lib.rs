@@ -15,6 +15,7 @@ pub mod outbound;
 pub mod projector;
 pub mod replay;
 pub mod runner;
+pub mod sql;
 pub mod statistics;
 pub mod usage;
 pub mod workers;

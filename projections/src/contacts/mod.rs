@@ -1,7 +1,9 @@
 //! Contacts (`contacts`), built from the Contact aggregate's events.
 //!
 //! It runs as part of the inbox projector (in the same transactions, in log order), so a
-//! conversation never shows up in the inbox before its contact.
+//! conversation never shows up in the inbox before its contact. Its reads are in [`queries`].
+
+pub mod queries;
 
 use async_trait::async_trait;
 use omnistream_domain::contact::ContactEvent;
@@ -10,6 +12,16 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 
 use crate::{Projector, RecordedEvent};
+
+/// The column of `contacts` holding a contact's identifier on `channel`.
+pub(crate) fn identity_column(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Whatsapp => "wa_id",
+        Channel::Instagram => "instagram_id",
+        Channel::Messenger => "messenger_psid",
+        Channel::Email => "email",
+    }
+}
 
 /// Maintains `contacts` (driven by [`crate::InboxProjector`]).
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,12 +53,7 @@ impl Projector for ContactsProjector {
                 at,
                 ..
             } => {
-                let column = match channel {
-                    Channel::Whatsapp => "wa_id",
-                    Channel::Instagram => "instagram_id",
-                    Channel::Messenger => "messenger_psid",
-                    Channel::Email => "email",
-                };
+                let column = identity_column(channel);
                 sqlx::query(&format!(
                     "INSERT INTO contacts (id, tenant_id, name, phone_number, {column}, last_contacted_at, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT (id) DO NOTHING"

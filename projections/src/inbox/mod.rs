@@ -3,7 +3,10 @@
 //! transactions so a conversation never appears before its contact).
 //!
 //! The row is computed by a pure fold over the conversation's events ([`fold`]), which the audit
-//! endpoint also uses to show a conversation as it was at any time.
+//! endpoint also uses to show a conversation as it was at any time. Its reads, including the
+//! visibility rule in SQL, are in [`queries`].
+
+pub mod queries;
 
 use std::collections::HashMap;
 

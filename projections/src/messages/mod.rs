@@ -1,4 +1,7 @@
-//! Messages of every conversation (`messages`), searchable with PostgreSQL full-text search.
+//! Messages of every conversation (`messages`), searchable by substring (a trigram index).
+//! Its reads are in [`queries`].
+
+pub mod queries;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,6 +1,9 @@
 //! Internal notes (`notes`), built from the conversation aggregate's note events: the table is
 //! this projector's alone, so a note's history (added, edited, deleted) is in the conversation's
-//! event stream and `omnistream replay notes` rebuilds the table from it.
+//! event stream and `omnistream replay notes` rebuilds the table from it. Its reads are in
+//! [`queries`].
+
+pub mod queries;
 
 use async_trait::async_trait;
 use omnistream_domain::conversation::ConversationEvent;
