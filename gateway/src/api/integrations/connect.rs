@@ -1,22 +1,21 @@
 //! What the connect flows (WhatsApp Embedded Signup, Instagram Login, Facebook Login for
 //! Messenger) share: the popup's app config, the OAuth request body, Graph failures as 502
-//! `upstream_error`, the check that the app is configured, the cross-tenant `account_key` check
-//! and the saving (upsert and activity log) of a connected account.
+//! `upstream_error`, the check that the app is configured, and reading a connected account's
+//! decrypted config. The cross-tenant `account_key` check and the saving (upsert and activity
+//! row) of a connected account are SQL, in [`super::store`].
 
 use axum::http::StatusCode;
 use omnistream_commands::channels::meta::GraphError;
+use omnistream_commands::infra::secrets::SecretBox;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::PgConnection;
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts::{account_key_taken, load_account, make_default, verify_token};
-use super::accounts_dto::AccountRow;
-use crate::api::activity_logs::{self as activity, Activity};
+use super::dto::AccountRow;
+use super::store::load_account;
 use crate::app::config::Secret;
-use crate::app::AppState;
-use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Result, Violations};
 use crate::http::extract::{check_text, Validate};
 
@@ -94,123 +93,23 @@ impl Validate for OAuthConnectRequest {
     }
 }
 
-/// 409 `account_key_taken` when another organization holds `account_key` on `channel`. Checked
-/// before any Graph call, so a refused connect changes nothing at Meta either.
-pub(super) async fn ensure_key_free(
-    state: &AppState,
-    tenant: Uuid,
-    channel: &str,
-    account_key: &str,
-) -> Result<()> {
-    let owner: Option<Uuid> = sqlx::query_scalar(
-        "SELECT tenant_id FROM integration_accounts WHERE channel = $1 AND account_key = $2",
-    )
-    .bind(channel)
-    .bind(account_key)
-    .fetch_optional(&state.pool)
-    .await?;
-    if owner.is_some_and(|owner| owner != tenant) {
-        return Err(ApiError::conflict(
-            "account_key_taken",
-            "this account is connected to another organization",
-        ));
-    }
-    Ok(())
-}
-
-/// A connected account to save.
-pub(super) struct ConnectedAccount<'a> {
-    pub channel: &'a str,
-    pub account_key: &'a str,
-    /// Used when the account is created; an existing account keeps its display name.
-    pub display_name: &'a str,
-    /// Plain values; sensitive ones are sealed here. Merged over an existing account's config.
-    pub config: Map<String, Value>,
-}
-
-/// Saves `account` for the caller's tenant ([`upsert_connected`]) and records
-/// `integration_account.connected` with `details(created)`, on `conn` (the connect's
-/// transaction). Returns the account's id.
-pub(super) async fn save_connected(
-    conn: &mut PgConnection,
-    state: &AppState,
-    caller: &Caller,
-    account: ConnectedAccount<'_>,
-    details: impl FnOnce(bool) -> Value,
-) -> Result<Uuid> {
-    let (id, created) = upsert_connected(conn, state, caller.tenant_id.as_uuid(), account).await?;
-    activity::record(
-        conn,
-        caller,
-        Activity {
-            action: "integration_account.connected",
-            entity_type: "integration_account",
-            entity_id: Some(id.to_string()),
-            details: details(created),
-        },
-    )
-    .await?;
-    Ok(id)
-}
-
-/// Creates the account, active, or updates and reactivates the tenant's existing one with the
-/// same key (its config merged with the new values). The channel's first account becomes its
-/// default. Returns the id and whether it was created. One statement decides, so two connects of
-/// the same account cannot create it twice; another organization's account is 409.
-async fn upsert_connected(
-    conn: &mut PgConnection,
-    state: &AppState,
-    tenant: Uuid,
-    account: ConnectedAccount<'_>,
-) -> Result<(Uuid, bool)> {
-    let sealed = Value::Object(state.channels.secrets.seal_config(tenant, &account.config));
-    let row: Option<(Uuid, bool)> = sqlx::query_as(
-        "INSERT INTO integration_accounts (id, tenant_id, channel, account_key, display_name, is_active, config, verify_token)
-         VALUES ($1, $2, $3, $4, $5, true, $6, $7)
-         ON CONFLICT ON CONSTRAINT integration_accounts_channel_key DO UPDATE
-             SET config = integration_accounts.config || EXCLUDED.config, is_active = true, updated_at = now()
-             WHERE integration_accounts.tenant_id = EXCLUDED.tenant_id
-         RETURNING id, (xmax = 0) AS created",
-    )
-    .bind(Uuid::new_v4())
-    .bind(tenant)
-    .bind(account.channel)
-    .bind(account.account_key)
-    .bind(account.display_name)
-    .bind(&sealed)
-    .bind(verify_token())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (id, created) = row.ok_or_else(account_key_taken)?;
-    let has_default: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM integration_accounts WHERE tenant_id = $1 AND channel = $2 AND is_default)",
-    )
-    .bind(tenant)
-    .bind(account.channel)
-    .fetch_one(&mut *conn)
-    .await?;
-    if !has_default {
-        make_default(conn, tenant, account.channel, id).await?;
-    }
-    Ok((id, created))
-}
-
 /// The tenant's account `id` with its decrypted config: 404 when it is not the tenant's, 422
 /// `wrong_channel_code` when it belongs to another channel than `channel`.
 pub(super) async fn channel_account(
-    state: &AppState,
+    pool: &PgPool,
+    secrets: &SecretBox,
     tenant: Uuid,
     id: Uuid,
     channel: &str,
     wrong_channel_code: &'static str,
 ) -> Result<(AccountRow, Map<String, Value>)> {
-    let account = load_account(&mut *state.pool.acquire().await?, tenant, id).await?;
+    let account = load_account(&mut *pool.acquire().await?, tenant, id).await?;
     if account.channel != channel {
         return Err(ApiError::unprocessable(
             wrong_channel_code,
             format!("this is not a {channel} account"),
         ));
     }
-    let config = account.opened_config(state)?;
+    let config = account.opened_config(secrets)?;
     Ok((account, config))
 }

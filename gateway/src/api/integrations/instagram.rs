@@ -1,19 +1,21 @@
 //! Instagram onboarding with Instagram Login ("Instagram API with Instagram Login"): the app id
 //! for the OAuth popup, and the connect that turns its code into an `ig-<user_id>` account.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::Json;
 use chrono::{SecondsFormat, Utc};
 use omnistream_domain::Channel;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use super::connect::{
-    app_credentials, ensure_key_free, save_connected, upstream, ConnectedAccount,
-    OAuthConnectRequest,
-};
-use crate::app::AppState;
+use super::connect::{app_credentials, upstream, OAuthConnectRequest};
+use super::store::{self, ConnectedAccount};
+use crate::app::config::Config;
+use crate::app::ChannelClients;
 use crate::http::auth::{perm, Authorized};
 use crate::http::error::{ErrorResponse, Result};
 use crate::http::extract::ValidJson;
@@ -33,11 +35,11 @@ pub struct InstagramAuthConfig {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn auth_config(
-    State(state): State<AppState>,
+    State(config): State<Arc<Config>>,
     _caller: Authorized<perm::IntegrationsManage>,
 ) -> Json<InstagramAuthConfig> {
     Json(InstagramAuthConfig {
-        app_id: state.config.instagram_app_id.clone(),
+        app_id: config.instagram_app_id.clone(),
     })
 }
 
@@ -73,36 +75,35 @@ A reconnect updates the existing account and reactivates it (its display name is
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn connect(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(config): State<Arc<Config>>,
+    State(channels): State<ChannelClients>,
     Authorized { caller, .. }: Authorized<perm::IntegrationsManage>,
     ValidJson(body): ValidJson<OAuthConnectRequest>,
 ) -> Result<Json<InstagramConnectResponse>> {
     let (app_id, app_secret) = app_credentials(
-        &state.config.instagram_app_id,
-        &state.config.instagram_app_secret,
+        &config.instagram_app_id,
+        &config.instagram_app_secret,
         "Instagram Login needs INSTAGRAM_APP_ID and INSTAGRAM_APP_SECRET",
     )?;
     let tenant = caller.tenant_id.as_uuid();
-    let short = state
-        .channels
+    let short = channels
         .instagram_oauth
         .instagram_code_token(app_id, app_secret, &body.redirect_uri, &body.code)
         .await
         .map_err(upstream)?;
-    let long = state
-        .channels
+    let long = channels
         .instagram
         .instagram_long_lived_token(app_secret, &short.access_token)
         .await
         .map_err(upstream)?;
-    let profile = state
-        .channels
+    let profile = channels
         .instagram
         .instagram_profile(&long.access_token)
         .await
         .map_err(upstream)?;
     let account_key = Channel::Instagram.account_key(&profile.user_id);
-    ensure_key_free(&state, tenant, "instagram", &account_key).await?;
+    store::ensure_key_free(&pool, tenant, "instagram", &account_key).await?;
 
     let username = profile
         .username
@@ -119,10 +120,10 @@ pub(super) async fn connect(
         "token_expires_at".into(),
         expires_at.map_or(Value::Null, Value::String),
     );
-    let mut tx = state.pool.begin().await?;
-    save_connected(
+    let mut tx = pool.begin().await?;
+    store::save_connected(
         &mut tx,
-        &state,
+        &channels.secrets,
         &caller,
         ConnectedAccount {
             channel: "instagram",
@@ -137,8 +138,7 @@ pub(super) async fn connect(
     )
     .await?;
     // Subscribed only once the key is saved (and so reserved); a refusal rolls the save back.
-    state
-        .channels
+    channels
         .instagram
         .instagram_subscribe(&long.access_token)
         .await

@@ -2,22 +2,25 @@
 //! user's Pages, the selection that turns Pages into `fb-<page_id>` accounts, the disconnect, and
 //! the Page's persistent menu.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::Json;
 use omnistream_commands::channels::messenger::page::ManagedPage;
 use omnistream_domain::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts_dto::{config_text, AccountRow};
 use super::connect::{
-    app_credentials, channel_account, ensure_key_free, save_connected, upstream, ConnectedAccount,
-    FacebookLoginConfig, OAuthConnectRequest,
+    app_credentials, channel_account, upstream, FacebookLoginConfig, OAuthConnectRequest,
 };
-use crate::api::activity_logs::{self as activity, Activity};
-use crate::app::AppState;
+use super::dto::{config_text, AccountRow};
+use super::store::{self, ConnectedAccount};
+use crate::app::config::Config;
+use crate::app::ChannelClients;
 use crate::http::auth::{perm, Authorized};
 use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::http::extract::{check_optional_text, check_text, IdPath, ValidJson, Validate};
@@ -33,16 +36,15 @@ const MAX_SELECTED_PAGES: usize = 50;
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn auth_config(
-    State(state): State<AppState>,
+    State(config): State<Arc<Config>>,
     _caller: Authorized<perm::IntegrationsManage>,
 ) -> Json<FacebookLoginConfig> {
     Json(FacebookLoginConfig {
-        app_id: state.config.meta_app_id.clone(),
-        config_id: state
-            .config
+        app_id: config.meta_app_id.clone(),
+        config_id: config
             .messenger_config_id
             .clone()
-            .or_else(|| state.config.meta_config_id.clone()),
+            .or_else(|| config.meta_config_id.clone()),
     })
 }
 
@@ -74,29 +76,27 @@ pub struct MessengerConnectResponse {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn connect(
-    State(state): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(channels): State<ChannelClients>,
     _caller: Authorized<perm::IntegrationsManage>,
     ValidJson(body): ValidJson<OAuthConnectRequest>,
 ) -> Result<Json<MessengerConnectResponse>> {
     let (app_id, app_secret) = app_credentials(
-        &state.config.meta_app_id,
-        &state.config.meta_app_secret,
+        &config.meta_app_id,
+        &config.meta_app_secret,
         "Facebook Login needs META_APP_ID and META_APP_SECRET",
     )?;
-    let short = state
-        .channels
+    let short = channels
         .graph
         .login_code_token(app_id, app_secret, &body.redirect_uri, &body.code)
         .await
         .map_err(upstream)?;
-    let user_token = state
-        .channels
+    let user_token = channels
         .graph
         .long_lived_user_token(app_id, app_secret, &short)
         .await
         .map_err(upstream)?;
-    let pages = state
-        .channels
+    let pages = channels
         .graph
         .managed_pages(&user_token)
         .await
@@ -195,19 +195,19 @@ Graph call succeeded: one refused Page saves none (Pages subscribed before it st
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn connect_pages(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(channels): State<ChannelClients>,
     Authorized { caller, .. }: Authorized<perm::IntegrationsManage>,
     ValidJson(body): ValidJson<MessengerPagesRequest>,
 ) -> Result<Json<MessengerPagesResponse>> {
     let tenant = caller.tenant_id.as_uuid();
     for page in &body.pages {
         let account_key = Channel::Messenger.account_key(&page.page_id);
-        ensure_key_free(&state, tenant, "messenger", &account_key).await?;
+        store::ensure_key_free(&pool, tenant, "messenger", &account_key).await?;
     }
     let mut ready = Vec::with_capacity(body.pages.len());
     for page in &body.pages {
-        let access = state
-            .channels
+        let access = channels
             .graph
             .page_access(&body.user_token, &page.page_id)
             .await
@@ -220,7 +220,7 @@ pub(super) async fn connect_pages(
     }
     // The keys are saved (and so reserved) before any Page is subscribed at Meta; a refused
     // subscription rolls every one of them back.
-    let mut tx = state.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     let mut connected = Vec::with_capacity(ready.len());
     let mut subscriptions = Vec::with_capacity(ready.len());
     for (page_id, page_name, token) in ready {
@@ -230,9 +230,9 @@ pub(super) async fn connect_pages(
         config.insert("page_id".into(), page_id.clone().into());
         config.insert("page_name".into(), page_name.clone().into());
         config.insert("page_access_token".into(), token.into());
-        save_connected(
+        store::save_connected(
             &mut tx,
-            &state,
+            &channels.secrets,
             &caller,
             ConnectedAccount {
                 channel: "messenger",
@@ -250,8 +250,7 @@ pub(super) async fn connect_pages(
         });
     }
     for (page_id, token) in &subscriptions {
-        state
-            .channels
+        channels
             .graph
             .subscribe_page(token, page_id)
             .await
@@ -267,12 +266,20 @@ pub(super) async fn connect_pages(
 /// The tenant's Messenger account `id` with its Page id and Page access token: 404, 422
 /// `not_messenger_account`, or 422 `incomplete_account` without a `page_id` or token.
 async fn page_account(
-    state: &AppState,
+    pool: &PgPool,
+    channels: &ChannelClients,
     tenant: Uuid,
     id: Uuid,
 ) -> Result<(AccountRow, String, String)> {
-    let (account, config) =
-        channel_account(state, tenant, id, "messenger", "not_messenger_account").await?;
+    let (account, config) = channel_account(
+        pool,
+        &channels.secrets,
+        tenant,
+        id,
+        "messenger",
+        "not_messenger_account",
+    )
+    .await?;
     let (Some(page_id), Some(token)) = (
         config_text(&config, "page_id"),
         config_text(&config, "page_access_token"),
@@ -304,33 +311,28 @@ is deactivated (kept, with its default flag). Repeating it is harmless.", body =
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn disconnect(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(channels): State<ChannelClients>,
     Authorized { caller, .. }: Authorized<perm::IntegrationsManage>,
     IdPath(id): IdPath,
 ) -> Result<Json<MessengerDisconnected>> {
     let tenant = caller.tenant_id.as_uuid();
-    let (account, page_id, token) = page_account(&state, tenant, id).await?;
-    state
-        .channels
+    let (account, page_id, token) = page_account(&pool, &channels, tenant, id).await?;
+    channels
         .graph
         .unsubscribe_page(&token, &page_id)
         .await
         .map_err(upstream)?;
-    let mut tx = state.pool.begin().await?;
-    sqlx::query("UPDATE integration_accounts SET is_active = false, updated_at = now() WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    activity::record(
+    let mut tx = pool.begin().await?;
+    store::deactivate_account(&mut tx, tenant, id).await?;
+    let details =
+        json!({"channel": "messenger", "account_key": account.account_key, "page_id": page_id});
+    store::record_account(
         &mut tx,
         &caller,
-        Activity {
-            action: "integration_account.disconnected",
-            entity_type: "integration_account",
-            entity_id: Some(id.to_string()),
-            details: json!({"channel": "messenger", "account_key": account.account_key, "page_id": page_id}),
-        },
+        "integration_account.disconnected",
+        id,
+        details,
     )
     .await?;
     tx.commit().await?;
@@ -348,13 +350,13 @@ e.g. `{\"data\":[{\"persistent_menu\":[…]}]}`; `{}` when the Page has no persi
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn get_persistent_menu(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(channels): State<ChannelClients>,
     Authorized { caller, .. }: Authorized<perm::IntegrationsManage>,
     IdPath(id): IdPath,
 ) -> Result<Json<Value>> {
-    let (_, _, token) = page_account(&state, caller.tenant_id.as_uuid(), id).await?;
-    let profile = state
-        .channels
+    let (_, _, token) = page_account(&pool, &channels, caller.tenant_id.as_uuid(), id).await?;
+    let profile = channels
         .graph
         .persistent_menu(&token)
         .await
@@ -428,16 +430,17 @@ pub struct PersistentMenuResult {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn set_persistent_menu(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(channels): State<ChannelClients>,
     Authorized { caller, .. }: Authorized<perm::IntegrationsManage>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<PersistentMenuRequest>,
 ) -> Result<Json<PersistentMenuResult>> {
-    let (account, _, token) = page_account(&state, caller.tenant_id.as_uuid(), id).await?;
+    let (account, _, token) =
+        page_account(&pool, &channels, caller.tenant_id.as_uuid(), id).await?;
     let action = match &body.persistent_menu {
         Some(menu) => {
-            state
-                .channels
+            channels
                 .graph
                 .set_persistent_menu(&token, menu)
                 .await
@@ -445,8 +448,7 @@ pub(super) async fn set_persistent_menu(
             "integration_account.persistent_menu_set"
         }
         None => {
-            state
-                .channels
+            channels
                 .graph
                 .delete_persistent_menu(&token)
                 .await
@@ -454,19 +456,10 @@ pub(super) async fn set_persistent_menu(
             "integration_account.persistent_menu_deleted"
         }
     };
-    let mut conn = state.pool.acquire().await?;
-    activity::record(
-        &mut conn,
-        &caller,
-        Activity {
-            action,
-            entity_type: "integration_account",
-            entity_id: Some(id.to_string()),
-            details: json!({"channel": "messenger", "account_key": account.account_key,
-                            "locales": body.persistent_menu.as_ref().map(|m| m.len())}),
-        },
-    )
-    .await?;
+    let mut conn = pool.acquire().await?;
+    let details = json!({"channel": "messenger", "account_key": account.account_key,
+                         "locales": body.persistent_menu.as_ref().map(|m| m.len())});
+    store::record_account(&mut conn, &caller, action, id, details).await?;
     Ok(Json(PersistentMenuResult {
         success: true,
         deleted: body.delete,

@@ -14,18 +14,19 @@ use omnistream_commands::channels::email::reply_address::untagged;
 use omnistream_commands::channels::meta::GraphError;
 use omnistream_domain::Channel;
 use serde_json::{Map, Value};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::accounts::account_key_taken;
-use super::accounts_dto::config_text;
 use super::connect::upstream;
-use crate::app::AppState;
+use super::dto::config_text;
+use super::store::{self, account_key_taken};
+use crate::app::ChannelClients;
 use crate::http::error::{ApiError, Result};
 
 /// Confirms with Meta that a Messenger or Instagram account's token belongs to its key's Page or
 /// professional account; other channels need no confirmation here.
 pub(super) async fn confirm_with_provider(
-    state: &AppState,
+    channels: &ChannelClients,
     channel: Channel,
     config: &Map<String, Value>,
 ) -> Result<()> {
@@ -37,8 +38,7 @@ pub(super) async fn confirm_with_provider(
             ) else {
                 return Ok(());
             };
-            let page = state
-                .channels
+            let page = channels
                 .graph
                 .page_profile(token, page_id)
                 .await
@@ -58,8 +58,7 @@ pub(super) async fn confirm_with_provider(
             ) else {
                 return Ok(());
             };
-            let profile = state
-                .channels
+            let profile = channels
                 .instagram
                 .instagram_profile(token)
                 .await
@@ -78,24 +77,12 @@ pub(super) async fn confirm_with_provider(
 
 /// 409 `account_key_taken` when `key` (an email account's lower-cased address) or its base
 /// address, or a tagged form of it, belongs to another tenant.
-pub(super) async fn ensure_email_key_free(state: &AppState, tenant: Uuid, key: &str) -> Result<()> {
+pub(super) async fn ensure_email_key_free(pool: &PgPool, tenant: Uuid, key: &str) -> Result<()> {
     let base = untagged(key).unwrap_or_else(|| key.to_owned());
     let Some((local, domain)) = base.rsplit_once('@') else {
         return Ok(());
     };
-    let clash: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM integration_accounts
-           WHERE channel = 'email' AND tenant_id <> $1
-             AND (lower(account_key) = $2
-                  OR (starts_with(lower(account_key), $3) AND split_part(lower(account_key), '@', 2) = $4)))",
-    )
-    .bind(tenant)
-    .bind(&base)
-    .bind(format!("{local}+"))
-    .bind(domain)
-    .fetch_one(&state.pool)
-    .await?;
-    if clash {
+    if store::email_key_clash(pool, tenant, &base, local, domain).await? {
         return Err(account_key_taken());
     }
     Ok(())

@@ -1,27 +1,28 @@
 //! WhatsApp onboarding through the Graph API: registration, subscription, health, embedded signup.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::Json;
 use omnistream_commands::channels::meta::GraphError;
 use omnistream_domain::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::accounts::load_account;
-use super::accounts_dto::config_text as text;
-use super::connect::{
-    app_credentials, channel_account, ensure_key_free, save_connected, upstream, ConnectedAccount,
-    FacebookLoginConfig,
-};
-use crate::app::AppState;
+use super::connect::{app_credentials, channel_account, upstream, FacebookLoginConfig};
+use super::dto::config_text as text;
+use super::store::{self, load_account, ConnectedAccount};
+use crate::app::config::Config;
+use crate::app::ChannelClients;
 use crate::http::auth::{perm, Authorized};
 use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::http::extract::{check_text, IdPath, ValidJson, Validate};
 
 /// Registers the number (when a `pin` is configured) and subscribes the app to the WABA.
-pub(super) async fn onboard(state: &AppState, config: &Map<String, Value>) -> Result<()> {
+pub(super) async fn onboard(channels: &ChannelClients, config: &Map<String, Value>) -> Result<()> {
     let (Some(phone_number_id), Some(waba_id), Some(token)) = (
         text(config, "phone_number_id"),
         text(config, "waba_id"),
@@ -34,22 +35,19 @@ pub(super) async fn onboard(state: &AppState, config: &Map<String, Value>) -> Re
     };
     // The supplied token must be able to read the number: a tenant cannot claim (and so receive
     // the webhooks of) a phone number id it does not control.
-    state
-        .channels
+    channels
         .graph
         .phone_number(token, phone_number_id)
         .await
         .map_err(upstream)?;
     if let Some(pin) = text(config, "pin") {
-        state
-            .channels
+        channels
             .graph
             .register_phone_number(token, phone_number_id, pin)
             .await
             .map_err(upstream)?;
     }
-    state
-        .channels
+    channels
         .graph
         .subscribe_app(token, waba_id)
         .await
@@ -91,12 +89,14 @@ fn outcome(result: std::result::Result<Value, GraphError>) -> (bool, Value) {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn whatsapp_status(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(channels): State<ChannelClients>,
     Authorized { caller, .. }: Authorized<perm::IntegrationsManage>,
     IdPath(id): IdPath,
 ) -> Result<Json<WhatsAppAccountStatus>> {
     let (account, config) = channel_account(
-        &state,
+        &pool,
+        &channels.secrets,
         caller.tenant_id.as_uuid(),
         id,
         "whatsapp",
@@ -107,16 +107,13 @@ pub(super) async fn whatsapp_status(
     let phone_number_id = text(&config, "phone_number_id").map(str::to_owned);
     let waba_id = text(&config, "waba_id").map(str::to_owned);
     let (phone, waba, apps) = tokio::join!(
-        state
-            .channels
+        channels
             .graph
             .phone_number(token, phone_number_id.as_deref().unwrap_or_default()),
-        state
-            .channels
+        channels
             .graph
             .waba(token, waba_id.as_deref().unwrap_or_default()),
-        state
-            .channels
+        channels
             .graph
             .subscribed_apps(token, waba_id.as_deref().unwrap_or_default()),
     );
@@ -149,12 +146,12 @@ pub(super) async fn whatsapp_status(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn embedded_signup_config(
-    State(state): State<AppState>,
+    State(config): State<Arc<Config>>,
     _caller: Authorized<perm::IntegrationsManage>,
 ) -> Json<FacebookLoginConfig> {
     Json(FacebookLoginConfig {
-        app_id: state.config.meta_app_id.clone(),
-        config_id: state.config.meta_config_id.clone(),
+        app_id: config.meta_app_id.clone(),
+        config_id: config.meta_config_id.clone(),
     })
 }
 
@@ -211,32 +208,31 @@ pub struct EmbeddedSignupResponse {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn embedded_signup(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(config): State<Arc<Config>>,
+    State(channels): State<ChannelClients>,
     Authorized { caller, .. }: Authorized<perm::IntegrationsManage>,
     ValidJson(body): ValidJson<EmbeddedSignupRequest>,
 ) -> Result<Json<EmbeddedSignupResponse>> {
     let (app_id, app_secret) = app_credentials(
-        &state.config.meta_app_id,
-        &state.config.meta_app_secret,
+        &config.meta_app_id,
+        &config.meta_app_secret,
         "embedded signup needs META_APP_ID and META_APP_SECRET",
     )?;
     let tenant = caller.tenant_id.as_uuid();
     let account_key = Channel::Whatsapp.account_key(&body.phone_number_id);
-    ensure_key_free(&state, tenant, "whatsapp", &account_key).await?;
-    let token = state
-        .channels
+    store::ensure_key_free(&pool, tenant, "whatsapp", &account_key).await?;
+    let token = channels
         .graph
         .exchange_code(app_id, app_secret, &body.code)
         .await
         .map_err(upstream)?;
-    state
-        .channels
+    channels
         .graph
         .subscribe_app(&token, &body.waba_id)
         .await
         .map_err(upstream)?;
-    let display_name = state
-        .channels
+    let display_name = channels
         .graph
         .phone_number(&token, &body.phone_number_id)
         .await
@@ -245,17 +241,17 @@ pub(super) async fn embedded_signup(
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| account_key.clone());
-    let config = json!({"phone_number_id": body.phone_number_id, "waba_id": body.waba_id, "access_token": token});
-    let mut tx = state.pool.begin().await?;
-    let id = save_connected(
+    let account_config = json!({"phone_number_id": body.phone_number_id, "waba_id": body.waba_id, "access_token": token});
+    let mut tx = pool.begin().await?;
+    let id = store::save_connected(
         &mut tx,
-        &state,
+        &channels.secrets,
         &caller,
         ConnectedAccount {
             channel: "whatsapp",
             account_key: &account_key,
             display_name: &display_name,
-            config: config.as_object().cloned().unwrap_or_default(),
+            config: account_config.as_object().cloned().unwrap_or_default(),
         },
         |_| json!({"channel": "whatsapp", "account_key": account_key, "waba_id": body.waba_id}),
     )

@@ -1,16 +1,119 @@
-//! Request and response bodies of integration accounts, the stored row and its API form, and
-//! the validation of an account's config (derived account keys, throughput, sealed values).
+//! Request and response bodies of the Integrations tag (channel settings and integration
+//! accounts), the stored rows and their API form, and the validation of an account's config
+//! (derived account keys, throughput, sealed values). The connect flows' own bodies are in their
+//! channel's module.
 
 use chrono::{DateTime, Utc};
+use omnistream_commands::infra::secrets::SecretBox;
 use omnistream_domain::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::http::error::{ApiError, Result, Violations};
 use crate::http::extract::{check_text, nullable, present, Validate};
+
+/// Parses the `{channel}` path segment (400 `validation_error` otherwise).
+pub(super) fn parse_channel(raw: &str) -> Result<Channel> {
+    raw.parse().map_err(|_| {
+        ApiError::invalid_field("channel", "must be whatsapp, instagram, email or messenger")
+    })
+}
+
+/// `Integration`: a channel's settings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Integration {
+    pub id: Uuid,
+    pub channel: String,
+    pub is_active: bool,
+    /// Sensitive values masked.
+    #[schema(value_type = Object)]
+    pub config: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub division_id: Option<Uuid>,
+}
+
+impl Integration {
+    /// What `GET /api/integrations/{channel}` answers for a channel with no settings: a nil
+    /// id, inactive, `{}`.
+    pub(super) fn unconfigured(channel: Channel) -> Self {
+        let now = Utc::now();
+        Integration {
+            id: Uuid::nil(),
+            channel: channel.as_str().into(),
+            is_active: false,
+            config: Map::new(),
+            created_at: now,
+            updated_at: now,
+            division_id: None,
+        }
+    }
+}
+
+/// An `integrations` row (its config sealed).
+#[derive(sqlx::FromRow)]
+pub(super) struct IntegrationRow {
+    pub(super) id: Uuid,
+    /// The owner: sealed config values are bound to it.
+    pub(super) tenant_id: Uuid,
+    pub(super) channel: String,
+    pub(super) is_active: bool,
+    pub(super) config: Value,
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) updated_at: DateTime<Utc>,
+    pub(super) division_id: Option<Uuid>,
+}
+
+impl IntegrationRow {
+    /// The API form, sensitive values masked.
+    pub(super) fn into_api(self, secrets: &SecretBox) -> Integration {
+        Integration {
+            id: self.id,
+            channel: self.channel,
+            is_active: self.is_active,
+            config: secrets.mask_config(
+                self.tenant_id,
+                self.config.as_object().unwrap_or(&Map::new()),
+            ),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            division_id: self.division_id,
+        }
+    }
+}
+
+/// `UpsertIntegration`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertIntegration {
+    #[serde(default, deserialize_with = "present")]
+    pub(super) is_active: Option<bool>,
+    /// Merged over the stored config; masked values (`****…`) are not overwritten; `null` removes a key.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub(super) config: Option<Map<String, Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>)]
+    pub(super) division_id: Option<Option<Uuid>>,
+}
+
+impl Validate for UpsertIntegration {
+    fn validate(&mut self, violations: &mut Violations) {
+        if let Some(config) = &self.config {
+            refuse_sealed_values(config, violations);
+        }
+    }
+}
+
+/// `{message, channel}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationDeleted {
+    pub message: String,
+    pub channel: String,
+}
 
 /// `IntegrationAccount`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,6 +136,7 @@ pub struct IntegrationAccount {
     pub webhook_url: String,
 }
 
+/// An `integration_accounts` row (its config sealed).
 #[derive(sqlx::FromRow)]
 pub(super) struct AccountRow {
     pub id: Uuid,
@@ -51,7 +155,9 @@ pub(super) struct AccountRow {
 }
 
 impl AccountRow {
-    pub(super) fn into_api(self, state: &AppState) -> IntegrationAccount {
+    /// The API form: sensitive values masked, and the URL (under `public_base_url`) of the
+    /// receiver the channel's webhooks must be sent to.
+    pub(super) fn into_api(self, secrets: &SecretBox, public_base_url: &str) -> IntegrationAccount {
         let receiver = match self.channel.as_str() {
             "instagram" => "/webhooks/instagram",
             "messenger" => "/webhooks/messenger",
@@ -59,8 +165,8 @@ impl AccountRow {
             _ => "/webhooks/meta",
         };
         IntegrationAccount {
-            webhook_url: format!("{}{receiver}", state.config.public_base_url),
-            config: state.channels.secrets.mask_config(
+            webhook_url: format!("{public_base_url}{receiver}"),
+            config: secrets.mask_config(
                 self.tenant_id,
                 self.config.as_object().unwrap_or(&Map::new()),
             ),
@@ -78,10 +184,8 @@ impl AccountRow {
     }
 
     /// The decrypted config (for Graph calls).
-    pub(super) fn opened_config(&self, state: &AppState) -> Result<Map<String, Value>> {
-        state
-            .channels
-            .secrets
+    pub(super) fn opened_config(&self, secrets: &SecretBox) -> Result<Map<String, Value>> {
+        secrets
             .open_config(
                 self.tenant_id,
                 self.config.as_object().unwrap_or(&Map::new()),
