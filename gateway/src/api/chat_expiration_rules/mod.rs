@@ -1,4 +1,6 @@
-//! Chat Expiration tag: per-channel messaging windows and expiry.
+//! Chat Expiration tag: per-channel messaging windows and expiry. One small file (router,
+//! handlers, bodies and the SQL of the rule with its activity row): split, it would be four
+//! files of a few dozen lines each.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -6,6 +8,7 @@ use chrono::{DateTime, Utc};
 use omnistream_domain::Channel;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -54,7 +57,7 @@ impl Validate for UpsertChatExpirationRule {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 async fn list_rules(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     caller: Caller,
 ) -> Result<Json<Vec<ChatExpirationRule>>> {
     let rules = sqlx::query_as(
@@ -62,7 +65,7 @@ async fn list_rules(
          ORDER BY array_position(ARRAY['whatsapp', 'instagram', 'email', 'messenger'], channel)",
     )
     .bind(caller.tenant_id.as_uuid())
-    .fetch_all(&state.pool)
+    .fetch_all(&pool)
     .await?;
     Ok(Json(rules))
 }
@@ -75,7 +78,7 @@ async fn list_rules(
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 async fn upsert_rule(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
     Authorized { caller, .. }: Authorized<perm::SettingsManage>,
     Path(channel): Path<String>,
     ValidJson(body): ValidJson<UpsertChatExpirationRule>,
@@ -83,7 +86,7 @@ async fn upsert_rule(
     let channel: Channel = channel.parse().map_err(|_| {
         ApiError::invalid_field("channel", "must be whatsapp, instagram, email or messenger")
     })?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     let rule: ChatExpirationRule = sqlx::query_as(
         "INSERT INTO chat_expiration_rules (id, tenant_id, channel, expiration_hours, is_active) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (tenant_id, channel) DO UPDATE SET expiration_hours = EXCLUDED.expiration_hours,
