@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use omnistream_gateway::api::conversations::CONVERSATION_SELECT;
-use omnistream_gateway::api::messages::MESSAGE_COLUMNS;
 use omnistream_gateway::app::Roles;
+use omnistream_projections::inbox::queries::CONVERSATION_SELECT;
+use omnistream_projections::messages::queries::MESSAGE_COLUMNS;
 use omnistream_tests::TestApp;
 use serde_json::json;
 

@@ -3,48 +3,19 @@
 
 use axum::extract::State;
 use axum::Json;
-use omnistream_commands::conversation::manage;
-use omnistream_domain::conversation::{policy, ConversationStatus};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use uuid::Uuid;
+use omnistream_commands::conversation::{manage, ConversationDeps};
+use omnistream_domain::conversation::ConversationStatus;
+use sqlx::PgPool;
 
-use super::{
-    command_context, load_visible, service_error, wait_for_change, wait_for_inbox,
-    ConversationWithContact,
+use super::commands::{command_context, service_error};
+use super::dto::{
+    AssignAgentRequest, ConversationWithContact, MarkReadResponse, UpdateStatusRequest,
+    UpdateTagsRequest,
 };
-use crate::app::AppState;
-use crate::http::auth::{perm, Authorized, Caller};
-use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
-use crate::http::extract::{nullable, IdPath, ValidJson, Validate};
-
-/// The conversation as the caller now sees it (after [`wait_for_change`]).
-pub(super) async fn reload(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-) -> Result<Json<ConversationWithContact>> {
-    let mut conn = state.pool.acquire().await?;
-    Ok(Json(load_visible(&mut conn, caller, id).await?))
-}
-
-/// `AssignAgentRequest`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AssignAgentRequest {
-    /// `null` unassigns.
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Uuid>)]
-    agent_id: Option<Option<Uuid>>,
-}
-
-impl Validate for AssignAgentRequest {
-    fn validate(&mut self, violations: &mut Violations) {
-        if self.agent_id.is_none() {
-            violations.add("agent_id", "is required (null unassigns)");
-        }
-    }
-}
+use super::read::{reload, wait_for_change, wait_for_inbox};
+use crate::http::auth::{perm, Authorized};
+use crate::http::error::{ApiError, ErrorResponse, Result};
+use crate::http::extract::{IdPath, ValidJson};
 
 /// Assign or unassign an agent
 #[utoipa::path(
@@ -54,37 +25,18 @@ impl Validate for AssignAgentRequest {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn assign(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(deps): State<ConversationDeps>,
     Authorized { caller, .. }: Authorized<perm::ConversationsManage>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<AssignAgentRequest>,
 ) -> Result<Json<ConversationWithContact>> {
     let context = command_context(&caller);
-    manage::assign(&state.conversation, &context, id, body.agent_id.flatten())
+    manage::assign(&deps, &context, id, body.agent_id.flatten())
         .await
         .map_err(service_error)?;
-    wait_for_change(&state, caller.tenant_id, id).await?;
-    reload(&state, &caller, id).await
-}
-
-/// `UpdateStatusRequest`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateStatusRequest {
-    /// `open`, `pending`, `resolved` or `closed`.
-    status: String,
-}
-
-impl Validate for UpdateStatusRequest {
-    fn validate(&mut self, violations: &mut Violations) {
-        match self.status.parse::<ConversationStatus>() {
-            Ok(ConversationStatus::Expired) => {
-                violations.add("status", "`expired` is set only by expiry")
-            }
-            Ok(_) => {}
-            Err(_) => violations.add("status", "must be open, pending, resolved or closed"),
-        }
-    }
+    wait_for_change(&pool, caller.tenant_id, id).await?;
+    reload(&pool, &caller, id).await
 }
 
 /// Update conversation status
@@ -95,7 +47,8 @@ impl Validate for UpdateStatusRequest {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn update_status(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(deps): State<ConversationDeps>,
     Authorized { caller, .. }: Authorized<perm::ConversationsReply>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<UpdateStatusRequest>,
@@ -105,19 +58,11 @@ pub(super) async fn update_status(
         .parse()
         .map_err(|_| ApiError::invalid_field("status", "unknown status"))?;
     let context = command_context(&caller);
-    manage::change_status(&state.conversation, &context, id, status)
+    manage::change_status(&deps, &context, id, status)
         .await
         .map_err(service_error)?;
-    wait_for_change(&state, caller.tenant_id, id).await?;
-    reload(&state, &caller, id).await
-}
-
-/// Result of marking a conversation read.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MarkReadResponse {
-    pub conversation_id: Uuid,
-    /// Always 0.
-    pub unread_count: i32,
+    wait_for_change(&pool, caller.tenant_id, id).await?;
+    reload(&pool, &caller, id).await
 }
 
 /// Mark conversation as read
@@ -127,18 +72,19 @@ pub struct MarkReadResponse {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn mark_read(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(deps): State<ConversationDeps>,
     Authorized { caller, .. }: Authorized<perm::ConversationsReply>,
     IdPath(id): IdPath,
 ) -> Result<Json<MarkReadResponse>> {
     let context = command_context(&caller);
-    manage::mark_read(&state.conversation, &context, id)
+    manage::mark_read(&deps, &context, id)
         .await
         .map_err(service_error)?;
-    wait_for_inbox(&state, caller.tenant_id, id).await?;
+    wait_for_inbox(&pool, caller.tenant_id, id).await?;
     let stream = omnistream_domain::StreamId::new(caller.tenant_id, id).to_string();
     omnistream_projections::wait_until_applied(
-        &state.pool,
+        &pool,
         &omnistream_projections::MessagesProjector,
         omnistream_domain::conversation::AGGREGATE_TYPE,
         &stream,
@@ -151,29 +97,6 @@ pub(super) async fn mark_read(
     }))
 }
 
-/// Normalises `tags` in place by the tag policy (trimmed, lower-cased, 1..50 characters, at
-/// most 20, no duplicates), or reports why they are refused.
-pub fn check_tags(violations: &mut Violations, field: &str, tags: &mut Vec<String>) {
-    match policy::tags::normalise(tags) {
-        Ok(normalised) => *tags = normalised,
-        Err(error) => violations.add(field, error.to_string()),
-    }
-}
-
-/// `UpdateTagsRequest`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateTagsRequest {
-    /// Replaces the whole set.
-    tags: Vec<String>,
-}
-
-impl Validate for UpdateTagsRequest {
-    fn validate(&mut self, violations: &mut Violations) {
-        check_tags(violations, "tags", &mut self.tags);
-    }
-}
-
 /// Update conversation tags
 #[utoipa::path(
     patch, path = "/api/conversations/{id}/tags", tag = "Conversations", params(("id" = Uuid, Path)), request_body = UpdateTagsRequest,
@@ -182,15 +105,16 @@ impl Validate for UpdateTagsRequest {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn update_tags(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(deps): State<ConversationDeps>,
     Authorized { caller, .. }: Authorized<perm::ConversationsReply>,
     IdPath(id): IdPath,
     ValidJson(body): ValidJson<UpdateTagsRequest>,
 ) -> Result<Json<ConversationWithContact>> {
     let context = command_context(&caller);
-    manage::update_tags(&state.conversation, &context, id, body.tags)
+    manage::update_tags(&deps, &context, id, body.tags)
         .await
         .map_err(service_error)?;
-    wait_for_change(&state, caller.tenant_id, id).await?;
-    reload(&state, &caller, id).await
+    wait_for_change(&pool, caller.tenant_id, id).await?;
+    reload(&pool, &caller, id).await
 }

@@ -4,68 +4,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use omnistream_commands::conversation::start::{self, Recipient};
+use omnistream_commands::conversation::ConversationDeps;
+use omnistream_commands::store::ContactService;
 use omnistream_domain::{PhoneNumber, StreamId};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::ToSchema;
-use uuid::Uuid;
+use sqlx::PgPool;
 
-use super::{
-    command_context, load_visible, service_error, wait_for_inbox, ConversationWithContact,
-};
-use crate::api::messages::{queue_message, Message, SendMessageRequest};
-use crate::app::AppState;
+use super::commands::{command_context, service_error};
+use super::dto::{StartConversationRequest, StartConversationResponse};
+use super::read::{load_visible, wait_for_inbox};
+use crate::api::messages::{queue_message, SendMessageRequest};
 use crate::http::auth::{perm, Authorized};
-use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
-use crate::http::extract::{ValidJson, Validate};
-
-/// Body of `POST /api/conversations`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartConversationRequest {
-    /// An active WhatsApp integration account of the organization.
-    integration_account_id: Uuid,
-    /// The customer's number (digits; `+`, spaces and dashes are stripped). Or `contact_id`.
-    #[serde(default)]
-    phone_number: Option<String>,
-    #[serde(default)]
-    contact_id: Option<Uuid>,
-    /// Meta's template-message object {name, language, components}.
-    #[schema(value_type = Object)]
-    template: Value,
-}
-
-impl Validate for StartConversationRequest {
-    fn validate(&mut self, violations: &mut Violations) {
-        match (&self.phone_number, &self.contact_id) {
-            (None, None) => violations.add("phone_number", "give phone_number or contact_id"),
-            (Some(_), Some(_)) => {
-                violations.add("contact_id", "give phone_number or contact_id, not both")
-            }
-            (Some(phone), None) => match PhoneNumber::parse(phone) {
-                Ok(digits) => self.phone_number = Some(digits.to_string()),
-                Err(invalid) => violations.add("phone_number", invalid.to_string()),
-            },
-            (None, Some(_)) => {}
-        }
-        let template = self.template.as_object();
-        if !template.is_some_and(|t| {
-            t.get("name").is_some_and(Value::is_string) && t.contains_key("language")
-        }) {
-            violations.add(
-                "template",
-                "must be Meta's template-message object with name and language",
-            );
-        }
-    }
-}
-
-/// The new (or reused) conversation and the queued template message.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StartConversationResponse {
-    pub conversation: ConversationWithContact,
-    pub message: Message,
-}
+use crate::http::error::{ApiError, ErrorResponse, Result};
+use crate::http::extract::ValidJson;
 
 /// Start a conversation with a template
 #[utoipa::path(
@@ -76,7 +26,9 @@ pub struct StartConversationResponse {
     security(("bearer" = []), ("api_key" = []), ("cookie" = []))
 )]
 pub(super) async fn start_conversation(
-    State(state): State<AppState>,
+    State(pool): State<PgPool>,
+    State(deps): State<ConversationDeps>,
+    State(contacts): State<ContactService>,
     Authorized { caller, .. }: Authorized<perm::ConversationsReply>,
     ValidJson(body): ValidJson<StartConversationRequest>,
 ) -> Result<(StatusCode, Json<StartConversationResponse>)> {
@@ -95,8 +47,8 @@ pub(super) async fn start_conversation(
         }
     };
     let opened = start::open(
-        &state.conversation,
-        &state.contacts,
+        &deps,
+        &contacts,
         &command_context(&caller),
         body.integration_account_id,
         recipient,
@@ -106,16 +58,15 @@ pub(super) async fn start_conversation(
     let conversation_id = opened.conversation_id;
     let contact_stream = StreamId::new(tenant, opened.contact_id).to_string();
     omnistream_projections::wait_until_applied(
-        &state.pool,
+        &pool,
         &omnistream_projections::InboxProjector,
         omnistream_domain::contact::AGGREGATE_TYPE,
         &contact_stream,
         std::time::Duration::from_secs(5),
     )
     .await?;
-    wait_for_inbox(&state, tenant, conversation_id).await?;
-    let conversation =
-        load_visible(&mut *state.pool.acquire().await?, &caller, conversation_id).await?;
+    wait_for_inbox(&pool, tenant, conversation_id).await?;
+    let conversation = load_visible(&pool, &caller, conversation_id).await?;
     let request = SendMessageRequest {
         message_type: Some("template".into()),
         content: None,
@@ -126,9 +77,8 @@ pub(super) async fn start_conversation(
         subject: None,
         reply_to_message_id: None,
     };
-    let message = queue_message(&state, &caller, &conversation, request).await?;
-    let conversation =
-        load_visible(&mut *state.pool.acquire().await?, &caller, conversation_id).await?;
+    let message = queue_message(&deps, &caller, &conversation, request).await?;
+    let conversation = load_visible(&pool, &caller, conversation_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(StartConversationResponse {

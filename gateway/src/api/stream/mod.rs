@@ -310,7 +310,7 @@ async fn is_visible(
     if let Some(known) = cache.get(&stream.id) {
         return Ok(*known);
     }
-    crate::api::conversations::wait_for_inbox(state, caller.tenant_id, stream.id).await?;
+    crate::api::conversations::wait_for_inbox(&state.pool, caller.tenant_id, stream.id).await?;
     let mut builder =
         QueryBuilder::<Postgres>::new("SELECT EXISTS (SELECT 1 FROM conversations c WHERE c.id = ");
     builder.push_bind(stream.id);
