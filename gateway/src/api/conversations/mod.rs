@@ -24,30 +24,16 @@ pub use dto::{check_tags, ConversationWithContact};
 pub(crate) use commands::{command_context, service_error};
 pub(crate) use read::{load_visible, viewer, wait_for_inbox};
 
-pub(crate) use omnistream_projections::inbox::queries::CONVERSATION_SELECT;
-pub(crate) use omnistream_projections::sql::like_pattern;
-
-use omnistream_projections::inbox::queries::{push_visible_to, InboxRow};
+use omnistream_projections::inbox::queries::push_visible_to;
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::app::AppState;
 use crate::http::auth::Caller;
-use crate::http::error::Result;
 
 /// Restricts `c` to the conversations `caller` may see, for the inbox resources that still
 /// build their own SQL until they read through `projections::inbox::queries`.
 pub(crate) fn push_visibility(builder: &mut QueryBuilder<'_, Postgres>, caller: &Caller) {
     push_visible_to(builder, caller.tenant_id, viewer(caller));
-}
-
-/// Runs a conversation query built on [`CONVERSATION_SELECT`], for the inbox resources that
-/// still build their own SQL until they read through `projections::inbox::queries`.
-pub(crate) async fn fetch_conversations(
-    mut builder: QueryBuilder<'_, Postgres>,
-    pool: &sqlx::PgPool,
-) -> Result<Vec<ConversationWithContact>> {
-    let rows = builder.build_query_as::<InboxRow>().fetch_all(pool).await?;
-    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Routes of the Conversations and Transfers tags and the conversation extensions.
