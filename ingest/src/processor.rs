@@ -11,7 +11,7 @@ use omnistream_commands::store::{ContactService, ConversationService};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::channels::{self, Disposition, InboundChannel, StoredPayload};
+use crate::channels::{self, Disposition, InboundChannel, StoredPayload, UNACCEPTED_KEY};
 
 /// Rows claimed per round.
 const BATCH: i64 = 200;
@@ -22,9 +22,9 @@ const BATCH_BYTES: i64 = 64 * 1024 * 1024;
 const CONCURRENCY: usize = 8;
 /// Attempts before a payload is parked as `failed`.
 const MAX_ATTEMPTS: i32 = 10;
-/// The ordering key of payloads no channel accepts: they are only marked ignored, so their
-/// order does not matter. No channel's key is empty.
-const UNACCEPTED_KEY: &str = "";
+/// The advisory lock that makes claims one at a time across processors (see
+/// [`InboundProcessor::process_due`]).
+const CLAIM_LOCK: i64 = 0x6f6d_6e69_0000_0001;
 
 /// Works through `inbound_webhooks`; the channels record with its services.
 #[derive(Clone)]
@@ -77,23 +77,39 @@ impl InboundProcessor {
     }
 
     /// One round; returns how many payloads were claimed.
+    ///
+    /// Order per customer holds across processors and retries: a payload is claimed only while
+    /// no earlier payload with its ordering key is leased (in flight) or waiting for a retry,
+    /// claims are made one at a time (an advisory lock held by the claiming transaction, so the
+    /// next claim sees this one's leases), and a customer's claimed payloads are handled in
+    /// arrival order, stopping at the first that must be retried.
     pub async fn process_due(&self) -> anyhow::Result<usize> {
         // A lease instead of a long transaction: readers of the event log wait for open
         // transactions, so none may stay open across the commands below. A lease outlived by a
         // crashed processor is taken over after 15 s; processing twice is harmless (idempotent).
+        let mut claim = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CLAIM_LOCK)
+            .execute(&mut *claim)
+            .await?;
         let claimed: Vec<Claimed> = sqlx::query_as(
             "UPDATE inbound_webhooks SET attempts = attempts + 1, next_attempt_at = now() + interval '15 seconds'
              WHERE id IN (SELECT id FROM (
                               SELECT id, sum(octet_length(body)) OVER (ORDER BY id) - octet_length(body) AS before
-                              FROM (SELECT id, body FROM inbound_webhooks WHERE status = 'pending' AND next_attempt_at <= now()
-                                    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) due) sized
+                              FROM (SELECT w.id, w.body FROM inbound_webhooks w
+                                    WHERE w.status = 'pending' AND w.next_attempt_at <= now()
+                                      AND NOT EXISTS (SELECT 1 FROM inbound_webhooks earlier
+                                                      WHERE earlier.status = 'pending' AND earlier.ordering_key = w.ordering_key
+                                                        AND earlier.id < w.id AND earlier.next_attempt_at > now())
+                                    ORDER BY w.id LIMIT $1 FOR UPDATE SKIP LOCKED) due) sized
                           WHERE before < $2)
              RETURNING id, provider, content_type, body, attempts",
         )
         .bind(BATCH)
         .bind(BATCH_BYTES)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *claim)
         .await?;
+        claim.commit().await?;
         let count = claimed.len();
         let inbound = claimed.into_iter().map(|row| {
             let payload = StoredPayload::new(row.id, row.provider, row.content_type, row.body);
@@ -104,20 +120,37 @@ impl InboundProcessor {
             }
         });
         futures::stream::iter(by_customer(inbound))
-            .map(|rows| async move {
-                for inbound in rows {
-                    self.settle(inbound).await?;
-                }
-                anyhow::Ok(())
-            })
+            .map(|rows| self.settle_in_order(rows))
             .buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
         Ok(count)
     }
 
+    /// Settles one customer's payloads in arrival order. After one that must be retried, the
+    /// rest are handed back untouched: they wait behind it, however many processors there are.
+    async fn settle_in_order(&self, rows: Vec<Inbound>) -> anyhow::Result<()> {
+        let mut rows = rows.into_iter();
+        while let Some(inbound) = rows.next() {
+            if self.settle(inbound).await? == Settled::Retry {
+                let waiting: Vec<i64> = rows.map(|row| row.payload.id).collect();
+                if !waiting.is_empty() {
+                    sqlx::query(
+                        "UPDATE inbound_webhooks SET attempts = attempts - 1, next_attempt_at = now()
+                         WHERE id = ANY($1)",
+                    )
+                    .bind(&waiting)
+                    .execute(&self.pool)
+                    .await?;
+                }
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Processes one payload and records the outcome on its row.
-    async fn settle(&self, inbound: Inbound) -> anyhow::Result<()> {
+    async fn settle(&self, inbound: Inbound) -> anyhow::Result<Settled> {
         let Inbound {
             attempts,
             payload,
@@ -153,8 +186,15 @@ impl InboundProcessor {
         .bind(error)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(if retry { Settled::Retry } else { Settled::Done })
     }
+}
+
+/// Whether a payload is done with (processed, ignored or parked) or waits for a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Done,
+    Retry,
 }
 
 /// Groups claimed payloads by their channel's [ordering key](InboundChannel::ordering_key), each

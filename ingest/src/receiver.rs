@@ -343,6 +343,8 @@ async fn store_once(
             "the payload could not be stored; retry",
         ))
     };
+    // Worked out before the transaction opens: it parses the payload.
+    let ordering_key = crate::channels::ordering_key_of(provider, content_type, body);
     let mut tx = state.pool.begin().await.map_err(unavailable)?;
     if let Some(token) = token {
         if !claim_mailgun_token(&mut tx, token)
@@ -352,11 +354,14 @@ async fn store_once(
             return Err(StoreRefusal::Replayed);
         }
     }
-    sqlx::query("INSERT INTO inbound_webhooks (provider, body, content_type) VALUES ($1, $2, $3)")
-        .bind(provider)
-        .bind(body)
-        .bind(content_type)
-        .execute(&mut *tx)
+    sqlx::query(
+        "INSERT INTO inbound_webhooks (provider, body, content_type, ordering_key) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(provider)
+    .bind(body)
+    .bind(content_type)
+    .bind(ordering_key)
+    .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
     tx.commit().await.map_err(unavailable)

@@ -3,10 +3,14 @@
 //! (`MarkSent` with the provider id, or `MarkFailed`), or schedules a retry.
 //!
 //! Jobs are claimed with a short lease in a short transaction (never holding a transaction open
-//! across the network call, which would hold back every event-log reader). Up to
-//! [`MAX_IN_FLIGHT`] attempts run at once, each on its own task. A crash between the
-//! provider's answer and `MarkSent` leaves the job to be retried when the lease runs out: the
-//! provider may then receive that message twice; nothing is ever lost.
+//! across the network call, which would hold back every event-log reader). A conversation's
+//! messages reach the provider one after the other in the order they were queued, however many
+//! senders run: only the oldest unsettled job of a conversation can be claimed, claims are made
+//! one at a time (an advisory lock held by the claiming transaction), and the task that sent
+//! one goes on with the conversation's next. Up to [`MAX_IN_FLIGHT`] conversations are served
+//! at once. A crash between the provider's answer and `MarkSent` leaves the job to be retried
+//! when the lease runs out: the provider may then receive that message twice; nothing is ever
+//! lost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +37,8 @@ pub const MAX_IN_FLIGHT: usize = 128;
 const LEASE_SECONDS: f64 = 60.0;
 /// Provider attempts before a retryable error counts as a failure.
 const MAX_ATTEMPTS: i32 = 8;
+/// The advisory lock that makes claims one at a time across senders.
+const CLAIM_LOCK: i64 = 0x6f6d_6e69_0000_0002;
 
 /// Everything the sender needs.
 #[derive(Clone)]
@@ -56,6 +62,15 @@ struct ClaimedJob {
     attempts: i32,
 }
 
+/// Where a job stands after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Sent or failed for good: the job is gone.
+    Done,
+    /// Waits for a retry (or for the read model): it still heads its conversation's queue.
+    Waiting,
+}
+
 /// What became of one attempt.
 enum Outcome {
     /// What the channel made of it.
@@ -75,7 +90,7 @@ impl OutboundSender {
                 free = slots.acquire() => drop(free),
             }
             let free = slots.available_permits().min(BATCH);
-            let pause = match self.claim(free).await {
+            let pause = match self.claim(free, None).await {
                 Ok(jobs) if jobs.is_empty() => Duration::from_millis(50),
                 Ok(jobs) => {
                     for job in jobs {
@@ -84,7 +99,7 @@ impl OutboundSender {
                         };
                         let sender = self.clone();
                         tokio::spawn(async move {
-                            sender.attempt_logged(&job).await;
+                            sender.drain(job).await;
                             drop(permit);
                         });
                     }
@@ -102,31 +117,65 @@ impl OutboundSender {
         }
     }
 
-    /// Claims up to `limit` due jobs, hiding them from other senders for the lease.
-    async fn claim(&self, limit: usize) -> anyhow::Result<Vec<ClaimedJob>> {
+    /// Claims up to `limit` due jobs (of `conversation` only, when given), hiding them from
+    /// other senders for the lease. Only the oldest unsettled job of a conversation is ever
+    /// claimable, and one claim runs at a time, so no two senders hold jobs of one conversation.
+    async fn claim(
+        &self,
+        limit: usize,
+        conversation: Option<Uuid>,
+    ) -> anyhow::Result<Vec<ClaimedJob>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        Ok(sqlx::query_as(
+        let mut claim = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CLAIM_LOCK)
+            .execute(&mut *claim)
+            .await?;
+        let jobs = sqlx::query_as(
             "UPDATE outbound_jobs SET next_attempt_at = now() + make_interval(secs => $1), attempts = attempts + 1
              WHERE message_id IN (
-                 SELECT message_id FROM outbound_jobs WHERE next_attempt_at <= now()
-                 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 SELECT j.message_id FROM outbound_jobs j
+                 WHERE j.next_attempt_at <= now() AND ($3::uuid IS NULL OR j.conversation_id = $3)
+                   AND NOT EXISTS (SELECT 1 FROM outbound_jobs earlier
+                                   WHERE earlier.conversation_id = j.conversation_id AND earlier.seq < j.seq)
+                 ORDER BY j.next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
              RETURNING message_id, tenant_id, conversation_id, attempts",
         )
         .bind(LEASE_SECONDS)
         .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?)
+        .bind(conversation)
+        .fetch_all(&mut *claim)
+        .await?;
+        claim.commit().await?;
+        Ok(jobs)
     }
 
-    async fn attempt_logged(&self, job: &ClaimedJob) {
-        if let Err(error) = self.attempt(job).await {
-            tracing::warn!(message_id = %job.message_id, %error, "outbound attempt failed");
+    /// Sends `job`, then the conversation's next jobs while they are due, one after the other.
+    async fn drain(&self, mut job: ClaimedJob) {
+        loop {
+            match self.attempt(&job).await {
+                Ok(Settled::Done) => {}
+                Ok(Settled::Waiting) => return,
+                Err(error) => {
+                    tracing::warn!(message_id = %job.message_id, %error, "outbound attempt failed");
+                    return;
+                }
+            }
+            match self.claim(1, Some(job.conversation_id)).await {
+                Ok(mut next) if !next.is_empty() => job = next.remove(0),
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "claiming a conversation's next message failed");
+                    return;
+                }
+            }
         }
     }
 
-    async fn attempt(&self, job: &ClaimedJob) -> anyhow::Result<()> {
+    /// One attempt at `job`: whether it is settled (sent or failed) or waits for a retry.
+    async fn attempt(&self, job: &ClaimedJob) -> anyhow::Result<Settled> {
         let outcome = match self.load(job).await? {
             // The contacts read model may trail the conversation by a moment.
             Some(delivery) if delivery.contact_known => {
@@ -146,6 +195,7 @@ impl OutboundSender {
                     at: Utc::now(),
                 };
                 self.record(&context, job, command).await?;
+                Ok(Settled::Done)
             }
             Outcome::Attempted(SendOutcome::Failed { code, reason }) => {
                 let command = ConversationCommand::MarkFailed {
@@ -155,6 +205,7 @@ impl OutboundSender {
                     at: Utc::now(),
                 };
                 self.record(&context, job, command).await?;
+                Ok(Settled::Done)
             }
             Outcome::Attempted(SendOutcome::Retry { error, after })
                 if job.attempts < MAX_ATTEMPTS =>
@@ -171,6 +222,7 @@ impl OutboundSender {
                 .bind(error)
                 .execute(&self.pool)
                 .await?;
+                Ok(Settled::Waiting)
             }
             Outcome::Attempted(SendOutcome::Retry { error, .. }) => {
                 let command = ConversationCommand::MarkFailed {
@@ -180,6 +232,7 @@ impl OutboundSender {
                     at: Utc::now(),
                 };
                 self.record(&context, job, command).await?;
+                Ok(Settled::Done)
             }
             Outcome::NotReady => {
                 sqlx::query(
@@ -189,9 +242,9 @@ impl OutboundSender {
                 .bind(job.message_id)
                 .execute(&self.pool)
                 .await?;
+                Ok(Settled::Waiting)
             }
         }
-        Ok(())
     }
 
     async fn record(
@@ -205,11 +258,10 @@ impl OutboundSender {
             .execute(context, job.conversation_id, command)
             .await
         {
-            // The outbound-queue projector removes the job when it applies the event; until
-            // then the job's lease hides it.
-            Ok(()) => Ok(()),
-            // Refused (the message was already settled): no event will remove the job.
-            Err(CommandError::Rule(_)) => {
+            // Settled (or refused: the message was already settled). The job goes now, so the
+            // conversation's next message need not wait for the outbound-queue projector, whose
+            // own removal when it applies the event then finds nothing.
+            Ok(()) | Err(CommandError::Rule(_)) => {
                 sqlx::query("DELETE FROM outbound_jobs WHERE message_id = $1")
                     .bind(job.message_id)
                     .execute(&self.pool)

@@ -39,6 +39,26 @@ pub fn for_payload(payload: &StoredPayload) -> Option<&'static dyn InboundChanne
         .find(|channel| channel.accepts(payload))
 }
 
+/// The ordering key of payloads no channel accepts: they are only marked ignored, so their
+/// order does not matter. No channel's key is empty.
+pub const UNACCEPTED_KEY: &str = "";
+
+/// The [ordering key](InboundChannel::ordering_key) of a payload as `provider`'s receiver got
+/// it, stored with the payload so that every processor keeps each customer's payloads in order.
+pub fn ordering_key_of(provider: &str, content_type: Option<&str>, body: &[u8]) -> String {
+    // Email is keyed by its receiver alone: its body (up to tens of megabytes) is not copied.
+    let body = if provider == email::PROVIDER {
+        Vec::new()
+    } else {
+        body.to_vec()
+    };
+    let payload = StoredPayload::new(0, provider.to_owned(), content_type.map(str::to_owned), body);
+    match for_payload(&payload) {
+        Some(channel) => channel.ordering_key(&payload),
+        None => UNACCEPTED_KEY.to_owned(),
+    }
+}
+
 /// How the processor handles one channel's payloads.
 pub trait InboundChannel: Send + Sync {
     /// A short name, for logs.

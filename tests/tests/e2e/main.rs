@@ -25,6 +25,7 @@ mod messaging;
 mod notes;
 mod oauth;
 mod observability;
+mod ordering;
 mod relay;
 mod roles;
 mod webhook_receivers;
