@@ -52,7 +52,12 @@ pub fn ordering_key_of(provider: &str, content_type: Option<&str>, body: &[u8]) 
     } else {
         body.to_vec()
     };
-    let payload = StoredPayload::new(0, provider.to_owned(), content_type.map(str::to_owned), body);
+    let payload = StoredPayload::new(
+        0,
+        provider.to_owned(),
+        content_type.map(str::to_owned),
+        body,
+    );
     match for_payload(&payload) {
         Some(channel) => channel.ordering_key(&payload),
         None => UNACCEPTED_KEY.to_owned(),
