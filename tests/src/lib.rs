@@ -459,6 +459,22 @@ pub struct Client {
     credential: Credential,
 }
 
+impl Client {
+    /// A client of the platform at `base_url` (a process started apart from any [`TestApp`])
+    /// with a bearer `token`.
+    pub fn remote(base_url: &str, token: &str) -> Client {
+        Client {
+            app_url: base_url.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            credential: Credential::Bearer(token.to_owned()),
+        }
+    }
+}
+
 /// A response with its JSON body (or the raw text under `"_text"` when it is not JSON).
 #[derive(Debug)]
 pub struct Response {

@@ -1,0 +1,326 @@
+//! Scale-out, proven with the real binary: two `gateway`, one `ingest` and three `worker`
+//! processes on one PostgreSQL database and one NATS server. Each customer's messages reach the
+//! inbox, the realtime stream and outgoing webhooks once and in order while a worker is killed
+//! with SIGKILL mid-burst; a conversation's replies reach the provider in the order they were
+//! queued; a token issued by one gateway works on the other.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use omnistream_tests::fake_meta::{signed, whatsapp_text_webhook, FakeMeta};
+use omnistream_tests::patience::Patience;
+use omnistream_tests::sse::SseClient;
+use omnistream_tests::webhook_receiver::Receiver;
+use omnistream_tests::{Client, TEST_ENCRYPTION_KEY, TEST_JWT_SECRET};
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_omnistream");
+const APP_SECRET: &str = "scale-out-meta-app-secret";
+const PHONE_NUMBER_ID: &str = "900000000000001";
+const CUSTOMERS: usize = 10;
+const MESSAGES: usize = 10;
+
+/// What every process of the deployment shares.
+struct Deployment {
+    database_url: String,
+    nats_prefix: String,
+    graph: String,
+    data_dir: tempfile::TempDir,
+}
+
+/// One running process and its address.
+struct Process {
+    child: Child,
+    url: String,
+}
+
+impl Deployment {
+    /// Starts `omnistream <role>` and waits until it answers its health check.
+    async fn start(&self, role: &str) -> Process {
+        let bind = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        let child = Command::new(BINARY)
+            .arg(role)
+            .env("DATABASE_URL", &self.database_url)
+            .env("NATS_URL", nats)
+            .env("NATS_PREFIX", &self.nats_prefix)
+            .env("JWT_SECRET", TEST_JWT_SECRET)
+            .env("ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
+            .env("BIND_ADDR", &bind)
+            .env("META_APP_SECRET", APP_SECRET)
+            .env("META_GRAPH_BASE_URL", &self.graph)
+            .env("OUTGOING_WEBHOOKS_ALLOW_PRIVATE", "true")
+            .env(
+                "OUTGOING_WEBHOOKS_RETRY_SCHEDULE",
+                "200ms,500ms,1s,2s,5s,5s,5s",
+            )
+            .env("DATABASE_MAX_CONNECTIONS", "8")
+            .env("OMNISTREAM_DATA_DIR", self.data_dir.path())
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let url = format!("http://{bind}");
+        let client = reqwest::Client::new();
+        let mut patience = Patience::new(Duration::from_secs(60));
+        loop {
+            let health = client.get(format!("{url}/api/health")).send().await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return Process { child, url };
+            }
+            assert!(
+                patience.progressing(()),
+                "omnistream {role} never became healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Posts one customer message to the ingest process, signed as Meta signs it.
+async fn post_message(http: &reqwest::Client, ingest: &str, customer: usize, n: usize) {
+    let webhook = whatsapp_text_webhook(
+        PHONE_NUMBER_ID,
+        &format!("62819000{customer:02}"),
+        &format!("Customer {customer}"),
+        &format!("wamid.S{customer}.{n}"),
+        &format!("{customer}:{n:02}"),
+        chrono::Utc::now().timestamp(),
+    );
+    let (body, signature) = signed(APP_SECRET, &webhook);
+    let response = http
+        .post(format!("{ingest}/webhooks/meta"))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "acknowledged");
+}
+
+/// The texts of `events`' customer messages, per customer, in the order given.
+fn per_customer<'a>(texts: impl IntoIterator<Item = &'a str>) -> HashMap<String, Vec<String>> {
+    let mut by_customer: HashMap<String, Vec<String>> = HashMap::new();
+    for text in texts {
+        let (customer, _) = text.split_once(':').unwrap();
+        by_customer
+            .entry(customer.to_owned())
+            .or_default()
+            .push(text.to_owned());
+    }
+    by_customer
+}
+
+/// Every customer's messages, each once, in the order they were sent.
+fn assert_complete_and_ordered(what: &str, by_customer: &HashMap<String, Vec<String>>) {
+    assert_eq!(by_customer.len(), CUSTOMERS, "{what}: every customer");
+    for (customer, texts) in by_customer {
+        let expected: Vec<String> = (0..MESSAGES)
+            .map(|n| format!("{customer}:{n:02}"))
+            .collect();
+        assert_eq!(
+            texts, &expected,
+            "{what}: customer {customer}, once each, in order"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_gateways_one_ingest_and_three_workers_keep_every_customer_in_order_through_a_kill() {
+    let fake = FakeMeta::start().await;
+    let deployment = Deployment {
+        database_url: omnistream_tests::create_test_database().await,
+        nats_prefix: format!("scale_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        graph: fake.base_url.clone(),
+        data_dir: tempfile::tempdir().unwrap(),
+    };
+    // The first process migrates the database; the others then start on it.
+    let gateway_a = deployment.start("gateway").await;
+    let gateway_b = deployment.start("gateway").await;
+    let ingest = deployment.start("ingest").await;
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        workers.push(deployment.start("worker").await);
+    }
+
+    // Registered on one gateway, the token works on the other.
+    let anonymous = reqwest::Client::new();
+    let registered: Value = anonymous
+        .post(format!("{}/api/auth/register", gateway_a.url))
+        .json(&json!({"organization_name": "Scale", "name": "Admin",
+                      "email": "admin@scale.example", "password": "password123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["token"].as_str().expect("a token").to_owned();
+    let api_a = Client::remote(&gateway_a.url, &token);
+    let api_b = Client::remote(&gateway_b.url, &token);
+    let account = api_b
+        .post(
+            "/api/integrations/accounts",
+            json!({"channel": "whatsapp", "is_active": true, "display_name": "Line",
+                   "config": {"phone_number_id": PHONE_NUMBER_ID, "waba_id": "100000000000090",
+                              "access_token": "EAAG-secret-access-token-9000"}}),
+        )
+        .await;
+    assert_eq!(account.status, 201, "{}", account.body);
+    let receiver = Receiver::start().await;
+    receiver.subscribe(&api_a, &["message.received"]).await;
+    let mut stream = SseClient::connect(&gateway_b.url, &token, None).await;
+
+    // Ten customers write ten messages each, one after the other per customer, all customers
+    // at once; a worker dies with SIGKILL a third of the way in.
+    let http = reqwest::Client::new();
+    let burst = (0..CUSTOMERS).map(|customer| {
+        let (http, ingest) = (http.clone(), ingest.url.clone());
+        async move {
+            for n in 0..MESSAGES {
+                post_message(&http, &ingest, customer, n).await;
+            }
+        }
+    });
+    let burst = tokio::spawn(futures::future::join_all(burst));
+    let pool = sqlx::PgPool::connect(&deployment.database_url)
+        .await
+        .unwrap();
+    let mut patience = Patience::new(Duration::from_secs(30));
+    loop {
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM inbound_webhooks")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if stored as usize >= CUSTOMERS * MESSAGES / 3 {
+            break;
+        }
+        assert!(patience.progressing(stored), "the burst stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    workers[0].child.start_kill().unwrap();
+    workers[0].child.wait().await.unwrap();
+    burst.await.unwrap();
+
+    // The inbox: every conversation's history holds its customer's messages once, in order.
+    let mut patience = Patience::new(Duration::from_secs(60));
+    let recorded = loop {
+        let texts = recorded_messages(&api_a).await;
+        if texts.len() >= CUSTOMERS * MESSAGES {
+            break texts;
+        }
+        assert!(
+            patience.progressing(texts.len()),
+            "the inbox stalled at {} messages",
+            texts.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_complete_and_ordered("inbox", &per_customer(recorded.iter().map(String::as_str)));
+
+    // The realtime stream of the other gateway.
+    let mut streamed = Vec::new();
+    while streamed.len() < CUSTOMERS * MESSAGES {
+        let event = stream
+            .next(Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("the stream stalled after {} messages", streamed.len()));
+        if event.event.as_deref() == Some("message.received") {
+            streamed.push(event.data["data"]["content"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_complete_and_ordered("stream", &per_customer(streamed.iter().map(String::as_str)));
+
+    // Outgoing webhooks: each event delivered once, each customer's in order.
+    let received = receiver
+        .wait_until("every message.received", |r| {
+            r.iter().filter(|e| e.ok).count() >= CUSTOMERS * MESSAGES
+        })
+        .await;
+    let delivered: Vec<&str> = received
+        .iter()
+        .filter(|r| r.ok)
+        .map(|r| r.body["data"]["content"].as_str().unwrap())
+        .collect();
+    assert!(received.iter().all(|r| r.verified), "signed");
+    assert_complete_and_ordered("webhooks", &per_customer(delivered));
+
+    // Replies: a burst on one conversation reaches Meta in the order the log queued it, with
+    // two workers' senders competing for it.
+    let conversations = api_b.get("/api/conversations?per_page=1").await.body;
+    let id = conversations["data"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/conversations/{id}/messages");
+    let replies = (0..20).map(|n| {
+        let (api, path) = (if n % 2 == 0 { &api_a } else { &api_b }, path.clone());
+        async move {
+            let sent = api
+                .post(&path, json!({"content": format!("reply {n:02}")}))
+                .await;
+            assert_eq!(sent.status, 201, "{}", sent.body);
+        }
+    });
+    futures::future::join_all(replies).await;
+    let queued: Vec<String> = api_a
+        .get(&format!("/api/conversations/{id}/events?per_page=100"))
+        .await
+        .body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "OutboundMessageQueued")
+        .map(|e| {
+            e["payload"]["OutboundMessageQueued"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let sent: Vec<String> = fake
+        .wait_for_messages(20, Duration::from_secs(30))
+        .await
+        .iter()
+        .map(|r| r.body["text"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        sent, queued,
+        "replies reach Meta in the conversation's order, once each"
+    );
+
+    for process in [gateway_a, gateway_b, ingest].into_iter().chain(workers) {
+        drop(process);
+    }
+}
+
+/// The customer messages of every conversation, each conversation's in the order its history
+/// recorded them.
+async fn recorded_messages(api: &Client) -> Vec<String> {
+    let list = api.get("/api/conversations?per_page=100").await.body;
+    let mut texts = Vec::new();
+    for conversation in list["data"].as_array().into_iter().flatten() {
+        let id = conversation["id"].as_str().unwrap();
+        let history = api
+            .get(&format!("/api/conversations/{id}/events?per_page=100"))
+            .await
+            .body;
+        texts.extend(
+            history["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["event_type"] == "InboundMessageReceived")
+                .filter_map(|e| inbound_text(&e["payload"]["InboundMessageReceived"])),
+        );
+    }
+    texts
+}
+
+/// The text of a received message.
+fn inbound_text(received: &Value) -> Option<String> {
+    received["content"]["content"].as_str().map(str::to_owned)
+}
