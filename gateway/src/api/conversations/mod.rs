@@ -24,17 +24,7 @@ pub use dto::{check_tags, ConversationWithContact};
 pub(crate) use commands::{command_context, service_error};
 pub(crate) use read::{load_visible, viewer, wait_for_inbox};
 
-use omnistream_projections::inbox::queries::push_visible_to;
-use sqlx::{Postgres, QueryBuilder};
-
 use crate::app::AppState;
-use crate::http::auth::Caller;
-
-/// Restricts `c` to the conversations `caller` may see, for the inbox resources that still
-/// build their own SQL until they read through `projections::inbox::queries`.
-pub(crate) fn push_visibility(builder: &mut QueryBuilder<'_, Postgres>, caller: &Caller) {
-    push_visible_to(builder, caller.tenant_id, viewer(caller));
-}
 
 /// Routes of the Conversations and Transfers tags and the conversation extensions.
 pub fn router() -> OpenApiRouter<AppState> {
