@@ -1,5 +1,4 @@
-//! The response row and the query of the Activity Logs tag, and the `from`/`to` filter values
-//! it shares with the message search.
+//! The response row and the query of the Activity Logs tag, and their validation.
 
 use chrono::{DateTime, Utc};
 use omnistream_projections::sql::{TimeBound, TimeRange};
@@ -48,7 +47,7 @@ pub struct ActivityLogQuery {
 
 /// Reads a `from`/`to` filter value: an RFC 3339 timestamp or a `YYYY-MM-DD` date; anything
 /// else is a violation of `field`.
-pub fn parse_time_bound(
+fn parse_time_bound(
     violations: &mut Violations,
     field: &str,
     raw: &Option<String>,

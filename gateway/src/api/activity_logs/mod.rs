@@ -19,9 +19,8 @@ use crate::app::AppState;
 use crate::http::auth::{Caller, RequestOrigin};
 use handlers::*;
 
-pub use dto::{parse_time_bound, ActivityLog, ActivityLogQuery};
+pub use dto::{ActivityLog, ActivityLogQuery};
 pub use omnistream_commands::audit::{record, Activity, Actor};
-pub use store::push_time_bound;
 
 /// An API caller as the actor of an activity row: its agent and the request's origin.
 impl<'a> From<&'a Caller> for Actor<'a> {

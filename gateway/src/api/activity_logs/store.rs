@@ -2,35 +2,12 @@
 //! (Rows are written by [`omnistream_commands::audit::record`], in each change's transaction.)
 
 use omnistream_domain::TenantId;
-use omnistream_projections::sql::{TimeBound, TimeRange};
+use omnistream_projections::sql::TimeRange;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::dto::{ActivityLog, ActivityLogQuery};
 use crate::http::error::Result;
 use crate::http::extract::{fetch_page, PageRequest, Paginated};
-
-/// Adds ` AND <column> …` for one end of a time filter; dates are read in the tenant's
-/// timezone. (The message search's filter; new code uses [`TimeRange::push`] directly.)
-pub fn push_time_bound(
-    query: &mut QueryBuilder<'_, Postgres>,
-    column: &'static str,
-    bound: &TimeBound,
-    is_upper: bool,
-    tenant: TenantId,
-) {
-    let range = if is_upper {
-        TimeRange {
-            from: None,
-            to: Some(*bound),
-        }
-    } else {
-        TimeRange {
-            from: Some(*bound),
-            to: None,
-        }
-    };
-    range.push(query, column, tenant);
-}
 
 /// One page of the tenant's rows matching `query`, newest first.
 pub(super) async fn page(
