@@ -23,6 +23,7 @@ use crate::conversation::expire::ExpiryWorker;
 use crate::conversation::ConversationDeps;
 use crate::infra::media::{MediaLinks, MediaStore};
 use crate::infra::secrets::SecretBox;
+use crate::infra::wakeup::Wakeups;
 use crate::store::ConversationService;
 use crate::webhooks::fanout::{Dispatcher, StoredEvents};
 use crate::webhooks::sender::WebhookSender;
@@ -85,6 +86,8 @@ pub struct Deps {
     pub nats_prefix: String,
     /// Where the webhook dispatcher reads each relayed event back from (the read side's log).
     pub stored_events: Arc<dyn StoredEvents>,
+    /// Wakes the workers when their queues get work.
+    pub wakeups: Wakeups,
 }
 
 /// Every worker of this crate.
@@ -115,6 +118,7 @@ pub fn all(deps: &Deps) -> Vec<Box<dyn Worker>> {
             adapters: Arc::new(adapters),
             media: deps.media.clone(),
             media_links: deps.media_links.clone(),
+            wakeups: deps.wakeups.clone(),
         }),
         Box::new(InstagramTokenRefresher {
             pool: deps.pool.clone(),

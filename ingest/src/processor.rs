@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use omnistream_commands::channels::email::reply_address::ReplyTokens;
 use omnistream_commands::infra::media::MediaStore;
+use omnistream_commands::infra::wakeup::{self, Wakeups};
 use omnistream_commands::store::{ContactService, ConversationService};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,8 @@ const BATCH: i64 = 200;
 const BATCH_BYTES: i64 = 64 * 1024 * 1024;
 /// Ordering groups (see [`InboundChannel::ordering_key`]) processed at once.
 const CONCURRENCY: usize = 8;
+/// The longest pause with nothing to do: a stored payload wakes the processor at once.
+const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Attempts before a payload is parked as `failed`.
 const MAX_ATTEMPTS: i32 = 10;
 /// The advisory lock that makes claims one at a time across processors (see
@@ -39,6 +42,8 @@ pub struct InboundProcessor {
     pub media: MediaStore,
     /// Checks the conversation tokens of email reply addresses.
     pub reply_tokens: ReplyTokens,
+    /// Wakes the processor when payloads are stored (else it polls every half second).
+    pub wakeups: Wakeups,
 }
 
 #[derive(sqlx::FromRow)]
@@ -60,9 +65,16 @@ struct Inbound {
 impl InboundProcessor {
     /// Processes payloads until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut wakeup = self.wakeups.subscribe(wakeup::INBOUND);
         loop {
             let pause = match self.process_due().await {
-                Ok(0) => Duration::from_millis(25),
+                Ok(0) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = wakeup.wait(IDLE_POLL) => {}
+                    }
+                    continue;
+                }
                 Ok(_) => Duration::ZERO,
                 Err(error) => {
                     tracing::warn!(%error, "inbound round failed");

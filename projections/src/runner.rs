@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use omnistream_commands::infra::wakeup::Wakeup;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +16,7 @@ use crate::Projector;
 pub struct ProjectorSettings {
     /// Events applied per transaction.
     pub batch_size: i64,
-    /// Pause when the log has nothing new.
+    /// The longest pause when the log has nothing new: new events wake the loop at once.
     pub idle_poll: Duration,
 }
 
@@ -23,7 +24,7 @@ impl Default for ProjectorSettings {
     fn default() -> Self {
         Self {
             batch_size: 500,
-            idle_poll: Duration::from_millis(50),
+            idle_poll: Duration::from_millis(500),
         }
     }
 }
@@ -126,11 +127,13 @@ pub async fn catch_up_once(
 }
 
 /// Tails the log for one projector until `shutdown` is cancelled. Catch-up and live updates are
-/// the same loop: full batches are followed at once, an empty log is polled.
+/// the same loop: full batches are followed at once; otherwise it waits for `wakeup` (new
+/// events) or, at the longest, the idle poll.
 pub async fn run_projector(
     pool: PgPool,
     projector: Arc<dyn Projector>,
     settings: ProjectorSettings,
+    mut wakeup: Wakeup,
     shutdown: CancellationToken,
 ) {
     let mut failures: u32 = 0;
@@ -145,7 +148,11 @@ pub async fn run_projector(
                 if applied == 0 {
                     metrics::gauge!("omnistream_projection_lag_seconds", "projection" => projector.name()).set(0.0);
                 }
-                settings.idle_poll
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = wakeup.wait(settings.idle_poll) => {}
+                }
+                continue;
             }
             Err(error) => {
                 failures = failures.saturating_add(1);

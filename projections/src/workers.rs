@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use omnistream_commands::infra::wakeup::{self, Wakeups};
 use omnistream_commands::workers::Worker;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +18,7 @@ omnistream_commands::worker!(NatsRelay, "nats relay");
 struct ProjectorRunner {
     pool: PgPool,
     projector: Arc<dyn Projector>,
+    wakeups: Wakeups,
 }
 
 #[async_trait]
@@ -30,6 +32,7 @@ impl Worker for ProjectorRunner {
             self.pool,
             self.projector,
             ProjectorSettings::default(),
+            self.wakeups.subscribe(wakeup::EVENTS),
             stop,
         )
         .await
@@ -50,12 +53,17 @@ impl Worker for StatisticsKeeper {
     }
 }
 
-/// Every worker of the read side. The relay is left out (with an error logged) when the NATS
-/// prefix is unusable.
-pub fn all(pool: &PgPool, nats: &async_nats::Client, nats_prefix: &str) -> Vec<Box<dyn Worker>> {
+/// Every worker of the read side, woken by `wakeups` when events arrive. The relay is left out
+/// (with an error logged) when the NATS prefix is unusable.
+pub fn all(
+    pool: &PgPool,
+    nats: &async_nats::Client,
+    nats_prefix: &str,
+    wakeups: &Wakeups,
+) -> Vec<Box<dyn Worker>> {
     let mut workers: Vec<Box<dyn Worker>> = Vec::new();
     match NatsRelay::new(pool.clone(), nats.clone(), nats_prefix) {
-        Ok(relay) => workers.push(Box::new(relay)),
+        Ok(relay) => workers.push(Box::new(relay.woken_by(wakeups.clone()))),
         Err(error) => tracing::error!(%error, "the NATS relay cannot start"),
     }
     workers.push(Box::new(StatisticsKeeper(pool.clone())));
@@ -63,6 +71,7 @@ pub fn all(pool: &PgPool, nats: &async_nats::Client, nats_prefix: &str) -> Vec<B
         workers.push(Box::new(ProjectorRunner {
             pool: pool.clone(),
             projector,
+            wakeups: wakeups.clone(),
         }));
     }
     workers

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::{ChannelAdapter, OutboundAttachment, OutboundDelivery, SendOutcome};
 use crate::infra::media::{stored_media_id, MediaLinks, MediaStore};
 use crate::infra::secrets::SecretBox;
+use crate::infra::wakeup::{self, Wakeups};
 use crate::store::{CommandContext, CommandError, ConversationService};
 
 /// Jobs claimed per round, at most.
@@ -52,6 +53,8 @@ pub struct OutboundSender {
     pub media: MediaStore,
     /// Signs the public links Meta fetches stored media from.
     pub media_links: MediaLinks,
+    /// Wakes the sender when jobs are queued (else it polls every half second).
+    pub wakeups: Wakeups,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -83,6 +86,7 @@ impl OutboundSender {
     /// Sends due jobs until `shutdown` is cancelled, [`MAX_IN_FLIGHT`] at most at once.
     pub async fn run(self, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut wakeup = self.wakeups.subscribe(wakeup::OUTBOUND);
         loop {
             // While every slot is taken, wait for one instead of polling.
             tokio::select! {
@@ -91,7 +95,14 @@ impl OutboundSender {
             }
             let free = slots.available_permits().min(BATCH);
             let pause = match self.claim(free, None).await {
-                Ok(jobs) if jobs.is_empty() => Duration::from_millis(50),
+                Ok(jobs) if jobs.is_empty() => {
+                    // Queued jobs wake the sender; retries coming due are found by the poll.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = wakeup.wait(Duration::from_millis(250)) => {}
+                    }
+                    continue;
+                }
                 Ok(jobs) => {
                     for job in jobs {
                         let Ok(permit) = slots.clone().acquire_owned().await else {

@@ -1,6 +1,8 @@
 //! Infrastructure the features share: sealing and signing secrets ([`secrets`]), the media store
-//! and its signed links ([`media`]), and per-key send pacing ([`pacing`]).
+//! and its signed links ([`media`]), per-key send pacing ([`pacing`]), and wake-ups for the
+//! stages that wait for work ([`wakeup`]).
 
 pub mod media;
 pub mod pacing;
 pub mod secrets;
+pub mod wakeup;

@@ -184,7 +184,8 @@ impl Application {
 
     /// Serves requests and runs the workers until the shutdown token is cancelled.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let workers = workers::start(&self.state, self.roles, self.reply_tokens(), &self.shutdown);
+        let workers =
+            workers::start(&self.state, self.roles, self.reply_tokens(), &self.shutdown).await;
         let limits = self
             .state
             .config

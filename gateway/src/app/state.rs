@@ -93,13 +93,6 @@ pub struct Telemetry {
     pub metrics: PrometheusHandle,
 }
 
-impl AppState {
-    /// Waits for the unauthenticated endpoints' share of the pool (see [`AuthKeys`]).
-    pub async fn public_share(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.auth.public_share().await
-    }
-}
-
 impl FromRef<AppState> for MediaStore {
     fn from_ref(state: &AppState) -> Self {
         state.conversation.media.clone()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use omnistream_commands::channels::email::reply_address::ReplyTokens;
+use omnistream_commands::infra::wakeup::{self, Wakeups};
 use omnistream_ingest::InboundProcessor;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -15,13 +16,15 @@ use crate::api::outgoing_webhooks;
 use crate::app::{AppState, Roles};
 
 /// Starts what `roles` asks for; each task ends once `shutdown` is cancelled.
-pub fn start(
+pub async fn start(
     state: &AppState,
     roles: Roles,
     reply_tokens: ReplyTokens,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    // One listener connection wakes every stage of this process.
+    let wakeups = Wakeups::listen(state.pool.clone(), shutdown.clone()).await;
     if roles.worker {
         let deps = omnistream_commands::workers::Deps {
             pool: state.pool.clone(),
@@ -42,6 +45,7 @@ pub fn start(
             nats: state.telemetry.nats.clone(),
             nats_prefix: state.config.nats_prefix.clone(),
             stored_events: Arc::new(outgoing_webhooks::StoredEventLog(state.pool.clone())),
+            wakeups: wakeups.clone(),
         };
         let inbound = InboundProcessor {
             pool: state.pool.clone(),
@@ -49,6 +53,7 @@ pub fn start(
             contacts: state.contacts.clone(),
             media: state.conversation.media.clone(),
             reply_tokens: reply_tokens.clone(),
+            wakeups: wakeups.clone(),
         };
         let registered = omnistream_ingest::workers::all(inbound)
             .into_iter()
@@ -57,6 +62,7 @@ pub fn start(
                 &state.pool,
                 &state.telemetry.nats,
                 &state.config.nats_prefix,
+                &wakeups,
             ));
         for worker in registered {
             tracing::debug!(worker = worker.name(), "starting");
@@ -64,12 +70,11 @@ pub fn start(
         }
     }
     if roles.api {
-        workers.push(tokio::spawn(
-            state
-                .stream_hub
-                .clone()
-                .run(state.pool.clone(), shutdown.clone()),
-        ));
+        workers.push(tokio::spawn(state.stream_hub.clone().run(
+            state.pool.clone(),
+            wakeups.subscribe(wakeup::EVENTS),
+            shutdown.clone(),
+        )));
         let pool = state.pool.clone();
         let stop = shutdown.clone();
         workers.push(tokio::spawn(async move {

@@ -9,6 +9,7 @@
 //! after a crash is deduplicated by the stream within its duplicate window. If NATS is down,
 //! nothing is lost: the relay resumes from its checkpoint.
 
+use omnistream_commands::infra::wakeup::{self, Wakeups};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
@@ -32,6 +33,7 @@ pub struct NatsRelay {
     pool: PgPool,
     jetstream: jetstream::Context,
     prefix: String,
+    wakeups: Wakeups,
 }
 
 /// The JetStream stream name for a prefix: `<PREFIX>_EVENTS`.
@@ -58,7 +60,13 @@ impl NatsRelay {
             pool,
             jetstream: jetstream::new(client),
             prefix: prefix.to_owned(),
+            wakeups: Wakeups::polling(),
         })
+    }
+
+    /// The relay, woken by `wakeups` when events arrive instead of only polling.
+    pub fn woken_by(self, wakeups: Wakeups) -> Self {
+        Self { wakeups, ..self }
     }
 
     /// Creates the stream when it does not exist yet.
@@ -110,18 +118,17 @@ impl NatsRelay {
         if !leader {
             return Ok(());
         }
+        let mut wakeup = self.wakeups.subscribe(wakeup::EVENTS);
         let outcome = async {
             self.ensure_stream().await?;
             loop {
                 let published = self.relay_batch(&mut conn).await?;
-                let pause = if published as i64 >= BATCH {
-                    Duration::ZERO
-                } else {
-                    Duration::from_millis(50)
-                };
+                if published as i64 >= BATCH && !shutdown.is_cancelled() {
+                    continue;
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => return anyhow::Ok(()),
-                    _ = tokio::time::sleep(pause) => {}
+                    _ = wakeup.wait(Duration::from_millis(500)) => {}
                 }
             }
         }

@@ -28,6 +28,7 @@ mod observability;
 mod ordering;
 mod relay;
 mod roles;
+mod wakeups;
 mod webhook_receivers;
 mod webhooks;
 mod whatsapp;

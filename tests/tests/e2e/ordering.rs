@@ -4,6 +4,7 @@
 
 use omnistream_commands::channels::email::reply_address::ReplyTokens;
 use omnistream_commands::infra::media::MediaStore;
+use omnistream_commands::infra::wakeup::Wakeups;
 use omnistream_commands::store::{ContactService, ConversationService};
 use omnistream_gateway::app::Roles;
 use omnistream_ingest::InboundProcessor;
@@ -24,6 +25,7 @@ fn processor(app: &TestApp) -> InboundProcessor {
         contacts: ContactService::new(app.pool.clone()),
         media: MediaStore::new(app.pool.clone(), &app.data_dir),
         reply_tokens: ReplyTokens::new([7; 32]),
+        wakeups: Wakeups::polling(),
     }
 }
 

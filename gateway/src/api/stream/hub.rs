@@ -7,6 +7,7 @@
 //! became visible after the stream's last empty read is published after the subscription. A
 //! stream that falls behind the hub's buffer catches up from the database again.
 
+use omnistream_commands::infra::wakeup::Wakeup;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,12 +60,19 @@ impl StreamHub {
     /// Tails the log until `stop`. It reads on whether or not a stream listens: a hub that
     /// paused and restarted at the head could skip what committed between a stream's last
     /// catch-up read and its own restart.
-    pub async fn run(self, pool: PgPool, stop: CancellationToken) {
+    /// New events wake it at once (`wakeup`); it polls every half second besides.
+    pub async fn run(self, pool: PgPool, mut wakeup: Wakeup, stop: CancellationToken) {
         let mut cursor: Option<LogCursor> = None;
         loop {
             let pause = match self.publish_next(&pool, &mut cursor).await {
                 Ok(true) => Duration::ZERO,
-                Ok(false) => Duration::from_millis(100),
+                Ok(false) => {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = wakeup.wait(Duration::from_millis(500)) => {}
+                    }
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "the realtime hub could not read the log");
                     Duration::from_secs(1)
