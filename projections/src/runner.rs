@@ -193,20 +193,8 @@ async fn try_wait_until_applied(
     aggregate_id: &str,
     patience: Duration,
 ) -> anyhow::Result<()> {
-    let target: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT transaction_id::text::bigint, global_position FROM events
-         WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1",
-    )
-    .bind(aggregate_type)
-    .bind(aggregate_id)
-    .fetch_optional(pool)
-    .await?;
-    let Some((transaction_id, position)) = target else {
+    let Some(target) = crate::log::stream_head(pool, aggregate_type, aggregate_id).await? else {
         return Ok(());
-    };
-    let target = LogCursor {
-        transaction_id,
-        position,
     };
     let deadline = tokio::time::Instant::now() + patience;
     loop {

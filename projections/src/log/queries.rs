@@ -129,6 +129,27 @@ pub async fn find_event(
     .await
 }
 
+/// Where the latest event of a stream sits in the log (`None` for an empty stream): what a
+/// read model must have passed to show the stream's last write.
+pub async fn stream_head(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Option<LogCursor>, sqlx::Error> {
+    let head: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text::bigint, global_position FROM events
+         WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(head.map(|(transaction_id, position)| LogCursor {
+        transaction_id,
+        position,
+    }))
+}
+
 /// How many events the stream has.
 pub async fn stream_len(
     pool: &PgPool,
