@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use omnistream_commands::channels::email::reply_address::ReplyTokens;
 use omnistream_commands::infra::media::MediaStore;
+use omnistream_commands::infra::stages::{self, Stage};
 use omnistream_commands::infra::wakeup::{self, Wakeups};
 use omnistream_commands::store::{ContactService, ConversationService};
 use sqlx::PgPool;
@@ -49,6 +51,7 @@ pub struct InboundProcessor {
 #[derive(sqlx::FromRow)]
 struct Claimed {
     id: i64,
+    received_at: DateTime<Utc>,
     provider: String,
     content_type: Option<String>,
     body: Vec<u8>,
@@ -58,6 +61,7 @@ struct Claimed {
 /// A claimed payload with the channel that accepts it, if any.
 struct Inbound {
     attempts: i32,
+    received_at: DateTime<Utc>,
     payload: StoredPayload,
     channel: Option<&'static dyn InboundChannel>,
 }
@@ -115,7 +119,7 @@ impl InboundProcessor {
                                                         AND earlier.id < w.id AND earlier.next_attempt_at > now())
                                     ORDER BY w.id LIMIT $1 FOR UPDATE SKIP LOCKED) due) sized
                           WHERE before < $2)
-             RETURNING id, provider, content_type, body, attempts",
+             RETURNING id, received_at, provider, content_type, body, attempts",
         )
         .bind(BATCH)
         .bind(BATCH_BYTES)
@@ -127,6 +131,7 @@ impl InboundProcessor {
             let payload = StoredPayload::new(row.id, row.provider, row.content_type, row.body);
             Inbound {
                 attempts: row.attempts,
+                received_at: row.received_at,
                 channel: channels::for_payload(&payload),
                 payload,
             }
@@ -165,6 +170,7 @@ impl InboundProcessor {
     async fn settle(&self, inbound: Inbound) -> anyhow::Result<Settled> {
         let Inbound {
             attempts,
+            received_at,
             payload,
             channel,
         } = inbound;
@@ -174,6 +180,9 @@ impl InboundProcessor {
             Some(channel) => channel.handle(self, payload).await,
             None => Ok(channels::unaccepted(&payload)),
         };
+        if matches!(outcome, Ok(Disposition::Processed)) {
+            stages::record_since(Stage::Appended, received_at);
+        }
         let (status, error, retry) = match outcome {
             Ok(Disposition::Processed) => ("processed", None, false),
             Ok(Disposition::Ignored(reason)) => ("ignored", Some(reason), false),
@@ -237,6 +246,7 @@ mod tests {
         let payload = StoredPayload::new(id, provider.into(), None, body.as_bytes().to_vec());
         Inbound {
             attempts: 1,
+            received_at: Utc::now(),
             channel: channels::for_payload(&payload),
             payload,
         }

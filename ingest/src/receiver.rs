@@ -9,6 +9,7 @@
 //! the body reading, the admission limits and the store, and what differs per channel is short;
 //! the parsing itself is in [`crate::channels`].
 
+use omnistream_commands::infra::stages::{self, Stage};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -330,6 +331,7 @@ async fn store_once(
     body: &[u8],
     token: Option<&MailgunToken>,
 ) -> Result<(), StoreRefusal> {
+    let admitted_at = std::time::Instant::now();
     let Ok(_admitted) = state.storing.try_acquire() else {
         return Err(StoreRefusal::Unavailable(overloaded(
             "too many webhooks at once; retry",
@@ -362,9 +364,11 @@ async fn store_once(
     .bind(content_type)
     .bind(ordering_key)
     .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)
+    .await
+    .map_err(unavailable)?;
+    tx.commit().await.map_err(unavailable)?;
+    stages::record(Stage::Stored, admitted_at.elapsed());
+    Ok(())
 }
 
 /// Records a Mailgun token as used until its signature's window has passed; `false` when it

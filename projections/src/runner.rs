@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use omnistream_commands::infra::stages;
 use omnistream_commands::infra::wakeup::Wakeup;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -120,6 +121,9 @@ pub async fn catch_up_once(
     .await?;
     let lag = (Utc::now() - last.recorded_at).num_milliseconds().max(0) as f64 / 1000.0;
     tx.commit().await?;
+    for event in &events {
+        stages::record_projected(projector.name(), event.recorded_at);
+    }
     metrics::counter!("omnistream_projection_events_applied_total", "projection" => projector.name())
         .increment(events.len() as u64);
     metrics::gauge!("omnistream_projection_lag_seconds", "projection" => projector.name()).set(lag);

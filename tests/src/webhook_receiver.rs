@@ -128,7 +128,19 @@ impl Receiver {
         what: &str,
         accept: impl Fn(&[Received]) -> bool,
     ) -> Vec<Received> {
-        let mut patience = crate::patience::Patience::new(Duration::from_secs(30));
+        self.wait_until_within(what, Duration::from_secs(30), accept)
+            .await
+    }
+
+    /// Like [`Self::wait_until`], giving up after `stall` without a new attempt (longer when a
+    /// killed sender's leases must run out first).
+    pub async fn wait_until_within(
+        &self,
+        what: &str,
+        stall: Duration,
+        accept: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let mut patience = crate::patience::Patience::new(stall);
         loop {
             let received = self.received().await;
             if accept(&received) {

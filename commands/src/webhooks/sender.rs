@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::infra::secrets::SecretBox;
+use crate::infra::stages::{self, Stage};
 use crate::webhooks::wire::attempt;
 
 /// How the relay publishes an event (see `projections::relay`): only its identity is used; the
@@ -21,6 +22,8 @@ use crate::webhooks::wire::attempt;
 #[derive(Debug, sqlx::FromRow)]
 struct DueDelivery {
     id: Uuid,
+    /// When the dispatcher queued it.
+    created_at: chrono::DateTime<chrono::Utc>,
     tenant_id: Uuid,
     webhook_id: Uuid,
     event_id: String,
@@ -200,7 +203,7 @@ impl WebhookSender {
              UPDATE webhook_deliveries d SET next_retry_at = now() + interval '60 seconds'
              FROM due, outgoing_webhooks w
              WHERE d.id = due.id AND w.id = d.webhook_id
-             RETURNING d.id, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.payload, d.ordering_key, d.order_seq, d.source_event,
+             RETURNING d.id, d.created_at, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.payload, d.ordering_key, d.order_seq, d.source_event,
                        d.attempt, w.url, w.secret,
                        CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret, w.headers",
         )
@@ -261,6 +264,7 @@ impl WebhookSender {
         .await;
         let duration_ms = outcome.duration.as_millis().min(i32::MAX as u128) as i32;
         if outcome.succeeded() {
+            stages::record_since(Stage::Delivered, delivery.created_at);
             let success = Success {
                 id: delivery.id,
                 status: outcome.status.map_or(0, i32::from),

@@ -9,6 +9,7 @@
 //! after a crash is deduplicated by the stream within its duplicate window. If NATS is down,
 //! nothing is lost: the relay resumes from its checkpoint.
 
+use omnistream_commands::infra::stages::{self, Stage};
 use omnistream_commands::infra::wakeup::{self, Wakeups};
 use std::time::Duration;
 
@@ -190,6 +191,9 @@ impl NatsRelay {
                 .map_err(|e| anyhow::anyhow!("JetStream did not acknowledge: {e}"))?;
         }
         store_checkpoint(conn, RELAY_CHECKPOINT, last.cursor(), events.len() as i64).await?;
+        for event in &events {
+            stages::record_since(Stage::Published, event.recorded_at);
+        }
         metrics::counter!("omnistream_relay_events_published_total").increment(events.len() as u64);
         let lag = (chrono::Utc::now() - last.recorded_at)
             .num_milliseconds()

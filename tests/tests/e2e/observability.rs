@@ -314,3 +314,78 @@ async fn metric_labels_come_from_closed_sets_whatever_the_client_sends() {
     assert!(text.contains("method=\"other\""), "{text}");
     assert!(text.contains("route=\"unmatched\""), "{text}");
 }
+
+/// The samples of `omnistream_pipeline_stage_seconds` recorded for `stage` so far (the process
+/// shares one registry among the tests running in it, so tests compare before and after).
+async fn stage_count(app: &TestApp, stage: &str) -> u64 {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| {
+            line.starts_with("omnistream_pipeline_stage_seconds_count")
+                && line.contains(&format!("stage=\"{stage}\""))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn each_stage_of_the_pipeline_is_timed_in_the_metrics() {
+    let crate::whatsapp::Spine { app, admin, .. } = crate::whatsapp::spine("700000000000004").await;
+    let receiver = omnistream_tests::webhook_receiver::Receiver::start().await;
+    receiver
+        .subscribe(&admin.client(&app), &["message.received"])
+        .await;
+    let stages = ["stored", "appended", "projected", "published", "delivered"];
+    let mut before = Vec::new();
+    for stage in stages {
+        before.push(stage_count(&app, stage).await);
+    }
+    let webhook = omnistream_tests::fake_meta::whatsapp_text_webhook(
+        "700000000000004",
+        "6281700005",
+        "Customer",
+        "wamid.M1",
+        "timed",
+        chrono::Utc::now().timestamp(),
+    );
+    assert_eq!(
+        app.post_meta_webhook(&webhook).await.status(),
+        StatusCode::OK
+    );
+    receiver
+        .wait_until("the delivery", |r| r.iter().any(|e| e.ok))
+        .await;
+    for (stage, before) in stages.into_iter().zip(before) {
+        let mut patience =
+            omnistream_tests::patience::Patience::new(std::time::Duration::from_secs(20));
+        loop {
+            let now = stage_count(&app, stage).await;
+            if now > before {
+                break;
+            }
+            assert!(patience.progressing(now), "no `{stage}` sample recorded");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("omnistream_pipeline_stage_seconds_bucket{stage=\"stored\",le=\"0.001\"}"),
+        "a histogram with buckets"
+    );
+}
