@@ -338,7 +338,9 @@ async fn stage_count(app: &TestApp, stage: &str) -> u64 {
 
 #[tokio::test]
 async fn each_stage_of_the_pipeline_is_timed_in_the_metrics() {
-    let crate::whatsapp::Spine { app, admin, .. } = crate::whatsapp::spine("700000000000004").await;
+    // Its own NATS stream: the dispatcher of an app sharing one would take the events.
+    let (crate::whatsapp::Spine { app, admin, .. }, prefix) =
+        crate::webhooks::isolated_spine("700000000000004").await;
     let receiver = omnistream_tests::webhook_receiver::Receiver::start().await;
     receiver
         .subscribe(&admin.client(&app), &["message.received"])
@@ -388,4 +390,5 @@ async fn each_stage_of_the_pipeline_is_timed_in_the_metrics() {
         text.contains("omnistream_pipeline_stage_seconds_bucket{stage=\"stored\",le=\"0.001\"}"),
         "a histogram with buckets"
     );
+    crate::webhooks::drop_stream(&prefix).await;
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::whatsapp::{spine_with, Spine};
 
 /// A spine on a NATS prefix of its own (the dispatcher's durable consumer is per prefix).
-async fn isolated_spine(phone_number_id: &str) -> (Spine, String) {
+pub(crate) async fn isolated_spine(phone_number_id: &str) -> (Spine, String) {
     let prefix = format!("wh_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let configured = prefix.clone();
     let spine = spine_with(phone_number_id, move |config| {
@@ -21,7 +21,7 @@ async fn isolated_spine(phone_number_id: &str) -> (Spine, String) {
     (spine, prefix)
 }
 
-async fn drop_stream(prefix: &str) {
+pub(crate) async fn drop_stream(prefix: &str) {
     if let Ok(client) = async_nats::connect(nats_url()).await {
         let _ = async_nats::jetstream::new(client)
             .delete_stream(format!("{}_EVENTS", prefix.to_uppercase()))
