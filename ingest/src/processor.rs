@@ -23,8 +23,9 @@ const BATCH: i64 = 200;
 const BATCH_BYTES: i64 = 64 * 1024 * 1024;
 /// Ordering groups (see [`InboundChannel::ordering_key`]) processed at once.
 const CONCURRENCY: usize = 8;
-/// The longest pause with nothing to do: a stored payload wakes the processor at once.
-const IDLE_POLL: Duration = Duration::from_millis(500);
+/// The longest pause with nothing to do: a payload stored by this process wakes the processor
+/// at once; those stored by another ingest process are found by this poll.
+const IDLE_POLL: Duration = Duration::from_millis(25);
 /// Attempts before a payload is parked as `failed`.
 const MAX_ATTEMPTS: i32 = 10;
 /// The advisory lock that makes claims one at a time across processors (see

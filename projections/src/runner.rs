@@ -25,7 +25,7 @@ impl Default for ProjectorSettings {
     fn default() -> Self {
         Self {
             batch_size: 500,
-            idle_poll: Duration::from_millis(500),
+            idle_poll: Duration::from_millis(50),
         }
     }
 }

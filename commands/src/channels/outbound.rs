@@ -5,9 +5,8 @@
 //! Jobs are claimed with a short lease in a short transaction (never holding a transaction open
 //! across the network call, which would hold back every event-log reader). A conversation's
 //! messages reach the provider one after the other in the order they were queued, however many
-//! senders run: only the oldest unsettled job of a conversation can be claimed, claims are made
-//! one at a time (an advisory lock held by the claiming transaction), and the task that sent
-//! one goes on with the conversation's next. Up to [`MAX_IN_FLIGHT`] conversations are served
+//! senders run: only the oldest unsettled job of a conversation can be claimed, and the task
+//! that sent one goes on with the conversation's next. Up to [`MAX_IN_FLIGHT`] conversations are served
 //! at once. A crash between the provider's answer and `MarkSent` leaves the job to be retried
 //! when the lease runs out: the provider may then receive that message twice; nothing is ever
 //! lost.
@@ -38,8 +37,6 @@ pub const MAX_IN_FLIGHT: usize = 128;
 const LEASE_SECONDS: f64 = 60.0;
 /// Provider attempts before a retryable error counts as a failure.
 const MAX_ATTEMPTS: i32 = 8;
-/// The advisory lock that makes claims one at a time across senders.
-const CLAIM_LOCK: i64 = 0x6f6d_6e69_0000_0002;
 
 /// Everything the sender needs.
 #[derive(Clone)]
@@ -129,8 +126,10 @@ impl OutboundSender {
     }
 
     /// Claims up to `limit` due jobs (of `conversation` only, when given), hiding them from
-    /// other senders for the lease. Only the oldest unsettled job of a conversation is ever
-    /// claimable, and one claim runs at a time, so no two senders hold jobs of one conversation.
+    /// other senders for the lease. Only a conversation's oldest unsettled job is claimable,
+    /// leased or not, so no two senders ever hold jobs of one conversation: a later job becomes
+    /// claimable only once the one before it is settled and gone (and `SKIP LOCKED` keeps two
+    /// claims from taking the same head). No lock between claims is needed.
     async fn claim(
         &self,
         limit: usize,
@@ -139,12 +138,7 @@ impl OutboundSender {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut claim = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(CLAIM_LOCK)
-            .execute(&mut *claim)
-            .await?;
-        let jobs = sqlx::query_as(
+        Ok(sqlx::query_as(
             "UPDATE outbound_jobs SET next_attempt_at = now() + make_interval(secs => $1), attempts = attempts + 1
              WHERE message_id IN (
                  SELECT j.message_id FROM outbound_jobs j
@@ -157,10 +151,8 @@ impl OutboundSender {
         .bind(LEASE_SECONDS)
         .bind(limit as i64)
         .bind(conversation)
-        .fetch_all(&mut *claim)
-        .await?;
-        claim.commit().await?;
-        Ok(jobs)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Sends `job`, then the conversation's next jobs while they are due, one after the other.

@@ -129,7 +129,7 @@ impl NatsRelay {
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return anyhow::Ok(()),
-                    _ = wakeup.wait(Duration::from_millis(500)) => {}
+                    _ = wakeup.wait(Duration::from_millis(50)) => {}
                 }
             }
         }

@@ -1,5 +1,7 @@
-//! Wake-ups: PostgreSQL tells every listening process when a queue gets work, so stages wait
-//! for work instead of sleeping a fixed interval.
+//! Wake-ups: PostgreSQL tells every listening process when the outbound queue gets work (a
+//! projector batch at a time), so senders wait for work instead of sleeping a fixed interval.
+//! Stored webhooks and new events notify nobody: a NOTIFY per ack or per command serialises
+//! commits (migration 0016).
 
 use std::time::Duration;
 
@@ -23,7 +25,7 @@ async fn woken(wakeup: &mut Wakeup, what: &str) {
 }
 
 #[tokio::test]
-async fn stored_webhooks_new_events_and_queued_replies_wake_the_stages_that_work_them() {
+async fn a_queued_reply_wakes_the_senders_and_acks_and_commands_notify_nobody() {
     let Spine { app, admin, .. } = spine("700000000000003").await;
     let stop = CancellationToken::new();
     let wakeups = Wakeups::listen(app.pool.clone(), stop.clone()).await;
@@ -43,8 +45,6 @@ async fn stored_webhooks_new_events_and_queued_replies_wake_the_stages_that_work
         app.post_meta_webhook(&webhook).await.status(),
         StatusCode::OK
     );
-    woken(&mut inbound, "a stored webhook").await;
-    woken(&mut events, "the events it led to").await;
 
     let api = admin.client(&app);
     let inbox = app
@@ -59,5 +59,14 @@ async fn stored_webhooks_new_events_and_queued_replies_wake_the_stages_that_work
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     woken(&mut outbound, "a queued reply").await;
+    // Whatever the senders' wake-up did, the webhook's ack and its commands raised nothing:
+    // had they, these waits would return at once instead of after their fallback.
+    let started = tokio::time::Instant::now();
+    inbound.wait(Duration::from_millis(300)).await;
+    events.wait(Duration::from_millis(300)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "acks and commands notify nobody"
+    );
     stop.cancel();
 }

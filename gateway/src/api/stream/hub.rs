@@ -60,7 +60,8 @@ impl StreamHub {
     /// Tails the log until `stop`. It reads on whether or not a stream listens: a hub that
     /// paused and restarted at the head could skip what committed between a stream's last
     /// catch-up read and its own restart.
-    /// New events wake it at once (`wakeup`); it polls every half second besides.
+    /// Events appended by this process wake it at once (`wakeup`); it polls every 100 ms
+    /// besides.
     pub async fn run(self, pool: PgPool, mut wakeup: Wakeup, stop: CancellationToken) {
         let mut cursor: Option<LogCursor> = None;
         loop {
@@ -69,7 +70,7 @@ impl StreamHub {
                 Ok(false) => {
                     tokio::select! {
                         _ = stop.cancelled() => return,
-                        _ = wakeup.wait(Duration::from_millis(500)) => {}
+                        _ = wakeup.wait(Duration::from_millis(100)) => {}
                     }
                     continue;
                 }
