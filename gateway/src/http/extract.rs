@@ -240,6 +240,14 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// The rows this page covers, as the read-model queries take them.
+    pub fn window(&self) -> omnistream_projections::sql::Window {
+        omnistream_projections::sql::Window {
+            limit: self.limit(),
+            offset: self.offset(),
+        }
+    }
+
     /// Validates raw `page`/`per_page` (defaults 1 and `default_per_page`, `per_page` ≤ `max`).
     pub fn checked(
         page: Option<i64>,

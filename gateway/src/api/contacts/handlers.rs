@@ -9,7 +9,6 @@ use axum::Json;
 use omnistream_commands::contact;
 use omnistream_commands::store::ContactService;
 use omnistream_domain::{StreamId, TenantId};
-use omnistream_projections::sql::Window;
 use omnistream_projections::{contacts, inbox, InboxProjector};
 use serde_json::json;
 use sqlx::PgPool;
@@ -41,10 +40,7 @@ pub(super) async fn list_contacts(
         100,
         &mut Violations::default(),
     );
-    let window = Window {
-        limit: page.limit(),
-        offset: page.offset(),
-    };
+    let window = page.window();
     let found = contacts::queries::list(&pool, caller.tenant_id, &query.filter(), window).await?;
     let data = found.rows.into_iter().map(Into::into).collect();
     Ok(Json(Paginated::new(data, found.total, page)))
@@ -141,10 +137,7 @@ pub(super) async fn contact_conversations(
         100,
         &mut Violations::default(),
     );
-    let window = Window {
-        limit: page.limit(),
-        offset: page.offset(),
-    };
+    let window = page.window();
     let found = inbox::queries::list_visible(
         &pool,
         caller.tenant_id,

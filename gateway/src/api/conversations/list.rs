@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::Json;
 use omnistream_projections::inbox::queries;
-use omnistream_projections::sql::Window;
 use sqlx::PgPool;
 
 use super::dto::{ConversationListQuery, ConversationWithContact};
@@ -31,10 +30,7 @@ pub(super) async fn list_conversations(
         100,
         &mut Violations::default(),
     );
-    let window = Window {
-        limit: page.limit(),
-        offset: page.offset(),
-    };
+    let window = page.window();
     let found = queries::list_visible(
         &pool,
         caller.tenant_id,

@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use omnistream_commands::conversation::{send, ConversationDeps};
 use omnistream_projections::messages::queries;
-use omnistream_projections::sql::Window;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -39,10 +38,7 @@ pub(super) async fn list_messages(
         100,
         &mut Violations::default(),
     );
-    let window = Window {
-        limit: page.limit(),
-        offset: page.offset(),
-    };
+    let window = page.window();
     let mut conn = pool.acquire().await?;
     load_visible(&mut *conn, &caller, id).await?;
     let found = queries::page_of_conversation(&mut conn, caller.tenant_id, id, window).await?;
@@ -114,10 +110,7 @@ pub(super) async fn search_messages(
         100,
         &mut Violations::default(),
     );
-    let window = Window {
-        limit: page.limit(),
-        offset: page.offset(),
-    };
+    let window = page.window();
     let found = queries::search(
         &pool,
         caller.tenant_id,
