@@ -2,21 +2,19 @@
 //! (`omnistream_projections::contacts::queries`) and changed through `commands::contact`; a
 //! contact's conversations come from the inbox, as the caller may see them.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::Json;
 use omnistream_commands::contact;
 use omnistream_commands::store::ContactService;
-use omnistream_domain::{StreamId, TenantId};
-use omnistream_projections::{contacts, inbox, InboxProjector};
+use omnistream_domain::TenantId;
+use omnistream_projections::{contacts, inbox, InboxProjector, Projector};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::dto::{Contact, ContactConversationsQuery, ContactListQuery, UpdateContact};
 use crate::api::activity_logs::{self as activity, Activity};
-use crate::api::conversations::{command_context, viewer, ConversationWithContact};
+use crate::api::conversations::{command_context, viewer, wait_for, ConversationWithContact};
 use crate::http::auth::{perm, Authorized};
 use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
 use crate::http::extract::{IdPath, PageRequest, Paginated, ValidJson, ValidQuery};
@@ -92,13 +90,13 @@ pub(super) async fn update_contact(
             contact::ServiceError::NotFound(_) => ApiError::NotFound,
             other => ApiError::Internal(anyhow::anyhow!(other.to_string())),
         })?;
-    let stream = StreamId::new(tenant, id).to_string();
-    omnistream_projections::wait_until_applied(
+    let inbox: [&dyn Projector; 1] = [&InboxProjector];
+    wait_for(
         &pool,
-        &InboxProjector,
+        &inbox,
         omnistream_domain::contact::AGGREGATE_TYPE,
-        &stream,
-        Duration::from_secs(5),
+        tenant,
+        id,
     )
     .await?;
     let mut conn = pool.acquire().await?;

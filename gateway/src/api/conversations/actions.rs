@@ -4,7 +4,8 @@
 use axum::extract::State;
 use axum::Json;
 use omnistream_commands::conversation::{manage, ConversationDeps};
-use omnistream_domain::conversation::ConversationStatus;
+use omnistream_domain::conversation::{self, ConversationStatus};
+use omnistream_projections::{InboxProjector, MessagesProjector, Projector};
 use sqlx::PgPool;
 
 use super::commands::{command_context, service_error};
@@ -12,7 +13,7 @@ use super::dto::{
     AssignAgentRequest, ConversationWithContact, MarkReadResponse, UpdateStatusRequest,
     UpdateTagsRequest,
 };
-use super::read::{reload, wait_for_change, wait_for_inbox};
+use super::read::{reload, wait_for, wait_for_change};
 use crate::http::auth::{perm, Authorized};
 use crate::http::error::{ApiError, ErrorResponse, Result};
 use crate::http::extract::{IdPath, ValidJson};
@@ -81,14 +82,13 @@ pub(super) async fn mark_read(
     manage::mark_read(&deps, &context, id)
         .await
         .map_err(service_error)?;
-    wait_for_inbox(&pool, caller.tenant_id, id).await?;
-    let stream = omnistream_domain::StreamId::new(caller.tenant_id, id).to_string();
-    omnistream_projections::wait_until_applied(
+    let projectors: [&dyn Projector; 2] = [&InboxProjector, &MessagesProjector];
+    wait_for(
         &pool,
-        &omnistream_projections::MessagesProjector,
-        omnistream_domain::conversation::AGGREGATE_TYPE,
-        &stream,
-        std::time::Duration::from_secs(5),
+        &projectors,
+        conversation::AGGREGATE_TYPE,
+        caller.tenant_id,
+        id,
     )
     .await?;
     Ok(Json(MarkReadResponse {

@@ -22,7 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use dto::{check_tags, ConversationWithContact};
 
 pub(crate) use commands::{command_context, service_error};
-pub(crate) use read::{load_visible, viewer, wait_for_inbox};
+pub(crate) use read::{load_visible, viewer, wait_for, wait_for_inbox};
 
 use crate::app::AppState;
 

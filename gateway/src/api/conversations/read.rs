@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use axum::Json;
+use omnistream_domain::conversation;
 use omnistream_domain::{Permission, StreamId, TenantId};
 use omnistream_projections::inbox::queries::{self, Viewer};
-use omnistream_projections::{ActivityProjector, InboxProjector};
+use omnistream_projections::{ActivityProjector, InboxProjector, Projector};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
@@ -43,32 +44,44 @@ pub(super) async fn reload(
     Ok(Json(load_visible(pool, caller, id).await?))
 }
 
+/// Read-your-writes: waits until each of `projectors` has applied the latest event of stream
+/// `id` of `aggregate_type` in `tenant` (best effort: see `wait_until_applied`).
+pub(crate) async fn wait_for(
+    pool: &PgPool,
+    projectors: &[&dyn Projector],
+    aggregate_type: &str,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<()> {
+    let stream = StreamId::new(tenant, id).to_string();
+    for projector in projectors {
+        omnistream_projections::wait_until_applied(
+            pool,
+            *projector,
+            aggregate_type,
+            &stream,
+            Duration::from_secs(5),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Read-your-writes after an agent's action: waits until the inbox shows conversation `id`'s
 /// latest event and the activity log holds its row.
 pub(crate) async fn wait_for_change(pool: &PgPool, tenant: TenantId, id: Uuid) -> Result<()> {
-    wait_for_inbox(pool, tenant, id).await?;
-    let stream = StreamId::new(tenant, id).to_string();
-    omnistream_projections::wait_until_applied(
-        pool,
-        &ActivityProjector,
-        omnistream_domain::conversation::AGGREGATE_TYPE,
-        &stream,
-        Duration::from_secs(5),
-    )
-    .await?;
-    Ok(())
+    let projectors: [&dyn Projector; 2] = [&InboxProjector, &ActivityProjector];
+    wait_for(pool, &projectors, conversation::AGGREGATE_TYPE, tenant, id).await
 }
 
 /// Read-your-writes: waits for the inbox projection to show conversation `id`'s latest event.
 pub(crate) async fn wait_for_inbox(pool: &PgPool, tenant: TenantId, id: Uuid) -> Result<()> {
-    let stream = StreamId::new(tenant, id).to_string();
-    omnistream_projections::wait_until_applied(
+    wait_for(
         pool,
-        &InboxProjector,
-        omnistream_domain::conversation::AGGREGATE_TYPE,
-        &stream,
-        Duration::from_secs(5),
+        &[&InboxProjector],
+        conversation::AGGREGATE_TYPE,
+        tenant,
+        id,
     )
-    .await?;
-    Ok(())
+    .await
 }

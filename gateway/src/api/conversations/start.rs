@@ -6,12 +6,13 @@ use axum::Json;
 use omnistream_commands::conversation::start::{self, Recipient};
 use omnistream_commands::conversation::ConversationDeps;
 use omnistream_commands::store::ContactService;
-use omnistream_domain::{PhoneNumber, StreamId};
+use omnistream_domain::{contact, PhoneNumber};
+use omnistream_projections::{InboxProjector, Projector};
 use sqlx::PgPool;
 
 use super::commands::{command_context, service_error};
 use super::dto::{StartConversationRequest, StartConversationResponse};
-use super::read::{load_visible, wait_for_inbox};
+use super::read::{load_visible, wait_for, wait_for_inbox};
 use crate::api::messages::{queue_message, SendMessageRequest};
 use crate::http::auth::{perm, Authorized};
 use crate::http::error::{ApiError, ErrorResponse, Result};
@@ -56,13 +57,13 @@ pub(super) async fn start_conversation(
     .await
     .map_err(service_error)?;
     let conversation_id = opened.conversation_id;
-    let contact_stream = StreamId::new(tenant, opened.contact_id).to_string();
-    omnistream_projections::wait_until_applied(
+    let inbox: [&dyn Projector; 1] = [&InboxProjector];
+    wait_for(
         &pool,
-        &omnistream_projections::InboxProjector,
-        omnistream_domain::contact::AGGREGATE_TYPE,
-        &contact_stream,
-        std::time::Duration::from_secs(5),
+        &inbox,
+        contact::AGGREGATE_TYPE,
+        tenant,
+        opened.contact_id,
     )
     .await?;
     wait_for_inbox(&pool, tenant, conversation_id).await?;

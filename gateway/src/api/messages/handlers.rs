@@ -6,13 +6,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use omnistream_commands::conversation::{send, ConversationDeps};
+use omnistream_domain::conversation;
 use omnistream_projections::messages::queries;
+use omnistream_projections::{MessagesProjector, Projector};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::dto::{Message, MessageListQuery, MessageSearchHit, SearchQuery, SendMessageRequest};
 use crate::api::conversations::{
-    command_context, load_visible, service_error, viewer, wait_for_inbox, ConversationWithContact,
+    command_context, load_visible, service_error, viewer, wait_for, wait_for_inbox,
+    ConversationWithContact,
 };
 use crate::http::auth::{perm, Authorized, Caller};
 use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
@@ -172,14 +175,14 @@ pub(super) async fn retry_message(
     )
     .await
     .map_err(service_error)?;
-    let stream =
-        omnistream_domain::StreamId::new(caller.tenant_id, message.conversation_id).to_string();
-    omnistream_projections::wait_until_applied(
+    let messages: [&dyn Projector; 1] = [&MessagesProjector];
+    let (tenant, conversation) = (caller.tenant_id, message.conversation_id);
+    wait_for(
         &pool,
-        &omnistream_projections::MessagesProjector,
-        omnistream_domain::conversation::AGGREGATE_TYPE,
-        &stream,
-        std::time::Duration::from_secs(5),
+        &messages,
+        conversation::AGGREGATE_TYPE,
+        tenant,
+        conversation,
     )
     .await?;
     Ok(Json(load_visible_message(&pool, &caller, &id).await?))

@@ -7,11 +7,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use omnistream_commands::conversation::{notes, ConversationDeps};
 use omnistream_projections::notes::queries;
+use omnistream_projections::{ActivityProjector, NotesProjector, Projector};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::dto::{NoteRequest, NoteResponse};
-use crate::api::conversations::{command_context, load_visible, service_error};
+use crate::api::conversations::{command_context, load_visible, service_error, wait_for};
 use crate::http::auth::{perm, Authorized, Caller};
 use crate::http::error::{ApiError, ErrorResponse, Result};
 use crate::http::extract::{DeleteResponse, IdPath, ValidJson};
@@ -58,21 +59,9 @@ pub(super) async fn list_notes(
 /// Waits until the notes projection and the activity log show conversation `id`'s latest
 /// event (the `notes` table is the projection's alone; the answer reads it back).
 async fn wait_for_note(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<()> {
-    let stream = omnistream_domain::StreamId::new(caller.tenant_id, id).to_string();
-    for projector in [
-        &omnistream_projections::NotesProjector as &dyn omnistream_projections::Projector,
-        &omnistream_projections::ActivityProjector,
-    ] {
-        omnistream_projections::wait_until_applied(
-            pool,
-            projector,
-            omnistream_domain::conversation::AGGREGATE_TYPE,
-            &stream,
-            std::time::Duration::from_secs(5),
-        )
-        .await?;
-    }
-    Ok(())
+    let projectors: [&dyn Projector; 2] = [&NotesProjector, &ActivityProjector];
+    let aggregate = omnistream_domain::conversation::AGGREGATE_TYPE;
+    wait_for(pool, &projectors, aggregate, caller.tenant_id, id).await
 }
 
 /// Create a note
