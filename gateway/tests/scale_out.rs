@@ -4,142 +4,32 @@
 //! with SIGKILL mid-burst; a conversation's replies reach the provider in the order they were
 //! queued; a token issued by one gateway works on the other.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use omnistream_tests::fake_meta::{signed, whatsapp_text_webhook, FakeMeta};
+use omnistream_tests::deployment::{self, Deployment};
+use omnistream_tests::fake_meta::FakeMeta;
 use omnistream_tests::patience::Patience;
 use omnistream_tests::sse::SseClient;
 use omnistream_tests::webhook_receiver::Receiver;
-use omnistream_tests::{Client, TEST_ENCRYPTION_KEY, TEST_JWT_SECRET};
+use omnistream_tests::Client;
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_omnistream");
-const APP_SECRET: &str = "scale-out-meta-app-secret";
 const PHONE_NUMBER_ID: &str = "900000000000001";
 const CUSTOMERS: usize = 10;
 const MESSAGES: usize = 10;
 
-/// What every process of the deployment shares.
-struct Deployment {
-    database_url: String,
-    nats_prefix: String,
-    graph: String,
-    data_dir: tempfile::TempDir,
-}
-
-/// One running process and its address.
-struct Process {
-    child: Child,
-    url: String,
-}
-
-impl Deployment {
-    /// Starts `omnistream <role>` and waits until it answers its health check.
-    async fn start(&self, role: &str) -> Process {
-        let bind = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .to_string();
-        let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-        let child = Command::new(BINARY)
-            .arg(role)
-            .env("DATABASE_URL", &self.database_url)
-            .env("NATS_URL", nats)
-            .env("NATS_PREFIX", &self.nats_prefix)
-            .env("JWT_SECRET", TEST_JWT_SECRET)
-            .env("ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
-            .env("BIND_ADDR", &bind)
-            .env("META_APP_SECRET", APP_SECRET)
-            .env("META_GRAPH_BASE_URL", &self.graph)
-            .env("OUTGOING_WEBHOOKS_ALLOW_PRIVATE", "true")
-            .env(
-                "OUTGOING_WEBHOOKS_RETRY_SCHEDULE",
-                "200ms,500ms,1s,2s,5s,5s,5s",
-            )
-            .env("DATABASE_MAX_CONNECTIONS", "8")
-            .env("OMNISTREAM_DATA_DIR", self.data_dir.path())
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let url = format!("http://{bind}");
-        let client = reqwest::Client::new();
-        let mut patience = Patience::new(Duration::from_secs(60));
-        loop {
-            let health = client.get(format!("{url}/api/health")).send().await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return Process { child, url };
-            }
-            assert!(
-                patience.progressing(()),
-                "omnistream {role} never became healthy"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// Posts one customer message to the ingest process, signed as Meta signs it.
-async fn post_message(http: &reqwest::Client, ingest: &str, customer: usize, n: usize) {
-    let webhook = whatsapp_text_webhook(
-        PHONE_NUMBER_ID,
-        &format!("62819000{customer:02}"),
-        &format!("Customer {customer}"),
-        &format!("wamid.S{customer}.{n}"),
-        &format!("{customer}:{n:02}"),
-        chrono::Utc::now().timestamp(),
-    );
-    let (body, signature) = signed(APP_SECRET, &webhook);
-    let response = http
-        .post(format!("{ingest}/webhooks/meta"))
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "acknowledged");
-}
-
-/// The texts of `events`' customer messages, per customer, in the order given.
-fn per_customer<'a>(texts: impl IntoIterator<Item = &'a str>) -> HashMap<String, Vec<String>> {
-    let mut by_customer: HashMap<String, Vec<String>> = HashMap::new();
-    for text in texts {
-        let (customer, _) = text.split_once(':').unwrap();
-        by_customer
-            .entry(customer.to_owned())
-            .or_default()
-            .push(text.to_owned());
-    }
-    by_customer
-}
-
 /// Every customer's messages, each once, in the order they were sent.
-fn assert_complete_and_ordered(what: &str, by_customer: &HashMap<String, Vec<String>>) {
-    assert_eq!(by_customer.len(), CUSTOMERS, "{what}: every customer");
-    for (customer, texts) in by_customer {
-        let expected: Vec<String> = (0..MESSAGES)
-            .map(|n| format!("{customer}:{n:02}"))
-            .collect();
-        assert_eq!(
-            texts, &expected,
-            "{what}: customer {customer}, once each, in order"
-        );
-    }
+fn assert_complete_and_ordered(
+    what: &str,
+    by_customer: &std::collections::HashMap<String, Vec<String>>,
+) {
+    deployment::assert_complete_and_ordered(what, by_customer, CUSTOMERS, MESSAGES);
 }
 
 #[tokio::test]
 async fn two_gateways_one_ingest_and_three_workers_keep_every_customer_in_order_through_a_kill() {
     let fake = FakeMeta::start().await;
-    let deployment = Deployment {
-        database_url: omnistream_tests::create_test_database().await,
-        nats_prefix: format!("scale_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-        graph: fake.base_url.clone(),
-        data_dir: tempfile::tempdir().unwrap(),
-    };
+    let deployment = Deployment::new(env!("CARGO_BIN_EXE_omnistream"), &fake.base_url).await;
     // The first process migrates the database; the others then start on it.
     let gateway_a = deployment.start("gateway").await;
     let gateway_b = deployment.start("gateway").await;
@@ -184,7 +74,8 @@ async fn two_gateways_one_ingest_and_three_workers_keep_every_customer_in_order_
         let (http, ingest) = (http.clone(), ingest.url.clone());
         async move {
             for n in 0..MESSAGES {
-                post_message(&http, &ingest, customer, n).await;
+                deployment::post_customer_message(&http, &ingest, PHONE_NUMBER_ID, customer, n)
+                    .await;
             }
         }
     });
@@ -222,7 +113,10 @@ async fn two_gateways_one_ingest_and_three_workers_keep_every_customer_in_order_
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_complete_and_ordered("inbox", &per_customer(recorded.iter().map(String::as_str)));
+    assert_complete_and_ordered(
+        "inbox",
+        &deployment::per_customer(recorded.iter().map(String::as_str)),
+    );
 
     // The realtime stream of the other gateway.
     let mut streamed = Vec::new();
@@ -235,7 +129,10 @@ async fn two_gateways_one_ingest_and_three_workers_keep_every_customer_in_order_
             streamed.push(event.data["data"]["content"].as_str().unwrap().to_owned());
         }
     }
-    assert_complete_and_ordered("stream", &per_customer(streamed.iter().map(String::as_str)));
+    assert_complete_and_ordered(
+        "stream",
+        &deployment::per_customer(streamed.iter().map(String::as_str)),
+    );
 
     // Outgoing webhooks: each event delivered (once per webhook-id), each customer's in order.
     // Deliveries the killed worker held come back when their 60 s lease runs out, and the
@@ -261,7 +158,7 @@ async fn two_gateways_one_ingest_and_three_workers_keep_every_customer_in_order_
         .map(|r| r.body["data"]["content"].as_str().unwrap())
         .collect();
     assert!(received.iter().all(|r| r.verified), "signed");
-    assert_complete_and_ordered("webhooks", &per_customer(delivered));
+    assert_complete_and_ordered("webhooks", &deployment::per_customer(delivered));
 
     // Replies: a burst on one conversation reaches Meta in the order the log queued it, with
     // two workers' senders competing for it.

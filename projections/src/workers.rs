@@ -53,17 +53,23 @@ impl Worker for StatisticsKeeper {
     }
 }
 
-/// Every worker of the read side, woken by `wakeups` when events arrive. The relay is left out
-/// (with an error logged) when the NATS prefix is unusable.
+/// Every worker of the read side, woken by `wakeups` when events arrive. The relay keeps
+/// `stream_replicas` copies of the events stream; it is left out (with an error logged) when the
+/// NATS prefix is unusable.
 pub fn all(
     pool: &PgPool,
     nats: &async_nats::Client,
     nats_prefix: &str,
+    stream_replicas: usize,
     wakeups: &Wakeups,
 ) -> Vec<Box<dyn Worker>> {
     let mut workers: Vec<Box<dyn Worker>> = Vec::new();
     match NatsRelay::new(pool.clone(), nats.clone(), nats_prefix) {
-        Ok(relay) => workers.push(Box::new(relay.woken_by(wakeups.clone()))),
+        Ok(relay) => workers.push(Box::new(
+            relay
+                .with_replicas(stream_replicas)
+                .woken_by(wakeups.clone()),
+        )),
         Err(error) => tracing::error!(%error, "the NATS relay cannot start"),
     }
     workers.push(Box::new(StatisticsKeeper(pool.clone())));

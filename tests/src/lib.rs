@@ -6,8 +6,10 @@
 //! names the server where test databases are created; `NATS_URL` (else `nats://127.0.0.1:4222`)
 //! the NATS server.
 
+pub mod deployment;
 pub mod fake_meta;
 pub mod multipart;
+pub mod nats_cluster;
 pub mod patience;
 pub mod smtp_sink;
 pub mod sse;

@@ -50,6 +50,9 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     /// `NATS_PREFIX`, default `omnistream`.
     pub nats_prefix: String,
+    /// `NATS_STREAM_REPLICAS`, default 1: copies of the events stream a NATS cluster keeps
+    /// (3 survives losing one node of three).
+    pub nats_stream_replicas: usize,
     /// `METRICS_TOKEN`; unset: `/metrics` is open.
     pub metrics_token: Option<Secret>,
     /// `OMNISTREAM_DATA_DIR`, default `./.data`: the dev stack and local media live here.
@@ -224,6 +227,10 @@ impl Config {
             public_base_url,
             jwt_secret: get("JWT_SECRET").map(Secret::new),
             nats_prefix: get("NATS_PREFIX").unwrap_or_else(|| "omnistream".into()),
+            nats_stream_replicas: match number("NATS_STREAM_REPLICAS", 1)? {
+                replicas @ 1..=5 => replicas as usize,
+                _ => anyhow::bail!("NATS_STREAM_REPLICAS must be between 1 and 5"),
+            },
             metrics_token: get("METRICS_TOKEN").map(Secret::new),
             data_dir: get("OMNISTREAM_DATA_DIR")
                 .map_or_else(|| PathBuf::from(".data"), PathBuf::from),
@@ -247,8 +254,20 @@ mod tests {
         assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.public_base_url, "http://127.0.0.1:8080");
         assert_eq!(config.nats_prefix, "omnistream");
+        assert_eq!(config.nats_stream_replicas, 1);
         assert!(!config.cookies_secure());
         assert!(config.database_url.is_none());
+    }
+
+    #[test]
+    fn stream_replicas_are_bounded_by_what_jetstream_allows() {
+        let replicas = |value: &'static str| {
+            Config::from_lookup(|name| (name == "NATS_STREAM_REPLICAS").then(|| value.to_owned()))
+                .map(|c| c.nats_stream_replicas)
+        };
+        assert_eq!(replicas("3").unwrap(), 3);
+        assert!(replicas("6").is_err());
+        assert!(replicas("0").is_err());
     }
 
     #[test]

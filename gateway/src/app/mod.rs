@@ -208,18 +208,26 @@ impl Application {
     }
 }
 
-/// Connects to NATS at `url`, with the user and password the URL carries (async-nats reads
-/// credentials only from its options, not from the URL).
-async fn connect_nats(url: &str) -> anyhow::Result<async_nats::Client> {
-    let address: async_nats::ServerAddr = url.parse().context("NATS_URL is not a NATS URL")?;
+/// Connects to NATS at `urls` (one URL, or a cluster's as a comma-separated list), with the
+/// user and password the first of them carries (async-nats reads credentials only from its
+/// options, not from the URL).
+async fn connect_nats(urls: &str) -> anyhow::Result<async_nats::Client> {
+    let addresses = urls
+        .split(',')
+        .map(|url| url.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("NATS_URL is not a NATS URL (or a comma-separated list of them)")?;
     let mut options = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2));
-    if let (Some(user), Some(password)) = (address.username(), address.password()) {
+    let credentials = addresses
+        .iter()
+        .find_map(|address| Some((address.username()?, address.password()?)));
+    if let Some((user, password)) = credentials {
         options = options.user_and_password(user.to_owned(), password.to_owned());
     }
     options
-        .connect(address)
+        .connect(addresses)
         .await
         .context("connecting to NATS (NATS_URL)")
 }

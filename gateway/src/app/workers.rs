@@ -62,6 +62,7 @@ pub async fn start(
                 &state.pool,
                 &state.telemetry.nats,
                 &state.config.nats_prefix,
+                state.config.nats_stream_replicas,
                 &wakeups,
             ));
         for worker in registered {

@@ -34,6 +34,7 @@ pub struct NatsRelay {
     pool: PgPool,
     jetstream: jetstream::Context,
     prefix: String,
+    replicas: usize,
     wakeups: Wakeups,
 }
 
@@ -61,6 +62,7 @@ impl NatsRelay {
             pool,
             jetstream: jetstream::new(client),
             prefix: prefix.to_owned(),
+            replicas: 1,
             wakeups: Wakeups::polling(),
         })
     }
@@ -70,7 +72,14 @@ impl NatsRelay {
         Self { wakeups, ..self }
     }
 
-    /// Creates the stream when it does not exist yet.
+    /// The relay, keeping `replicas` copies of the stream on a NATS cluster
+    /// (`NATS_STREAM_REPLICAS`).
+    pub fn with_replicas(self, replicas: usize) -> Self {
+        Self { replicas, ..self }
+    }
+
+    /// Creates the stream when it does not exist yet, and brings an existing one to the
+    /// configured number of replicas.
     pub async fn ensure_stream(&self) -> anyhow::Result<()> {
         let config = stream::Config {
             name: stream_name(&self.prefix),
@@ -78,19 +87,32 @@ impl NatsRelay {
             storage: stream::StorageType::File,
             max_age: Duration::from_secs(7 * 24 * 3600),
             duplicate_window: Duration::from_secs(120),
+            num_replicas: self.replicas,
             ..Default::default()
         };
-        if self
-            .jetstream
-            .get_or_create_stream(config.clone())
-            .await
-            .is_err()
-        {
+        let mut existing = match self.jetstream.get_or_create_stream(config.clone()).await {
+            Ok(existing) => existing,
             // Another instance may have created it at the same moment.
-            self.jetstream
-                .get_or_create_stream(config)
+            Err(_) => self
+                .jetstream
+                .get_or_create_stream(config.clone())
                 .await
-                .map_err(|e| anyhow::anyhow!("creating the JetStream stream: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("creating the JetStream stream: {e}"))?,
+        };
+        let current = existing
+            .info()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the JetStream stream: {e}"))?
+            .config
+            .clone();
+        if current.num_replicas != self.replicas {
+            self.jetstream
+                .update_stream(stream::Config {
+                    num_replicas: self.replicas,
+                    ..current
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("changing the stream's replicas: {e}"))?;
         }
         Ok(())
     }
