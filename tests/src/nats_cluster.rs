@@ -79,8 +79,7 @@ impl NatsCluster {
         // Ready when a three-replica stream can be made (a meta leader and every node's vote).
         let mut patience = Patience::new(Duration::from_secs(30));
         loop {
-            let mut failure = String::new();
-            match async_nats::connect(cluster.running_urls().as_slice()).await {
+            let failure = match async_nats::connect(cluster.running_urls().as_slice()).await {
                 Ok(client) => {
                     let jetstream = async_nats::jetstream::new(client);
                     let probe = async_nats::jetstream::stream::Config {
@@ -94,11 +93,11 @@ impl NatsCluster {
                             let _ = jetstream.delete_stream("READINESS_PROBE").await;
                             return cluster;
                         }
-                        Err(error) => failure = error.to_string(),
+                        Err(error) => error.to_string(),
                     }
                 }
-                Err(error) => failure = error.to_string(),
-            }
+                Err(error) => error.to_string(),
+            };
             assert!(
                 patience.progressing(()),
                 "the NATS cluster never became ready: {failure}"
