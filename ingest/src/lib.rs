@@ -8,6 +8,7 @@
 //! twice (after a crash, or redelivered by the provider) has no second effect.
 
 pub mod channels;
+pub mod intake;
 pub mod processor;
 pub mod receiver;
 pub mod workers;

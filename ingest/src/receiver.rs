@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 
 use crate::channels::email;
 use crate::channels::meta::verify_signature;
+use crate::intake::{InboundPayload, Intake};
 
 /// Webhooks being stored at once, at most; more would only wait for a database connection.
 pub const MAX_STORING: usize = 1024;
@@ -34,6 +35,8 @@ pub const MAX_STORING: usize = 1024;
 #[derive(Clone)]
 pub struct IngestState {
     pub pool: PgPool,
+    /// Where acknowledged payloads are stored, many to a commit.
+    pub intake: Intake,
     /// Admits at most [`MAX_STORING`] webhooks at once: beyond that a burst is refused with 429
     /// and `Retry-After` (Meta retries anything but a 200) instead of queueing without bound,
     /// which held every waiting request's connection and body in memory (hundreds of MB at
@@ -347,14 +350,31 @@ async fn store_once(
     };
     // Worked out before the transaction opens: it parses the payload.
     let ordering_key = crate::channels::ordering_key_of(provider, content_type, body);
+    let Some(token) = token else {
+        let payload = InboundPayload {
+            provider: provider.to_owned(),
+            body: body.to_vec(),
+            content_type: content_type.map(str::to_owned),
+            ordering_key,
+        };
+        state.intake.store(payload).await.map_err(|cause| {
+            tracing::error!(error = %cause, provider, "could not store an inbound webhook");
+            StoreRefusal::Unavailable(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "the payload could not be stored; retry",
+            ))
+        })?;
+        stages::record(Stage::Stored, admitted_at.elapsed());
+        return Ok(());
+    };
+    // A Mailgun post: its token is claimed in the transaction that stores it.
     let mut tx = state.pool.begin().await.map_err(unavailable)?;
-    if let Some(token) = token {
-        if !claim_mailgun_token(&mut tx, token)
-            .await
-            .map_err(unavailable)?
-        {
-            return Err(StoreRefusal::Replayed);
-        }
+    if !claim_mailgun_token(&mut tx, token)
+        .await
+        .map_err(unavailable)?
+    {
+        return Err(StoreRefusal::Replayed);
     }
     sqlx::query(
         "INSERT INTO inbound_webhooks (provider, body, content_type, ordering_key) VALUES ($1, $2, $3, $4)",
@@ -540,6 +560,9 @@ mod tests {
         // No permit is free, so the handler answers before it would touch the (lazy) pool.
         let state = IngestState {
             pool: PgPool::connect_lazy("postgres://127.0.0.1:1/unused").expect("a lazy pool"),
+            intake: Intake::start(
+                PgPool::connect_lazy("postgres://127.0.0.1:1/unused").expect("a lazy pool"),
+            ),
             storing: Arc::new(tokio::sync::Semaphore::new(0)),
             app_secrets: Arc::new(vec![SECRET.to_vec()]),
             verify_token: None,
@@ -568,6 +591,9 @@ mod tests {
     fn email_state(secret: Option<&str>, mailgun: Option<&str>) -> IngestState {
         IngestState {
             pool: PgPool::connect_lazy("postgres://127.0.0.1:1/unused").expect("a lazy pool"),
+            intake: Intake::start(
+                PgPool::connect_lazy("postgres://127.0.0.1:1/unused").expect("a lazy pool"),
+            ),
             storing: Arc::new(Semaphore::new(1)),
             app_secrets: Arc::new(Vec::new()),
             verify_token: None,

@@ -18,11 +18,7 @@ pub async fn connect(
 ) -> anyhow::Result<PgPool> {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
-        let attempt = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await;
+        let attempt = pool_options(max_connections).connect(url).await;
         match attempt {
             Ok(pool) => return Ok(pool),
             Err(error) if tokio::time::Instant::now() < deadline => {
@@ -32,6 +28,28 @@ pub async fn connect(
             Err(error) => return Err(error).context("cannot connect to PostgreSQL (DATABASE_URL)"),
         }
     }
+}
+
+/// Connections idle longer than this are checked with a round trip before they are handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Pool options: sqlx pings every connection on checkout by default, a round trip per use
+/// (it pings again on release, which cannot be turned off). Only a connection that sat idle
+/// for a while (and may have been cut, e.g. by a server restart) is pinged; one in steady use
+/// has just passed its release ping.
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_AFTER_IDLE {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Applies every pending migration.

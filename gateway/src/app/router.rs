@@ -59,6 +59,7 @@ pub fn build(state: AppState, roles: Roles) -> Router {
         .collect();
         router = router.merge(omnistream_ingest::router(IngestState {
             pool: state.pool.clone(),
+            intake: omnistream_ingest::intake::Intake::with_own_pool(&state.pool),
             storing: Arc::new(tokio::sync::Semaphore::new(
                 omnistream_ingest::receiver::MAX_STORING,
             )),

@@ -17,6 +17,7 @@ mod faults;
 mod fuzz;
 mod inbound_media;
 mod inbox;
+mod intake;
 mod integrations;
 mod isolation;
 mod limits;
