@@ -137,38 +137,39 @@ impl InboundProcessor {
                 payload,
             }
         });
-        futures::stream::iter(by_customer(inbound))
+        let settled: Vec<Vec<Mark>> = futures::stream::iter(by_customer(inbound))
             .map(|rows| self.settle_in_order(rows))
             .buffer_unordered(CONCURRENCY)
-            .try_collect::<Vec<()>>()
+            .try_collect()
             .await?;
+        record_marks(&self.pool, settled.into_iter().flatten()).await?;
         Ok(count)
     }
 
-    /// Settles one customer's payloads in arrival order. After one that must be retried, the
-    /// rest are handed back untouched: they wait behind it, however many processors there are.
-    async fn settle_in_order(&self, rows: Vec<Inbound>) -> anyhow::Result<()> {
+    /// Settles one customer's payloads in arrival order and returns their outcomes. After one
+    /// that must be retried, the rest are handed back untouched: they wait behind it, however
+    /// many processors there are.
+    async fn settle_in_order(&self, rows: Vec<Inbound>) -> anyhow::Result<Vec<Mark>> {
+        let mut marks = Vec::new();
         let mut rows = rows.into_iter();
         while let Some(inbound) = rows.next() {
-            if self.settle(inbound).await? == Settled::Retry {
-                let waiting: Vec<i64> = rows.map(|row| row.payload.id).collect();
-                if !waiting.is_empty() {
-                    sqlx::query(
-                        "UPDATE inbound_webhooks SET attempts = attempts - 1, next_attempt_at = now()
-                         WHERE id = ANY($1)",
-                    )
-                    .bind(&waiting)
-                    .execute(&self.pool)
-                    .await?;
-                }
+            let mark = self.settle(inbound).await;
+            let retry = mark.status == "pending";
+            marks.push(mark);
+            if retry {
+                marks.extend(rows.map(|row| Mark {
+                    id: row.payload.id,
+                    status: HANDED_BACK,
+                    error: None,
+                }));
                 break;
             }
         }
-        Ok(())
+        Ok(marks)
     }
 
-    /// Processes one payload and records the outcome on its row.
-    async fn settle(&self, inbound: Inbound) -> anyhow::Result<Settled> {
+    /// Processes one payload; returns the outcome to record on its row.
+    async fn settle(&self, inbound: Inbound) -> Mark {
         let Inbound {
             attempts,
             received_at,
@@ -184,39 +185,68 @@ impl InboundProcessor {
         if matches!(outcome, Ok(Disposition::Processed)) {
             stages::record_since(Stage::Appended, received_at);
         }
-        let (status, error, retry) = match outcome {
-            Ok(Disposition::Processed) => ("processed", None, false),
-            Ok(Disposition::Ignored(reason)) => ("ignored", Some(reason), false),
-            Err(error) if attempts < MAX_ATTEMPTS => ("pending", Some(error.to_string()), true),
-            Err(error) => ("failed", Some(error.to_string()), false),
+        let (status, error) = match outcome {
+            Ok(Disposition::Processed) => ("processed", None),
+            Ok(Disposition::Ignored(reason)) => ("ignored", Some(reason)),
+            Err(error) if attempts < MAX_ATTEMPTS => ("pending", Some(error.to_string())),
+            Err(error) => ("failed", Some(error.to_string())),
         };
-        if retry {
+        if status == "pending" {
             tracing::warn!(
                 id,
                 error = error.as_deref().unwrap_or_default(),
                 "inbound payload will be retried"
             );
         }
-        sqlx::query(
-            "UPDATE inbound_webhooks SET status = $2, error = $3,
-                processed_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END,
-                next_attempt_at = CASE WHEN $2 = 'pending' THEN now() + make_interval(secs => least(2 ^ attempts, 300)) ELSE next_attempt_at END
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(error)
-        .execute(&self.pool)
-        .await?;
-        Ok(if retry { Settled::Retry } else { Settled::Done })
+        Mark { id, status, error }
     }
 }
 
-/// Whether a payload is done with (processed, ignored or parked) or waits for a retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settled {
-    Done,
-    Retry,
+/// The status a payload handed back untouched is marked with: its claim is undone, so it is
+/// taken again, in order, once the payload before it succeeds.
+const HANDED_BACK: &str = "handed back";
+
+/// The outcome of one claimed payload, recorded with the round's others.
+struct Mark {
+    id: i64,
+    /// `processed`, `ignored`, `failed`, `pending` (retry with backoff) or [`HANDED_BACK`].
+    status: &'static str,
+    error: Option<String>,
+}
+
+/// Records a round's outcomes in one statement (the payloads' leases keep them from being
+/// claimed again meanwhile; if this never commits, they are processed again, which their
+/// idempotent commands make harmless).
+async fn record_marks(pool: &PgPool, marks: impl IntoIterator<Item = Mark>) -> sqlx::Result<()> {
+    let (mut ids, mut statuses, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for mark in marks {
+        ids.push(mark.id);
+        statuses.push(mark.status);
+        errors.push(mark.error);
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE inbound_webhooks w SET
+            status = CASE WHEN m.status = $4 THEN 'pending' ELSE m.status END,
+            error = CASE WHEN m.status = $4 THEN w.error ELSE m.error END,
+            attempts = CASE WHEN m.status = $4 THEN w.attempts - 1 ELSE w.attempts END,
+            processed_at = CASE WHEN m.status IN ('pending', $4) THEN NULL ELSE now() END,
+            next_attempt_at = CASE m.status
+                WHEN 'pending' THEN now() + make_interval(secs => least(2 ^ w.attempts, 300))
+                WHEN $4 THEN now()
+                ELSE w.next_attempt_at END
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS m(id, status, error)
+         WHERE w.id = m.id",
+    )
+    .bind(ids)
+    .bind(statuses)
+    .bind(errors)
+    .bind(HANDED_BACK)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Groups claimed payloads by their channel's [ordering key](InboundChannel::ordering_key), each
