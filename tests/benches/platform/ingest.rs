@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::load::{best_rate, latency_table, memory_mb, open_loop, Section};
+use crate::load::{best_rate, latency_table, memory_mb, open_loop, open_loop_for, Section};
+use crate::pgstats::{self, Cost};
 use crate::server::ServeProcess;
 
 const INGEST_RATES: [u32; 6] = [500, 1000, 2000, 4000, 6000, 8000];
@@ -43,6 +44,98 @@ pub async fn raw_insert_rate(pool: &sqlx::PgPool, connections: usize, duration: 
         .map(|r| r.unwrap_or(0))
         .sum();
     total as f64 / duration.as_secs_f64()
+}
+
+/// Rows per second written by raw multi-row INSERTs ([`BATCH_ROWS`] rows a statement, one
+/// statement a transaction) of the same row shape, with `connections` concurrent writers: the
+/// limit for a receiver that commits acknowledgements in groups.
+pub async fn raw_batched_insert_rate(
+    pool: &sqlx::PgPool,
+    connections: usize,
+    duration: Duration,
+) -> f64 {
+    let bodies = vec![vec![b'x'; 700]; BATCH_ROWS];
+    let deadline = Instant::now() + duration;
+    let writers = (0..connections).map(|_| {
+        let (pool, bodies) = (pool.clone(), bodies.clone());
+        tokio::spawn(async move {
+            let mut count = 0u64;
+            while Instant::now() < deadline {
+                sqlx::query(
+                    "INSERT INTO bench_raw_inserts (provider, body) SELECT 'meta', b FROM UNNEST($1::bytea[]) b",
+                )
+                .bind(&bodies)
+                .execute(&pool)
+                .await
+                .unwrap();
+                count += BATCH_ROWS as u64;
+            }
+            count
+        })
+    });
+    let total: u64 = futures::future::join_all(writers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or(0))
+        .sum();
+    total as f64 / duration.as_secs_f64()
+}
+
+/// Rows per statement of [`raw_batched_insert_rate`].
+const BATCH_ROWS: usize = 64;
+/// Rate and length of the cost steps.
+const COST_RATE: u32 = 300;
+const COST_DURATION: Duration = Duration::from_secs(5);
+
+/// Waits until every stored webhook is processed and the read side has caught up.
+async fn drain(pool: &sqlx::PgPool) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM inbound_webhooks WHERE status = 'pending'")
+                .fetch_one(pool)
+                .await
+                .unwrap_or(0);
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// Sends `COST_RATE`/s for `COST_DURATION` from customers `first..`, drains, and returns what
+/// each acknowledged webhook cost end to end (ack, processing, projections, relay).
+async fn cost_step(
+    server: &ServeProcess,
+    pool: &sqlx::PgPool,
+    client: &reqwest::Client,
+    phone_number_id: &str,
+    label: &str,
+) -> (Cost, Vec<(f64, String)>) {
+    let url = format!("{}/webhooks/meta", server.base_url);
+    let statements = pgstats::reset_statements(pool).await;
+    let before = pgstats::settled_snapshot(pool).await;
+    let report = open_loop_for(COST_RATE, COST_DURATION, |n| {
+        signed_webhook(
+            client,
+            &url,
+            phone_number_id,
+            &format!("627{n:09}"),
+            &format!("wamid.cost.{label}.{n}"),
+            "hello",
+        )
+    })
+    .await;
+    drain(pool).await;
+    let after = pgstats::settled_snapshot(pool).await;
+    let acknowledged = report.sent - report.errors;
+    let top = if statements {
+        pgstats::top_statements(pool, acknowledged, 12).await
+    } else {
+        Vec::new()
+    };
+    (before.cost_until(&after, acknowledged), top)
 }
 
 /// Connects WhatsApp number `phone_number_id` to the organization directly in its database.
@@ -96,7 +189,14 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client) -> (Section, u
         phone_ids.push(phone_number_id);
     }
     let raw_rate = raw_insert_rate(&pool, CONNECTIONS, Duration::from_secs(3)).await;
+    let raw_batched_rate =
+        raw_batched_insert_rate(&pool, CONNECTIONS, Duration::from_secs(3)).await;
     let rss_idle = memory_mb(&server.pid, "VmRSS:");
+    // What one webhook costs, from a customer new to the platform and then from the same
+    // customers again (their conversations exist).
+    let (new_cost, new_top) = cost_step(server, &pool, client, &phone_ids[0], "new").await;
+    let (existing_cost, _) = cost_step(server, &pool, client, &phone_ids[0], "existing").await;
+    eprintln!("B1 cost: new {new_cost:?}, existing {existing_cost:?}");
     let url = format!("{}/webhooks/meta", server.base_url);
     let mut runs = Vec::new();
     let mut sequence = 0usize;
@@ -127,16 +227,35 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client) -> (Section, u
     let rss_peak = memory_mb(&server.pid, "VmHWM:");
     let best = best_rate(&runs);
     let ratio = f64::from(best) / raw_rate;
+    let batched_ratio = f64::from(best) / raw_batched_rate;
+    let top_table: String = new_top
+        .iter()
+        .map(|(calls, query)| format!("| {calls:.2} | `{}` |\n", query.replace('|', "\\|")))
+        .collect();
     let markdown = format!(
         "## B1: signed WhatsApp webhooks, acknowledged once durably stored\n\n\
          `omnistream serve` (release build) in its own process. Limit measured in the same run: raw single-row INSERT \
          transactions of the same row shape, {CONNECTIONS} connections: {raw_rate:.0}/s. Target: ≥ 0.5× that rate, ack p99 < 50 ms.\n\n\
-         {}\nHighest rate holding the target: **{best}/s** = {ratio:.2}× the raw INSERT rate.\n\n\
+         Raw multi-row INSERTs ({BATCH_ROWS} rows a statement, same connections), the limit for group commit: \
+         {raw_batched_rate:.0} rows/s.\n\n\
+         {}\nHighest rate holding the target: **{best}/s** = {ratio:.2}× the raw single-row INSERT rate, \
+         {batched_ratio:.2}× the raw batched rate.\n\n\
+         ### B1 cost per acknowledged webhook, end to end\n\n\
+         {COST_RATE} webhooks/s for {}s, then drained (processed, projected, relayed). Counters of this database \
+         (`pg_stat_database`), of the server (`pg_stat_wal`, `pg_stat_statements`) and of the machine (`/proc/stat`).\n\n\
+         {}{}{}\n\
+         Statements called most per new-customer webhook:\n\n| calls / webhook | statement |\n|---|---|\n{top_table}\n\
          ## M: peak RSS of `omnistream serve` during B1\n\n\
          | idle after start (MB) | peak during B1 (MB) | target |\n|---|---|---|\n| {rss_idle:.0} | {rss_peak:.0} | < {RSS_TARGET_MB:.0} MB |\n",
-        latency_table(&runs)
+        latency_table(&runs),
+        COST_DURATION.as_secs(),
+        pgstats::COST_HEADER,
+        pgstats::cost_row("new customer", &new_cost),
+        pgstats::cost_row("existing customer", &existing_cost),
     );
     let json = json!({"runs": runs, "highest_rate_within_target": best, "raw_insert_per_second": raw_rate,
+                      "raw_batched_insert_rows_per_second": raw_batched_rate, "batched_ratio": batched_ratio,
+                      "cost_new_customer": new_cost, "cost_existing_customer": existing_cost,
                       "ratio": ratio, "serve_rss_idle_mb": rss_idle, "serve_peak_rss_mb": rss_peak,
                       "peak_rss_target_mb": RSS_TARGET_MB});
     (

@@ -13,6 +13,7 @@ mod inbox_scale;
 mod ingest;
 mod load;
 mod outbound;
+mod pgstats;
 mod replay;
 mod server;
 mod visibility;
@@ -39,6 +40,13 @@ async fn main() {
         .build()
         .unwrap();
     let mut sections: Vec<Section> = Vec::new();
+    // Every scenario runs on a private PostgreSQL with `pg_stat_statements`, when the
+    // binaries are installed (else on the server of `TEST_DATABASE_URL`).
+    let private = pgstats::PrivatePostgres::start().await;
+    match &private {
+        Some(private) => std::env::set_var("TEST_DATABASE_URL", &private.url),
+        None => eprintln!("no private PostgreSQL: statements per webhook are not measured"),
+    }
 
     if wanted("api") || wanted("b3") || wanted("b5") {
         let app = TestApp::spawn_with(|config| config.database_max_connections = 16).await;
@@ -66,13 +74,17 @@ async fn main() {
         let (b1, best_ingest) = ingest::run(&server, &client).await;
         sections.push(b1);
         b2_rate = (best_ingest / 2).max(50);
+        let database = server.database_url.clone();
         server.stop().await;
+        pgstats::clean_up_after(&database).await;
     }
     if wanted("b2") {
         // A fresh server: B1's backlog of acknowledged webhooks would otherwise be measured too.
         let server = server::ServeProcess::start("visibility").await;
         sections.push(visibility::run(&server, &client, b2_rate).await);
+        let database = server.database_url.clone();
         server.stop().await;
+        pgstats::clean_up_after(&database).await;
     }
     if wanted("b4") {
         sections.push(outbound::run().await);
@@ -129,4 +141,7 @@ async fn main() {
     )
     .unwrap();
     print!("{md}");
+    if let Some(private) = private {
+        private.stop().await;
+    }
 }

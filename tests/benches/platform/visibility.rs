@@ -80,6 +80,66 @@ async fn nats_latency() -> Percentiles {
     Percentiles::of(receiver.await.unwrap())
 }
 
+/// A label's value in a Prometheus sample line.
+fn label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = line[start..].find('"')?;
+    Some(&line[start..start + end])
+}
+
+/// The pipeline's stages as `/metrics` reports them: per stage (and projection), the number of
+/// samples and the upper bounds of the buckets holding the median and the 99th percentile.
+async fn stage_breakdown(client: &reqwest::Client, base_url: &str) -> Vec<(String, u64, f64, f64)> {
+    let text = client
+        .get(format!("{base_url}/metrics"))
+        .send()
+        .await
+        .map(|r| r.text())
+        .ok();
+    let text = match text {
+        Some(body) => body.await.unwrap_or_default(),
+        None => String::new(),
+    };
+    let mut buckets: std::collections::BTreeMap<String, Vec<(f64, u64)>> = Default::default();
+    for line in text.lines() {
+        if !line.starts_with("omnistream_pipeline_stage_seconds_bucket{") {
+            continue;
+        }
+        let (Some(stage), Some(le)) = (label(line, "stage"), label(line, "le")) else {
+            continue;
+        };
+        let key = match label(line, "projection") {
+            Some(projection) => format!("{stage} ({projection})"),
+            None => stage.to_owned(),
+        };
+        let bound = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap_or(f64::INFINITY)
+        };
+        let count = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        buckets.entry(key).or_default().push((bound, count));
+    }
+    buckets
+        .into_iter()
+        .map(|(key, mut cumulative)| {
+            cumulative.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let total = cumulative.last().map_or(0, |b| b.1);
+            let at = |q: f64| {
+                cumulative
+                    .iter()
+                    .find(|(_, count)| *count as f64 >= q * total as f64)
+                    .map_or(f64::INFINITY, |(bound, _)| *bound * 1000.0)
+            };
+            (key, total, at(0.5), at(0.99))
+        })
+        .collect()
+}
+
 /// Runs B2 against `server` at `rate`/s.
 pub async fn run(server: &ServeProcess, client: &reqwest::Client, rate: u32) -> Section {
     let pool = sqlx::PgPool::connect(&server.database_url).await.unwrap();
@@ -177,6 +237,11 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client, rate: u32) -> 
                 .collect(),
         )
     };
+    let stages = stage_breakdown(client, &server.base_url).await;
+    let stage_rows: String = stages
+        .iter()
+        .map(|(stage, count, p50, p99)| format!("| {stage} | {count} | ≤ {p50} | ≤ {p99} |\n"))
+        .collect();
     let stream = latencies(&*on_stream.lock().await);
     let inbox = latencies(&*in_inbox.lock().await);
     let verdict = |p: &Percentiles| {
@@ -195,7 +260,10 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client, rate: u32) -> 
          | seen on | seen / sent | p50 ms | p99 ms | max ms | target |\n|---|---|---|---|---|---|\n\
          | realtime stream (`GET /api/stream`) | {} / {} | {:.2} | {:.2} | {:.2} | {} |\n\
          | inbox API | {} / {} | {:.2} | {:.2} | {:.2} | {} |\n\n\
-         Webhook acks meanwhile: p99 {:.2} ms, {} errors.\n",
+         Webhook acks meanwhile: p99 {:.2} ms, {} errors.\n\n\
+         The p99 by stage (`omnistream_pipeline_stage_seconds` of the server, bucket bounds in ms; `appended` counts \
+         from the webhook stored, the others from the event committed):\n\n\
+         | stage | samples | p50 ms | p99 ms |\n|---|---|---|---|\n{stage_rows}",
         DURATION.as_secs(),
         commit.p99_ms,
         nats.p99_ms,
@@ -217,7 +285,8 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client, rate: u32) -> 
     Section {
         key: "b2_visibility",
         json: json!({"rate": rate, "sent": report.sent, "ack": report, "postgres_commit": commit, "nats_publish_receive": nats,
-                     "limit_ms": limit_ms, "target_p99_ms": target_ms, "stream": stream, "inbox": inbox}),
+                     "limit_ms": limit_ms, "target_p99_ms": target_ms, "stream": stream, "inbox": inbox,
+                     "stages": stages.iter().map(|(stage, count, p50, p99)| json!({"stage": stage, "samples": count, "p50_ms_at_most": p50, "p99_ms_at_most": p99})).collect::<Vec<_>>()}),
         markdown,
     }
 }
