@@ -25,7 +25,8 @@ use crate::infra::media::{MediaLinks, MediaStore};
 use crate::infra::secrets::SecretBox;
 use crate::infra::wakeup::Wakeups;
 use crate::store::ConversationService;
-use crate::webhooks::fanout::{Dispatcher, StoredEvents};
+use crate::webhooks::dispatcher::Dispatcher;
+use crate::webhooks::fanout::StoredEvents;
 use crate::webhooks::sender::WebhookSender;
 
 /// A long-running background task of the worker role.

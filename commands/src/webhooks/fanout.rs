@@ -1,39 +1,30 @@
-//! Outgoing-webhook fan-out: the dispatcher is a durable JetStream pull consumer on the events
-//! stream; for each event it records one pending delivery per subscribed, active endpoint,
-//! together with a fan-out record (event, endpoint) in the same transaction, and acknowledges the
-//! message only after the commit, so a redelivered message never creates a second delivery.
+//! Outgoing-webhook fan-out: for each event, one pending delivery per subscribed, active
+//! endpoint, together with a fan-out record (event, endpoint) in the same transaction, so an
+//! event fanned out again never creates a second delivery. The [`crate::webhooks::dispatcher`]
+//! feeds it from the NATS events stream.
 //!
 //! NATS is a notification, not a source of truth: the dispatcher signs only what the event store
 //! holds. Each message's id (`<aggregate_type>:<aggregate_id>:<sequence>`) is looked up in the
 //! store ([`StoredEvents`]) and the stored payload and time are fanned out; a message naming an
-//! event the store does not hold, or a stream other than its id's, is dropped with a warning and
-//! acknowledged. So access to NATS alone cannot forge a tenant's webhooks.
+//! event the store does not hold, or a stream other than its id's, is dropped with a warning.
+//! So access to NATS alone cannot forge a tenant's webhooks.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use async_nats::jetstream::{self, consumer};
 use async_trait::async_trait;
 use chrono::Utc;
-use futures::StreamExt;
-use omnistream_domain::StreamId;
 use serde::Deserialize;
 use serde_json::Value;
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::webhooks::admin::{envelope, parse_message_id};
+use crate::webhooks::admin::envelope;
 
-/// How the relay publishes an event (see `projections::relay`): only its identity is used; the
-/// body and time are read back from the event store.
 /// How the relay publishes an event (see `projections::relay`): only its identity is used; the
 /// body and time are read back from the event store.
 #[derive(Debug, Deserialize)]
-struct PublishedEvent {
-    id: String,
-    aggregate_type: String,
-    aggregate_id: String,
+pub(crate) struct PublishedEvent {
+    pub id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
 }
 
 /// One event as the event store holds it.
@@ -98,6 +89,19 @@ pub async fn fan_out(
     event: EventRef<'_>,
     only_webhook: Option<Uuid>,
 ) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let created = fan_out_in(&mut tx, event, only_webhook).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// [`fan_out`] inside the caller's transaction (the dispatcher fans out a batch of events and
+/// records its position in one).
+pub async fn fan_out_in(
+    tx: &mut PgConnection,
+    event: EventRef<'_>,
+    only_webhook: Option<Uuid>,
+) -> anyhow::Result<usize> {
     let EventRef {
         tenant,
         aggregate_type,
@@ -110,7 +114,6 @@ pub async fn fan_out(
     if public.is_empty() {
         return Ok(0);
     }
-    let mut tx = pool.begin().await?;
     let webhooks: Vec<(Uuid, Vec<String>)> = sqlx::query_as(
         "SELECT id, events FROM outgoing_webhooks WHERE tenant_id = $1 AND is_active AND ($2::uuid IS NULL OR id = $2)",
     )
@@ -153,141 +156,13 @@ pub async fn fan_out(
             created += 1;
         }
     }
-    tx.commit().await?;
     Ok(created)
-}
-
-/// The JetStream consumer that turns events into deliveries.
-pub struct Dispatcher {
-    pub pool: PgPool,
-    pub nats: async_nats::Client,
-    pub prefix: String,
-    /// Where each relayed event is read back from before it is fanned out.
-    pub events: Arc<dyn StoredEvents>,
-}
-
-impl Dispatcher {
-    /// Consumes until `shutdown`, reconnecting after errors.
-    pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            if let Err(error) = self.consume(&shutdown).await {
-                tracing::warn!(%error, "webhook dispatcher paused; retrying");
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    }
-
-    async fn consume(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let jetstream = jetstream::new(self.nats.clone());
-        let stream = jetstream
-            .get_stream(format!("{}_EVENTS", self.prefix.to_uppercase()))
-            .await
-            .map_err(|e| anyhow::anyhow!("events stream not available yet: {e}"))?;
-        let name = format!("{}_webhook_dispatcher", self.prefix);
-        let consumer = stream
-            .get_or_create_consumer(
-                &name,
-                consumer::pull::Config {
-                    durable_name: Some(name.clone()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    // Practically never dropped (the relay's checkpoint is past it: with the
-                    // 2-minute backoff this is months of retries; NATS needs a bound above the
-                    // backoff list), and one event in flight across every dispatcher instance, so
-                    // fan-out keeps the log's order.
-                    max_deliver: 100_000,
-                    max_ack_pending: 1,
-                    backoff: vec![
-                        Duration::from_secs(1),
-                        Duration::from_secs(5),
-                        Duration::from_secs(30),
-                        Duration::from_secs(120),
-                    ],
-                    ack_wait: Duration::from_secs(30),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the dispatcher consumer: {e}"))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                next = messages.next() => next,
-            };
-            let Some(message) = next else { return Ok(()) };
-            let message = message.map_err(|e| anyhow::anyhow!("{e}"))?;
-            let handled = match serde_json::from_slice::<PublishedEvent>(&message.payload) {
-                Ok(event) => self.fan_out_stored(&event).await,
-                Err(error) => {
-                    tracing::warn!(%error, "unreadable event on the stream; skipped");
-                    Ok(())
-                }
-            };
-            match handled {
-                Ok(()) => message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?,
-                // Not acknowledged: JetStream redelivers it after its backoff.
-                Err(error) => {
-                    tracing::warn!(%error, "fan-out failed; the event will be redelivered");
-                    let _ = message
-                        .ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1))))
-                        .await;
-                    return Err(error);
-                }
-            }
-        }
-    }
-}
-
-impl Dispatcher {
-    /// Fans out the stored event a relayed message names; a message that names no stored event,
-    /// or whose stream differs from its id's, is dropped (acknowledged) with a warning.
-    async fn fan_out_stored(&self, event: &PublishedEvent) -> anyhow::Result<()> {
-        let named = parse_message_id(&event.id).filter(|(aggregate_type, aggregate_id, _)| {
-            *aggregate_type == event.aggregate_type && *aggregate_id == event.aggregate_id
-        });
-        let Some((aggregate_type, aggregate_id, sequence)) = named else {
-            tracing::warn!(id = %event.id, aggregate_id = %event.aggregate_id,
-                "a message on the events stream does not match its id; dropped");
-            return Ok(());
-        };
-        let Ok(stream) = aggregate_id.parse::<StreamId>() else {
-            return Ok(());
-        };
-        let Some(stored) = self
-            .events
-            .find(aggregate_type, aggregate_id, sequence)
-            .await?
-        else {
-            tracing::warn!(id = %event.id,
-                "a message on the events stream names no stored event (forged?); dropped");
-            return Ok(());
-        };
-        fan_out(
-            &self.pool,
-            EventRef {
-                tenant: stream.tenant_id.as_uuid(),
-                aggregate_type,
-                aggregate_id,
-                message_id: &event.id,
-                payload: &stored.payload,
-                recorded_at: stored.recorded_at,
-            },
-            None,
-        )
-        .await
-        .map(|_| ())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhooks::admin::parse_message_id;
 
     #[test]
     fn a_relayed_message_id_names_its_stream_and_sequence() {

@@ -171,8 +171,9 @@ impl WebhookSender {
         Ok(())
     }
 
-    /// Claims due deliveries (with a lease longer than the 15 s timeout), never one that has an
-    /// earlier pending delivery of the same conversation to the same endpoint.
+    /// Claims due deliveries, never one that has an earlier pending delivery of the same
+    /// conversation to the same endpoint. The lease (20 s) outlasts an attempt (15 s at most)
+    /// and is how long a dead worker's deliveries wait before another worker takes them.
     async fn claim(&self, limit: i64, full: &[Uuid]) -> anyhow::Result<Vec<DueDelivery>> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -200,7 +201,7 @@ impl WebhookSender {
                      FOR UPDATE OF d SKIP LOCKED) d
                  WHERE w.is_active AND NOT (w.id = ANY($3))),
              due AS (SELECT id FROM offered ORDER BY turn, order_seq LIMIT $1)
-             UPDATE webhook_deliveries d SET next_retry_at = now() + interval '60 seconds'
+             UPDATE webhook_deliveries d SET next_retry_at = now() + interval '20 seconds'
              FROM due, outgoing_webhooks w
              WHERE d.id = due.id AND w.id = d.webhook_id
              RETURNING d.id, d.created_at, d.tenant_id, d.webhook_id, d.event_id, d.event_type, d.payload, d.ordering_key, d.order_seq, d.source_event,
