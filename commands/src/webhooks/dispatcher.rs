@@ -187,22 +187,19 @@ impl Dispatcher {
                 Err(error) => tracing::warn!(%error, "unreadable event on the stream; skipped"),
             }
         }
+        let events: Vec<EventRef<'_>> = resolved
+            .iter()
+            .map(|event| EventRef {
+                tenant: event.tenant,
+                aggregate_type: &event.aggregate_type,
+                aggregate_id: &event.aggregate_id,
+                message_id: &event.message_id,
+                payload: &event.stored.payload,
+                recorded_at: event.stored.recorded_at,
+            })
+            .collect();
         let mut tx = self.pool.begin().await?;
-        for event in &resolved {
-            fan_out_in(
-                &mut tx,
-                EventRef {
-                    tenant: event.tenant,
-                    aggregate_type: &event.aggregate_type,
-                    aggregate_id: &event.aggregate_id,
-                    message_id: &event.message_id,
-                    payload: &event.stored.payload,
-                    recorded_at: event.stored.recorded_at,
-                },
-                None,
-            )
-            .await?;
-        }
+        fan_out_in(&mut tx, &events, None).await?;
         store_position(&mut tx, &self.position_name(), last).await?;
         tx.commit().await?;
         metrics::counter!("omnistream_dispatcher_events_total").increment(batch.len() as u64);

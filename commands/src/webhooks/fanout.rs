@@ -90,73 +90,138 @@ pub async fn fan_out(
     only_webhook: Option<Uuid>,
 ) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
-    let created = fan_out_in(&mut tx, event, only_webhook).await?;
+    let created = fan_out_in(&mut tx, &[event], only_webhook).await?;
     tx.commit().await?;
     Ok(created)
 }
 
-/// [`fan_out`] inside the caller's transaction (the dispatcher fans out a batch of events and
-/// records its position in one).
+/// One delivery to record.
+struct Planned {
+    webhook: Uuid,
+    tenant: Uuid,
+    event_id: String,
+    event_type: &'static str,
+    envelope: Value,
+    ordering_key: String,
+    source_event: String,
+}
+
+/// [`fan_out`] of several events, in order, inside the caller's transaction (the dispatcher
+/// fans out a batch and records its position in one): three statements however many events
+/// and endpoints (the endpoints, the fan-out records, the deliveries).
 pub async fn fan_out_in(
     tx: &mut PgConnection,
-    event: EventRef<'_>,
+    events: &[EventRef<'_>],
     only_webhook: Option<Uuid>,
 ) -> anyhow::Result<usize> {
-    let EventRef {
-        tenant,
-        aggregate_type,
-        aggregate_id,
-        message_id,
-        payload,
-        recorded_at,
-    } = event;
-    let public = public_events_of(aggregate_type, aggregate_id, message_id, payload);
+    let public: Vec<_> = events
+        .iter()
+        .map(|event| {
+            let public = public_events_of(
+                event.aggregate_type,
+                event.aggregate_id,
+                event.message_id,
+                event.payload,
+            );
+            (event, public)
+        })
+        .filter(|(_, public)| !public.is_empty())
+        .collect();
     if public.is_empty() {
         return Ok(0);
     }
-    let webhooks: Vec<(Uuid, Vec<String>)> = sqlx::query_as(
-        "SELECT id, events FROM outgoing_webhooks WHERE tenant_id = $1 AND is_active AND ($2::uuid IS NULL OR id = $2)",
+    let mut tenants: Vec<Uuid> = public.iter().map(|(event, _)| event.tenant).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let webhooks: Vec<(Uuid, Uuid, Vec<String>)> = sqlx::query_as(
+        "SELECT tenant_id, id, events FROM outgoing_webhooks
+          WHERE tenant_id = ANY($1) AND is_active AND ($2::uuid IS NULL OR id = $2)
+          ORDER BY tenant_id, id",
     )
-    .bind(tenant)
+    .bind(&tenants)
     .bind(only_webhook)
     .fetch_all(&mut *tx)
     .await?;
-    let mut created = 0;
-    for (event_id, event_type, data, ordering_key) in &public {
-        let envelope = envelope(event_id, event_type, recorded_at, tenant, data);
-        for (webhook, events) in &webhooks {
-            if !events.iter().any(|e| e == "*" || e == event_type) {
-                continue;
+    let mut planned = Vec::new();
+    // An event twice in one batch (relayed again after the duplicate window) is planned once.
+    let mut seen = std::collections::HashSet::new();
+    for (event, public) in public {
+        for (event_id, event_type, data, ordering_key) in public {
+            let subscribed = webhooks.iter().filter(|(tenant, _, subscriptions)| {
+                *tenant == event.tenant && subscriptions.iter().any(|e| e == "*" || e == event_type)
+            });
+            let mut envelope_of_event = None;
+            for (_, webhook, _) in subscribed {
+                if !seen.insert((event_id.clone(), *webhook)) {
+                    continue;
+                }
+                let envelope = envelope_of_event
+                    .get_or_insert_with(|| {
+                        envelope(
+                            &event_id,
+                            event_type,
+                            event.recorded_at,
+                            event.tenant,
+                            &data,
+                        )
+                    })
+                    .clone();
+                planned.push(Planned {
+                    webhook: *webhook,
+                    tenant: event.tenant,
+                    event_id: event_id.clone(),
+                    event_type,
+                    envelope,
+                    ordering_key: ordering_key.clone(),
+                    source_event: event.message_id.to_owned(),
+                });
             }
-            let fresh = sqlx::query("INSERT INTO webhook_fanout (event_id, webhook_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(event_id)
-                .bind(webhook)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if !fresh && only_webhook.is_none() {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, status, attempt,
-                     next_retry_at, source_event)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 1, now(), $8)",
-            )
-            .bind(Uuid::new_v4())
-            .bind(tenant)
-            .bind(webhook)
-            .bind(event_id)
-            .bind(event_type)
-            .bind(&envelope)
-            .bind(ordering_key)
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await?;
-            created += 1;
         }
     }
-    Ok(created)
+    if planned.is_empty() {
+        return Ok(0);
+    }
+    let fresh: std::collections::HashSet<(String, Uuid)> = sqlx::query_as(
+        "INSERT INTO webhook_fanout (event_id, webhook_id)
+         SELECT * FROM UNNEST($1::text[], $2::uuid[])
+         ON CONFLICT DO NOTHING RETURNING event_id, webhook_id",
+    )
+    .bind(
+        planned
+            .iter()
+            .map(|p| p.event_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(planned.iter().map(|p| p.webhook).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    // A replay to one endpoint delivers again what was fanned out before.
+    planned.retain(|p| only_webhook.is_some() || fresh.contains(&(p.event_id.clone(), p.webhook)));
+    if planned.is_empty() {
+        return Ok(0);
+    }
+    // In the order planned, so a conversation's deliveries take ascending `order_seq`.
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, status, attempt,
+             next_retry_at, source_event)
+         SELECT id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, 'pending', 1, now(), source_event
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[])
+                WITH ORDINALITY AS p(id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, source_event, n)
+          ORDER BY n",
+    )
+    .bind(planned.iter().map(|_| Uuid::new_v4()).collect::<Vec<_>>())
+    .bind(planned.iter().map(|p| p.tenant).collect::<Vec<_>>())
+    .bind(planned.iter().map(|p| p.webhook).collect::<Vec<_>>())
+    .bind(planned.iter().map(|p| p.event_id.as_str()).collect::<Vec<_>>())
+    .bind(planned.iter().map(|p| p.event_type).collect::<Vec<_>>())
+    .bind(planned.iter().map(|p| &p.envelope).collect::<Vec<_>>())
+    .bind(planned.iter().map(|p| p.ordering_key.as_str()).collect::<Vec<_>>())
+    .bind(planned.iter().map(|p| p.source_event.as_str()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(planned.len())
 }
 
 #[cfg(test)]
