@@ -106,6 +106,14 @@ pub async fn catch_up_once(
     if !lock_projection(&mut tx, projector.name(), false).await? {
         return Ok(0);
     }
+    if projector.replayable() {
+        // A rebuildable read model commits without waiting for its WAL flush: a crash loses at
+        // most its last fraction of a second, checkpoint included, which is applied again.
+        // Projectors with side effects (the outbound queue) keep synchronous commits.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+    }
     let from = load_checkpoint(&mut tx, projector.name()).await?;
     let events = read_after_with(&mut tx, from, batch_size, projector.reads_bodies()).await?;
     let Some(last) = events.last() else {

@@ -40,9 +40,13 @@ async fn main() {
         .build()
         .unwrap();
     let mut sections: Vec<Section> = Vec::new();
-    // Every scenario runs on a private PostgreSQL with `pg_stat_statements`, when the
-    // binaries are installed (else on the server of `TEST_DATABASE_URL`).
-    let private = pgstats::PrivatePostgres::start().await;
+    // Every scenario runs on a private PostgreSQL with `pg_stat_statements` and default
+    // settings, when the binaries are installed and `BENCH_PRIVATE_PG` is not `0` (else on the
+    // server of `TEST_DATABASE_URL`, without statement counts).
+    let private = match std::env::var("BENCH_PRIVATE_PG").as_deref() {
+        Ok("0") => None,
+        _ => pgstats::PrivatePostgres::start().await,
+    };
     match &private {
         Some(private) => std::env::set_var("TEST_DATABASE_URL", &private.url),
         None => eprintln!("no private PostgreSQL: statements per webhook are not measured"),
