@@ -13,7 +13,7 @@ use omnistream_tests::nats_cluster::NatsCluster;
 use omnistream_tests::patience::Patience;
 use omnistream_tests::webhook_receiver::Receiver;
 use omnistream_tests::Client;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const PHONE_NUMBER_ID: &str = "900000000000002";
 const CUSTOMERS: usize = 5;
@@ -30,30 +30,9 @@ async fn losing_the_stream_leader_of_a_three_node_nats_cluster_loses_nothing() {
         .push(("NATS_STREAM_REPLICAS".into(), "3".into()));
     let platform = deployment.start("serve").await;
 
-    let anonymous = reqwest::Client::new();
-    let registered: Value = anonymous
-        .post(format!("{}/api/auth/register", platform.url))
-        .json(&json!({"organization_name": "Cluster", "name": "Admin",
-                      "email": "admin@cluster.example", "password": "password123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let api = Client::remote(
-        &platform.url,
-        registered["token"].as_str().expect("a token"),
-    );
-    let account = api
-        .post(
-            "/api/integrations/accounts",
-            json!({"channel": "whatsapp", "is_active": true, "display_name": "Line",
-                   "config": {"phone_number_id": PHONE_NUMBER_ID, "waba_id": "100000000000091",
-                              "access_token": "EAAG-secret-access-token-9001"}}),
-        )
-        .await;
-    assert_eq!(account.status, 201, "{}", account.body);
+    let token = platform.register("Cluster", "admin@cluster.example").await;
+    let api = Client::remote(&platform.url, &token);
+    deployment::connect_whatsapp(&api, PHONE_NUMBER_ID).await;
     let receiver = Receiver::start().await;
     receiver.subscribe(&api, &["message.received"]).await;
 

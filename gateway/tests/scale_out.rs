@@ -40,29 +40,10 @@ async fn two_gateways_one_ingest_and_three_workers_keep_every_customer_in_order_
     }
 
     // Registered on one gateway, the token works on the other.
-    let anonymous = reqwest::Client::new();
-    let registered: Value = anonymous
-        .post(format!("{}/api/auth/register", gateway_a.url))
-        .json(&json!({"organization_name": "Scale", "name": "Admin",
-                      "email": "admin@scale.example", "password": "password123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = registered["token"].as_str().expect("a token").to_owned();
+    let token = gateway_a.register("Scale", "admin@scale.example").await;
     let api_a = Client::remote(&gateway_a.url, &token);
     let api_b = Client::remote(&gateway_b.url, &token);
-    let account = api_b
-        .post(
-            "/api/integrations/accounts",
-            json!({"channel": "whatsapp", "is_active": true, "display_name": "Line",
-                   "config": {"phone_number_id": PHONE_NUMBER_ID, "waba_id": "100000000000090",
-                              "access_token": "EAAG-secret-access-token-9000"}}),
-        )
-        .await;
-    assert_eq!(account.status, 201, "{}", account.body);
+    deployment::connect_whatsapp(&api_b, PHONE_NUMBER_ID).await;
     let receiver = Receiver::start().await;
     receiver.subscribe(&api_a, &["message.received"]).await;
     let mut stream = SseClient::connect(&gateway_b.url, &token, None).await;

@@ -93,6 +93,38 @@ impl Deployment {
     }
 }
 
+impl Process {
+    /// Registers an organization through this process's API; returns its admin's token.
+    pub async fn register(&self, organization: &str, email: &str) -> String {
+        let registered: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/auth/register", self.url))
+            .json(
+                &serde_json::json!({"organization_name": organization, "name": "Admin",
+                                      "email": email, "password": "password123"}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        registered["token"].as_str().expect("a token").to_owned()
+    }
+}
+
+/// Connects WhatsApp number `phone_number_id` to `api`'s organization.
+pub async fn connect_whatsapp(api: &crate::Client, phone_number_id: &str) {
+    let account = api
+        .post(
+            "/api/integrations/accounts",
+            serde_json::json!({"channel": "whatsapp", "is_active": true, "display_name": "Line",
+                   "config": {"phone_number_id": phone_number_id, "waba_id": "100000000000090",
+                              "access_token": "EAAG-secret-access-token-9000"}}),
+        )
+        .await;
+    assert_eq!(account.status, 201, "{}", account.body);
+}
+
 /// Posts customer `customer`'s message number `n` (text `"<customer>:<nn>"`) to the Meta
 /// webhook of `ingest`, for the WhatsApp number `phone_number_id`, signed as Meta signs it.
 pub async fn post_customer_message(

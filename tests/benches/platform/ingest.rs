@@ -17,33 +17,7 @@ const RSS_TARGET_MB: f64 = 150.0;
 /// Raw single-row INSERT transactions per second into an inbound-log-shaped table, with
 /// `connections` concurrent writers for `duration`.
 pub async fn raw_insert_rate(pool: &sqlx::PgPool, connections: usize, duration: Duration) -> f64 {
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw_inserts (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, provider TEXT NOT NULL, body BYTEA NOT NULL, received_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        .execute(pool)
-        .await
-        .unwrap();
-    let body = vec![b'x'; 700];
-    let deadline = Instant::now() + duration;
-    let writers = (0..connections).map(|_| {
-        let (pool, body) = (pool.clone(), body.clone());
-        tokio::spawn(async move {
-            let mut count = 0u64;
-            while Instant::now() < deadline {
-                sqlx::query("INSERT INTO bench_raw_inserts (provider, body) VALUES ('meta', $1)")
-                    .bind(&body)
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                count += 1;
-            }
-            count
-        })
-    });
-    let total: u64 = futures::future::join_all(writers)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap_or(0))
-        .sum();
-    total as f64 / duration.as_secs_f64()
+    raw_rows_per_second(pool, connections, duration, 1).await
 }
 
 /// Rows per second written by raw multi-row INSERTs ([`BATCH_ROWS`] rows a statement, one
@@ -54,21 +28,38 @@ pub async fn raw_batched_insert_rate(
     connections: usize,
     duration: Duration,
 ) -> f64 {
-    let bodies = vec![vec![b'x'; 700]; BATCH_ROWS];
+    raw_rows_per_second(pool, connections, duration, BATCH_ROWS).await
+}
+
+/// Rows per second of INSERTs of `rows` rows each (a plain single-row INSERT for one).
+async fn raw_rows_per_second(
+    pool: &sqlx::PgPool,
+    connections: usize,
+    duration: Duration,
+    rows: usize,
+) -> f64 {
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw_inserts (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, provider TEXT NOT NULL, body BYTEA NOT NULL, received_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        .execute(pool)
+        .await
+        .unwrap();
+    let statement = if rows == 1 {
+        "INSERT INTO bench_raw_inserts (provider, body) SELECT 'meta', ($1::bytea[])[1]"
+    } else {
+        "INSERT INTO bench_raw_inserts (provider, body) SELECT 'meta', b FROM UNNEST($1::bytea[]) b"
+    };
+    let bodies = vec![vec![b'x'; 700]; rows];
     let deadline = Instant::now() + duration;
     let writers = (0..connections).map(|_| {
         let (pool, bodies) = (pool.clone(), bodies.clone());
         tokio::spawn(async move {
             let mut count = 0u64;
             while Instant::now() < deadline {
-                sqlx::query(
-                    "INSERT INTO bench_raw_inserts (provider, body) SELECT 'meta', b FROM UNNEST($1::bytea[]) b",
-                )
-                .bind(&bodies)
-                .execute(&pool)
-                .await
-                .unwrap();
-                count += BATCH_ROWS as u64;
+                sqlx::query(statement)
+                    .bind(&bodies)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                count += rows as u64;
             }
             count
         })
