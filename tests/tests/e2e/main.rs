@@ -8,6 +8,7 @@ mod auth;
 mod auth_limits;
 mod delivery_faults;
 mod devstack;
+mod dispatcher;
 mod divisions;
 mod email;
 mod email_media;
