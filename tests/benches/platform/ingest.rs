@@ -191,7 +191,12 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client) -> (Section, u
     let url = format!("{}/webhooks/meta", server.base_url);
     let mut runs = Vec::new();
     let mut sequence = 0usize;
-    for rate in INGEST_RATES {
+    // `BENCH_B1_MAX_RATE` stops the ladder early (to see M at a given load).
+    let max_rate: u32 = std::env::var("BENCH_B1_MAX_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(u32::MAX);
+    for rate in INGEST_RATES.into_iter().filter(|rate| *rate <= max_rate) {
         let offset = sequence;
         let report = open_loop(rate, |i| {
             let n = offset + i;
