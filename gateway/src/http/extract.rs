@@ -239,6 +239,35 @@ pub struct PageRequest {
     pub per_page: u32,
 }
 
+/// A query with `page` and `per_page`: checked once by its `Validate` ([`Paged::check_paging`])
+/// and read again by its handler ([`Paged::page_request`]) with the same defaults.
+pub trait Paged {
+    /// `per_page` when none is given.
+    const DEFAULT_PER_PAGE: u32 = 20;
+    /// The largest `per_page` accepted.
+    const MAX_PER_PAGE: u32 = 100;
+
+    /// The raw `page` and `per_page`.
+    fn paging(&self) -> (Option<i64>, Option<i64>);
+
+    /// Records what is wrong with `page` and `per_page`; returns the page asked for.
+    fn check_paging(&self, violations: &mut Violations) -> PageRequest {
+        let (page, per_page) = self.paging();
+        PageRequest::checked(
+            page,
+            per_page,
+            Self::DEFAULT_PER_PAGE,
+            Self::MAX_PER_PAGE,
+            violations,
+        )
+    }
+
+    /// The page asked for (the query has been validated).
+    fn page_request(&self) -> PageRequest {
+        self.check_paging(&mut Violations::default())
+    }
+}
+
 impl PageRequest {
     /// The rows this page covers, as the read-model queries take them.
     pub fn window(&self) -> omnistream_projections::sql::Window {

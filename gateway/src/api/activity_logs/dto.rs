@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::http::error::Violations;
+use crate::http::extract::Paged;
 use crate::http::extract::{check_text, PageRequest, Validate};
 
 /// One audit row.
@@ -60,9 +61,15 @@ fn parse_time_bound(
     bound
 }
 
+impl Paged for ActivityLogQuery {
+    fn paging(&self) -> (Option<i64>, Option<i64>) {
+        (self.page, self.per_page)
+    }
+}
+
 impl Validate for ActivityLogQuery {
     fn validate(&mut self, violations: &mut Violations) {
-        let page = PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+        let page = self.check_paging(violations);
         for (field, value) in [
             ("action", &mut self.action),
             ("entity_type", &mut self.entity_type),

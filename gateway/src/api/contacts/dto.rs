@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use crate::api::conversations::check_tags;
 use crate::http::error::Violations;
-use crate::http::extract::{check_text, nullable, present, PageRequest, Validate};
+use crate::http::extract::Paged;
+use crate::http::extract::{check_text, nullable, present, Validate};
 
 /// `Contact`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,9 +68,15 @@ pub struct ContactListQuery {
     channel: Option<String>,
 }
 
+impl Paged for ContactListQuery {
+    fn paging(&self) -> (Option<i64>, Option<i64>) {
+        (self.page, self.per_page)
+    }
+}
+
 impl Validate for ContactListQuery {
     fn validate(&mut self, violations: &mut Violations) {
-        PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+        self.check_paging(violations);
         for (field, value) in [("q", &mut self.q), ("tag", &mut self.tag)] {
             if let Some(text) = value {
                 check_text(violations, field, text, 0, 200);
@@ -171,9 +178,15 @@ pub struct ContactConversationsQuery {
     status: Option<String>,
 }
 
+impl Paged for ContactConversationsQuery {
+    fn paging(&self) -> (Option<i64>, Option<i64>) {
+        (self.page, self.per_page)
+    }
+}
+
 impl Validate for ContactConversationsQuery {
     fn validate(&mut self, violations: &mut Violations) {
-        PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+        self.check_paging(violations);
         if self
             .status
             .as_deref()

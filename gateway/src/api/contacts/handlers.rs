@@ -16,8 +16,9 @@ use super::dto::{Contact, ContactConversationsQuery, ContactListQuery, UpdateCon
 use crate::api::activity_logs::{self as activity, Activity};
 use crate::api::conversations::{command_context, viewer, wait_for, ConversationWithContact};
 use crate::http::auth::{perm, Authorized};
-use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
-use crate::http::extract::{IdPath, PageRequest, Paginated, ValidJson, ValidQuery};
+use crate::http::error::{ApiError, ErrorResponse, Result};
+use crate::http::extract::Paged;
+use crate::http::extract::{IdPath, Paginated, ValidJson, ValidQuery};
 
 /// List contacts
 #[utoipa::path(
@@ -31,13 +32,7 @@ pub(super) async fn list_contacts(
     Authorized { caller, .. }: Authorized<perm::ContactsView>,
     ValidQuery(query): ValidQuery<ContactListQuery>,
 ) -> Result<Json<Paginated<Contact>>> {
-    let page = PageRequest::checked(
-        query.page,
-        query.per_page,
-        20,
-        100,
-        &mut Violations::default(),
-    );
+    let page = query.page_request();
     let window = page.window();
     let found = contacts::queries::list(&pool, caller.tenant_id, &query.filter(), window).await?;
     let data = found.rows.into_iter().map(Into::into).collect();
@@ -128,13 +123,7 @@ pub(super) async fn contact_conversations(
     ValidQuery(query): ValidQuery<ContactConversationsQuery>,
 ) -> Result<Json<Paginated<ConversationWithContact>>> {
     load_contact(&pool, caller.tenant_id, id).await?;
-    let page = PageRequest::checked(
-        query.page,
-        query.per_page,
-        20,
-        100,
-        &mut Violations::default(),
-    );
+    let page = query.page_request();
     let window = page.window();
     let found = inbox::queries::list_visible(
         &pool,

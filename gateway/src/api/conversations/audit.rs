@@ -15,8 +15,9 @@ use super::dto::{
 };
 use super::read::load_visible;
 use crate::http::auth::{perm, Authorized};
-use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
-use crate::http::extract::{IdPath, PageRequest, Paginated, ValidQuery};
+use crate::http::error::{ApiError, ErrorResponse, Result};
+use crate::http::extract::Paged;
+use crate::http::extract::{IdPath, Paginated, ValidQuery};
 
 /// Get a single conversation
 #[utoipa::path(
@@ -84,13 +85,7 @@ pub(super) async fn conversation_events(
     IdPath(id): IdPath,
     ValidQuery(query): ValidQuery<EventsQuery>,
 ) -> Result<Json<Paginated<ConversationEventRecord>>> {
-    let page = PageRequest::checked(
-        query.page,
-        query.per_page,
-        50,
-        100,
-        &mut Violations::default(),
-    );
+    let page = query.page_request();
     load_visible(&pool, &caller, id).await?;
     let stream = StreamId::new(caller.tenant_id, id).to_string();
     let total = log::stream_len(&pool, conversation::AGGREGATE_TYPE, &stream).await?;

@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::api::messages::Message;
 use crate::http::error::{ApiError, Result, Violations};
-use crate::http::extract::{check_optional_text, check_text, nullable, PageRequest, Validate};
+use crate::http::extract::Paged;
+use crate::http::extract::{check_optional_text, check_text, nullable, Validate};
 
 /// The contact part of [`ConversationWithContact`].
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -116,9 +117,15 @@ pub struct ConversationListQuery {
     pub(super) q: Option<String>,
 }
 
+impl Paged for ConversationListQuery {
+    fn paging(&self) -> (Option<i64>, Option<i64>) {
+        (self.page, self.per_page)
+    }
+}
+
 impl Validate for ConversationListQuery {
     fn validate(&mut self, violations: &mut Violations) {
-        PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+        self.check_paging(violations);
         if self
             .status
             .as_deref()
@@ -531,8 +538,16 @@ pub struct EventsQuery {
     pub(super) per_page: Option<i64>,
 }
 
+impl Paged for EventsQuery {
+    const DEFAULT_PER_PAGE: u32 = 50;
+
+    fn paging(&self) -> (Option<i64>, Option<i64>) {
+        (self.page, self.per_page)
+    }
+}
+
 impl Validate for EventsQuery {
     fn validate(&mut self, violations: &mut Violations) {
-        PageRequest::checked(self.page, self.per_page, 50, 100, violations);
+        self.check_paging(violations);
     }
 }

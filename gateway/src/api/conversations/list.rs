@@ -8,8 +8,9 @@ use sqlx::PgPool;
 use super::dto::{ConversationListQuery, ConversationWithContact};
 use super::read::viewer;
 use crate::http::auth::{perm, Authorized};
-use crate::http::error::{ErrorResponse, Result, Violations};
-use crate::http::extract::{PageRequest, Paginated, ValidQuery};
+use crate::http::error::{ErrorResponse, Result};
+use crate::http::extract::Paged;
+use crate::http::extract::{Paginated, ValidQuery};
 
 /// List conversations
 #[utoipa::path(
@@ -23,13 +24,7 @@ pub(super) async fn list_conversations(
     Authorized { caller, .. }: Authorized<perm::ConversationsView>,
     ValidQuery(query): ValidQuery<ConversationListQuery>,
 ) -> Result<Json<Paginated<ConversationWithContact>>> {
-    let page = PageRequest::checked(
-        query.page,
-        query.per_page,
-        20,
-        100,
-        &mut Violations::default(),
-    );
+    let page = query.page_request();
     let window = page.window();
     let found = queries::list_visible(
         &pool,

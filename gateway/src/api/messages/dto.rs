@@ -13,7 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::http::error::Violations;
-use crate::http::extract::{check_text, PageRequest, Validate};
+use crate::http::extract::Paged;
+use crate::http::extract::{check_text, Validate};
 
 /// `Message`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -133,9 +134,17 @@ pub struct MessageListQuery {
     pub(super) per_page: Option<i64>,
 }
 
+impl Paged for MessageListQuery {
+    const DEFAULT_PER_PAGE: u32 = 50;
+
+    fn paging(&self) -> (Option<i64>, Option<i64>) {
+        (self.page, self.per_page)
+    }
+}
+
 impl Validate for MessageListQuery {
     fn validate(&mut self, violations: &mut Violations) {
-        PageRequest::checked(self.page, self.per_page, 50, 100, violations);
+        self.check_paging(violations);
     }
 }
 
@@ -263,6 +272,12 @@ pub struct SearchQuery {
     pub(super) per_page: Option<i64>,
 }
 
+impl Paged for SearchQuery {
+    fn paging(&self) -> (Option<i64>, Option<i64>) {
+        (self.page, self.per_page)
+    }
+}
+
 impl Validate for SearchQuery {
     fn validate(&mut self, violations: &mut Violations) {
         match &mut self.q {
@@ -291,7 +306,7 @@ impl Validate for SearchQuery {
                 violations.add(field, "must be an RFC 3339 timestamp or a YYYY-MM-DD date");
             }
         }
-        PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+        self.check_paging(violations);
     }
 }
 

@@ -18,8 +18,9 @@ use crate::api::conversations::{
     ConversationWithContact,
 };
 use crate::http::auth::{perm, Authorized, Caller};
-use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
-use crate::http::extract::{IdPath, PageRequest, Paginated, ValidJson, ValidQuery};
+use crate::http::error::{ApiError, ErrorResponse, Result};
+use crate::http::extract::Paged;
+use crate::http::extract::{IdPath, Paginated, ValidJson, ValidQuery};
 
 /// List messages in a conversation
 #[utoipa::path(
@@ -34,13 +35,7 @@ pub(super) async fn list_messages(
     IdPath(id): IdPath,
     ValidQuery(query): ValidQuery<MessageListQuery>,
 ) -> Result<Json<Paginated<Message>>> {
-    let page = PageRequest::checked(
-        query.page,
-        query.per_page,
-        50,
-        100,
-        &mut Violations::default(),
-    );
+    let page = query.page_request();
     let window = page.window();
     let mut conn = pool.acquire().await?;
     load_visible(&mut *conn, &caller, id).await?;
@@ -106,13 +101,7 @@ pub(super) async fn search_messages(
     Authorized { caller, .. }: Authorized<perm::ConversationsView>,
     ValidQuery(query): ValidQuery<SearchQuery>,
 ) -> Result<Json<Paginated<MessageSearchHit>>> {
-    let page = PageRequest::checked(
-        query.page,
-        query.per_page,
-        20,
-        100,
-        &mut Violations::default(),
-    );
+    let page = query.page_request();
     let window = page.window();
     let found = queries::search(
         &pool,

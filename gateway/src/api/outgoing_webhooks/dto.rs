@@ -11,7 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::http::error::{ApiError, Result, Violations};
-use crate::http::extract::{check_text, present, PageRequest, Validate};
+use crate::http::extract::Paged;
+use crate::http::extract::{check_text, present, Validate};
 
 /// `OutgoingWebhook` (the secret masked, except in the create response).
 #[derive(Debug, Serialize, ToSchema)]
@@ -283,9 +284,15 @@ pub struct DeliveryQuery {
     pub(super) event_type: Option<String>,
 }
 
+impl Paged for DeliveryQuery {
+    fn paging(&self) -> (Option<i64>, Option<i64>) {
+        (self.page, self.per_page)
+    }
+}
+
 impl Validate for DeliveryQuery {
     fn validate(&mut self, violations: &mut Violations) {
-        PageRequest::checked(self.page, self.per_page, 20, 100, violations);
+        self.check_paging(violations);
         if self
             .status
             .as_deref()

@@ -20,8 +20,9 @@ use super::dto::*;
 use crate::api::activity_logs::{self as activity, Activity};
 use crate::app::config::Config;
 use crate::http::auth::{perm, Authorized};
-use crate::http::error::{ApiError, ErrorResponse, Result, Violations};
-use crate::http::extract::{DeleteResponse, IdPath, PageRequest, Paginated, ValidJson, ValidQuery};
+use crate::http::error::{ApiError, ErrorResponse, Result};
+use crate::http::extract::Paged;
+use crate::http::extract::{DeleteResponse, IdPath, Paginated, ValidJson, ValidQuery};
 
 fn url_not_allowed(refused: UrlRefused) -> ApiError {
     match refused {
@@ -265,13 +266,7 @@ pub(super) async fn list_deliveries(
 ) -> Result<Json<Paginated<WebhookDelivery>>> {
     let tenant = caller.tenant_id.as_uuid();
     load_webhook(&pool, tenant, id).await?;
-    let page = PageRequest::checked(
-        query.page,
-        query.per_page,
-        20,
-        100,
-        &mut Violations::default(),
-    );
+    let page = query.page_request();
     let filtered = |select: &str| {
         let mut builder = QueryBuilder::<Postgres>::new(select);
         builder
