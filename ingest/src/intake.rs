@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use omnistream_commands::infra::wakeup;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -135,17 +136,22 @@ async fn insert(pool: &PgPool, batch: &[Pending]) -> Result<(), sqlx::Error> {
         content_types.push(payload.content_type.as_deref());
         ordering_keys.push(payload.ordering_key.as_str());
     }
+    // One notification per batch wakes the processors of every process at its commit.
     sqlx::query(
-        "INSERT INTO inbound_webhooks (provider, body, content_type, ordering_key)
-         SELECT provider, body, content_type, ordering_key
-           FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::text[])
-                WITH ORDINALITY AS p(provider, body, content_type, ordering_key, n)
-          ORDER BY n",
+        "WITH stored AS (
+             INSERT INTO inbound_webhooks (provider, body, content_type, ordering_key)
+             SELECT provider, body, content_type, ordering_key
+               FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::text[])
+                    WITH ORDINALITY AS p(provider, body, content_type, ordering_key, n)
+              ORDER BY n
+             RETURNING 1)
+         SELECT pg_notify($5, count(*)::text) FROM stored",
     )
     .bind(providers)
     .bind(bodies)
     .bind(content_types)
     .bind(ordering_keys)
+    .bind(wakeup::INBOUND)
     .execute(pool)
     .await?;
     Ok(())

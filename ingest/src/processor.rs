@@ -10,7 +10,7 @@ use omnistream_commands::channels::email::reply_address::ReplyTokens;
 use omnistream_commands::infra::media::MediaStore;
 use omnistream_commands::infra::stages::{self, Stage};
 use omnistream_commands::infra::wakeup::{self, Wakeups};
-use omnistream_commands::store::{ContactService, ConversationService};
+use omnistream_commands::store::{ContactService, ConversationService, UnitOfWork};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -95,12 +95,78 @@ impl InboundProcessor {
 
     /// One round; returns how many payloads were claimed.
     ///
+    /// A round's commands run in one [`UnitOfWork`]: their events and the payloads' outcomes
+    /// are committed together, once. If that commit fails (a writer outside the round appended
+    /// to one of its conversations first, or one payload's events cannot be stored), the round
+    /// is handed back whole and run again with a commit per command, which confines a bad
+    /// payload to itself.
+    ///
     /// Order per customer holds across processors and retries: a payload is claimed only while
     /// no earlier payload with its ordering key is leased (in flight) or waiting for a retry,
     /// claims are made one at a time (an advisory lock held by the claiming transaction, so the
     /// next claim sees this one's leases), and a customer's claimed payloads are handled in
     /// arrival order, stopping at the first that must be retried.
     pub async fn process_due(&self) -> anyhow::Result<usize> {
+        match self.round(Commit::Batched).await? {
+            Round::Settled(count) => Ok(count),
+            Round::HandedBack => match self.round(Commit::PerCommand).await? {
+                Round::Settled(count) => Ok(count),
+                Round::HandedBack => Ok(0),
+            },
+        }
+    }
+
+    async fn round(&self, commit: Commit) -> anyhow::Result<Round> {
+        let claimed = self.claim().await?;
+        let count = claimed.len();
+        let ids: Vec<i64> = claimed.iter().map(|row| row.id).collect();
+        let inbound = claimed.into_iter().map(|row| {
+            let payload = StoredPayload::new(row.id, row.provider, row.content_type, row.body);
+            Inbound {
+                attempts: row.attempts,
+                received_at: row.received_at,
+                channel: channels::for_payload(&payload),
+                payload,
+            }
+        });
+        let unit = UnitOfWork::new(self.pool.clone());
+        let worker = match commit {
+            Commit::Batched => InboundProcessor {
+                conversations: ConversationService::in_unit(&unit),
+                contacts: ContactService::in_unit(&unit),
+                ..self.clone()
+            },
+            Commit::PerCommand => self.clone(),
+        };
+        let settled: Vec<Vec<Mark>> = futures::stream::iter(by_customer(inbound))
+            .map(|rows| worker.settle_in_order(rows))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        let marks: Vec<Mark> = settled.into_iter().flatten().collect();
+        let appended: Vec<DateTime<Utc>> = marks.iter().filter_map(|m| m.appended_since).collect();
+        if let Err(error) = commit_round(&self.pool, &unit, marks).await {
+            tracing::warn!(%error, payloads = count, "inbound round could not commit at once; handing it back");
+            let back = ids.into_iter().map(|id| Mark {
+                id,
+                status: HANDED_BACK,
+                error: None,
+                appended_since: None,
+            });
+            record_marks(&self.pool, back).await?;
+            return Ok(Round::HandedBack);
+        }
+        if !appended.is_empty() {
+            self.wakeups.raise(wakeup::EVENTS);
+        }
+        for received_at in appended {
+            stages::record_since(Stage::Appended, received_at);
+        }
+        Ok(Round::Settled(count))
+    }
+
+    /// Claims the next due payloads (see [`Self::process_due`]).
+    async fn claim(&self) -> sqlx::Result<Vec<Claimed>> {
         // A lease instead of a long transaction: readers of the event log wait for open
         // transactions, so none may stay open across the commands below. A lease outlived by a
         // crashed processor is taken over after 15 s; processing twice is harmless (idempotent).
@@ -127,23 +193,7 @@ impl InboundProcessor {
         .fetch_all(&mut *claim)
         .await?;
         claim.commit().await?;
-        let count = claimed.len();
-        let inbound = claimed.into_iter().map(|row| {
-            let payload = StoredPayload::new(row.id, row.provider, row.content_type, row.body);
-            Inbound {
-                attempts: row.attempts,
-                received_at: row.received_at,
-                channel: channels::for_payload(&payload),
-                payload,
-            }
-        });
-        let settled: Vec<Vec<Mark>> = futures::stream::iter(by_customer(inbound))
-            .map(|rows| self.settle_in_order(rows))
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        record_marks(&self.pool, settled.into_iter().flatten()).await?;
-        Ok(count)
+        Ok(claimed)
     }
 
     /// Settles one customer's payloads in arrival order and returns their outcomes. After one
@@ -161,6 +211,7 @@ impl InboundProcessor {
                     id: row.payload.id,
                     status: HANDED_BACK,
                     error: None,
+                    appended_since: None,
                 }));
                 break;
             }
@@ -182,9 +233,7 @@ impl InboundProcessor {
             Some(channel) => channel.handle(self, payload).await,
             None => Ok(channels::unaccepted(&payload)),
         };
-        if matches!(outcome, Ok(Disposition::Processed)) {
-            stages::record_since(Stage::Appended, received_at);
-        }
+        let appended_since = matches!(outcome, Ok(Disposition::Processed)).then_some(received_at);
         let (status, error) = match outcome {
             Ok(Disposition::Processed) => ("processed", None),
             Ok(Disposition::Ignored(reason)) => ("ignored", Some(reason)),
@@ -198,8 +247,39 @@ impl InboundProcessor {
                 "inbound payload will be retried"
             );
         }
-        Mark { id, status, error }
+        Mark {
+            id,
+            status,
+            error,
+            appended_since,
+        }
     }
+}
+
+/// How a round's commands are committed.
+#[derive(Clone, Copy)]
+enum Commit {
+    /// All of them with the payloads' outcomes, once.
+    Batched,
+    /// Each on its own, then the outcomes.
+    PerCommand,
+}
+
+/// What became of a round.
+enum Round {
+    /// Its payloads' outcomes are recorded; this many were claimed.
+    Settled(usize),
+    /// It could not commit and was handed back untouched.
+    HandedBack,
+}
+
+/// Commits the events of a round's `unit` and its payloads' outcomes in one transaction.
+async fn commit_round(pool: &PgPool, unit: &UnitOfWork, marks: Vec<Mark>) -> anyhow::Result<()> {
+    let mut transaction = pool.begin().await?;
+    unit.append_in(&mut transaction).await?;
+    record_marks(&mut *transaction, marks).await?;
+    transaction.commit().await?;
+    Ok(())
 }
 
 /// The status a payload handed back untouched is marked with: its claim is undone, so it is
@@ -212,12 +292,17 @@ struct Mark {
     /// `processed`, `ignored`, `failed`, `pending` (retry with backoff) or [`HANDED_BACK`].
     status: &'static str,
     error: Option<String>,
+    /// When a processed payload was received: its events are appended once the round commits.
+    appended_since: Option<DateTime<Utc>>,
 }
 
 /// Records a round's outcomes in one statement (the payloads' leases keep them from being
 /// claimed again meanwhile; if this never commits, they are processed again, which their
 /// idempotent commands make harmless).
-async fn record_marks(pool: &PgPool, marks: impl IntoIterator<Item = Mark>) -> sqlx::Result<()> {
+async fn record_marks(
+    executor: impl sqlx::PgExecutor<'_>,
+    marks: impl IntoIterator<Item = Mark>,
+) -> sqlx::Result<()> {
     let (mut ids, mut statuses, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for mark in marks {
         ids.push(mark.id);
@@ -244,7 +329,7 @@ async fn record_marks(pool: &PgPool, marks: impl IntoIterator<Item = Mark>) -> s
     .bind(statuses)
     .bind(errors)
     .bind(HANDED_BACK)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! Executing aggregate commands: stream ids, event metadata, and transparent retries of
 //! optimistic-concurrency conflicts (two writers on one stream both succeed, in turn).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_es::{Aggregate, AggregateError};
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use omnistream_domain::contact::Contact;
 use omnistream_domain::conversation::Conversation;
 use omnistream_domain::StreamId;
@@ -11,7 +13,7 @@ use postgres_es::{postgres_snapshot_cqrs, PostgresCqrs};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::CommandContext;
+use super::{CommandContext, UnitOfWork};
 
 /// Events between two snapshots: loading a stream reads one snapshot and at most this many
 /// events, however long the stream is.
@@ -33,16 +35,25 @@ pub enum CommandError<E: std::error::Error> {
     Store(String),
 }
 
-/// Runs one aggregate's commands against the PostgreSQL event store.
+/// Runs one aggregate's commands against the PostgreSQL event store: each command commits on
+/// its own, or (a service [`in_unit`](AggregateService::in_unit)) appends to a [`UnitOfWork`]
+/// that its owner commits.
 pub struct AggregateService<A: Aggregate> {
-    cqrs: std::sync::Arc<PostgresCqrs<A>>,
+    engine: Engine<A>,
+}
+
+enum Engine<A: Aggregate> {
+    Direct(Arc<PostgresCqrs<A>>),
+    Unit(Arc<CqrsFramework<A, PersistedEventStore<UnitOfWork, A>>>),
 }
 
 impl<A: Aggregate> Clone for AggregateService<A> {
     fn clone(&self) -> Self {
-        Self {
-            cqrs: self.cqrs.clone(),
-        }
+        let engine = match &self.engine {
+            Engine::Direct(cqrs) => Engine::Direct(cqrs.clone()),
+            Engine::Unit(cqrs) => Engine::Unit(cqrs.clone()),
+        };
+        Self { engine }
     }
 }
 
@@ -60,7 +71,20 @@ where
     /// A service over `pool` (snapshots every 100 events).
     pub fn new(pool: PgPool) -> Self {
         Self {
-            cqrs: std::sync::Arc::new(postgres_snapshot_cqrs(pool, vec![], SNAPSHOT_EVERY, ())),
+            engine: Engine::Direct(Arc::new(postgres_snapshot_cqrs(
+                pool,
+                vec![],
+                SNAPSHOT_EVERY,
+                (),
+            ))),
+        }
+    }
+
+    /// A service whose commands append to `unit` instead of committing each.
+    pub fn in_unit(unit: &UnitOfWork) -> Self {
+        let store = PersistedEventStore::new_snapshot_store(unit.clone(), SNAPSHOT_EVERY);
+        Self {
+            engine: Engine::Unit(Arc::new(CqrsFramework::new(store, vec![], ()))),
         }
     }
 
@@ -75,11 +99,17 @@ where
     ) -> Result<(), CommandError<A::Error>> {
         let stream = StreamId::new(context.tenant_id, id).to_string();
         for attempt in 0..MAX_ATTEMPTS {
-            match self
-                .cqrs
-                .execute_with_metadata(&stream, command.clone(), context.metadata())
-                .await
-            {
+            let executed = match &self.engine {
+                Engine::Direct(cqrs) => {
+                    cqrs.execute_with_metadata(&stream, command.clone(), context.metadata())
+                        .await
+                }
+                Engine::Unit(cqrs) => {
+                    cqrs.execute_with_metadata(&stream, command.clone(), context.metadata())
+                        .await
+                }
+            };
+            match executed {
                 Ok(()) => return Ok(()),
                 Err(AggregateError::UserError(rule)) => return Err(CommandError::Rule(rule)),
                 Err(AggregateError::AggregateConflict) => {

@@ -30,6 +30,7 @@ mod observability;
 mod ordering;
 mod relay;
 mod roles;
+mod rounds;
 mod wakeups;
 mod webhook_receivers;
 mod webhooks;

@@ -18,7 +18,7 @@ use crate::whatsapp::{spine, Spine};
 const PHONE_NUMBER_ID: &str = "700000000000001";
 
 /// A processor of `app`'s raw inbound log, as another worker process would run one.
-fn processor(app: &TestApp) -> InboundProcessor {
+pub(crate) fn processor(app: &TestApp) -> InboundProcessor {
     InboundProcessor {
         pool: app.pool.clone(),
         conversations: ConversationService::new(app.pool.clone()),

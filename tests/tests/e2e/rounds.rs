@@ -1,0 +1,162 @@
+//! The inbound processor's rounds: a claimed round's events and its payloads' outcomes commit
+//! together, once; a round that cannot commit at once is handed back and run a command at a
+//! time, so one payload whose events cannot be stored holds up nobody else.
+
+use omnistream_gateway::app::Roles;
+use omnistream_tests::fake_meta::{whatsapp_text_webhook, FakeMeta};
+use omnistream_tests::TestApp;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::ordering::processor;
+
+const PHONE_NUMBER_ID: &str = "700000000000021";
+
+/// The API and the receivers of a new platform with a WhatsApp line; no processor runs.
+async fn platform_without_processor() -> TestApp {
+    let database_url = omnistream_tests::create_test_database().await;
+    let roles = Roles {
+        api: true,
+        ingest: true,
+        worker: false,
+    };
+    let fake = FakeMeta::start().await;
+    let graph = fake.base_url.clone();
+    let app = TestApp::spawn_on(database_url, roles, move |config| {
+        config.meta_graph_base_url = graph;
+    })
+    .await;
+    let admin = app.register("Rounds").await;
+    let account = admin
+        .client(&app)
+        .post(
+            "/api/integrations/accounts",
+            json!({"channel": "whatsapp", "is_active": true, "display_name": "Line",
+                   "config": {"phone_number_id": PHONE_NUMBER_ID, "waba_id": "100000000000021",
+                              "access_token": "EAAG-secret-access-token-2121"}}),
+        )
+        .await;
+    assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
+    app
+}
+
+/// Posts one text message per `(customer, wamid, text)`.
+async fn post_messages(app: &TestApp, messages: &[(String, String, String)]) {
+    let now = chrono::Utc::now().timestamp();
+    for (customer, wamid, text) in messages {
+        let webhook = whatsapp_text_webhook(PHONE_NUMBER_ID, customer, "C", wamid, text, now);
+        assert_eq!(
+            app.post_meta_webhook(&webhook).await.status(),
+            StatusCode::OK
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rounds_events_and_outcomes_commit_in_one_transaction_in_arrival_order() {
+    let app = platform_without_processor().await;
+    let mut messages: Vec<(String, String, String)> = (0..30)
+        .map(|n| {
+            (
+                format!("62817100{n:02}"),
+                format!("wamid.R{n}"),
+                format!("hi {n}"),
+            )
+        })
+        .collect();
+    messages.push((
+        "6281710000".into(),
+        "wamid.R-again".into(),
+        "me again".into(),
+    ));
+    post_messages(&app, &messages).await;
+
+    assert_eq!(processor(&app).process_due().await.unwrap(), 31);
+
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT DISTINCT status FROM inbound_webhooks")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["processed"]);
+    let transactions: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT xid(transaction_id)::text::bigint FROM events
+         WHERE metadata->>'causation_id' LIKE 'inbound_webhook:%'
+         UNION
+         SELECT DISTINCT xmin::text::bigint FROM inbound_webhooks",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        transactions.len(),
+        1,
+        "every event of the round and every outcome in one transaction"
+    );
+    let received: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->'InboundMessageReceived'->>'provider_message_id' FROM events
+         WHERE event_type = 'InboundMessageReceived' ORDER BY global_position",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let sent: Vec<String> = messages.iter().map(|(_, wamid, _)| wamid.clone()).collect();
+    assert_eq!(received.len(), 31, "{received:?}");
+    let again = received.iter().position(|w| w == "wamid.R-again").unwrap();
+    let first = received.iter().position(|w| w == "wamid.R0").unwrap();
+    assert!(first < again, "a customer's messages in arrival order");
+    let mut sorted_received = received.clone();
+    sorted_received.sort();
+    let mut sorted_sent = sent;
+    sorted_sent.sort();
+    assert_eq!(sorted_received, sorted_sent, "each message once");
+
+    let api_inbox: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT aggregate_id) FROM events WHERE event_type = 'InboundMessageReceived'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(api_inbox, 30, "one conversation per customer");
+}
+
+#[tokio::test]
+async fn a_payload_whose_events_cannot_be_stored_holds_up_nobody_else() {
+    let app = platform_without_processor().await;
+    // PostgreSQL's JSON refuses the NUL character: this message's event can never be stored.
+    let messages: Vec<(String, String, String)> = (0..5)
+        .map(|n| {
+            let text = if n == 2 {
+                "bad \u{0} text".to_owned()
+            } else {
+                format!("fine {n}")
+            };
+            (format!("62817200{n:02}"), format!("wamid.B{n}"), text)
+        })
+        .collect();
+    post_messages(&app, &messages).await;
+
+    let processor = processor(&app);
+    processor.process_due().await.unwrap();
+
+    let outcomes: Vec<(String, i32, Option<String>)> =
+        sqlx::query_as("SELECT status, attempts, error FROM inbound_webhooks ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    for (n, (status, attempts, error)) in outcomes.iter().enumerate() {
+        if n == 2 {
+            assert_eq!(status, "pending", "waits for a retry");
+            assert_eq!(*attempts, 1, "the handed-back round did not count");
+            assert!(error.is_some(), "the store's refusal is kept");
+        } else {
+            assert_eq!(status, "processed", "payload {n}: {error:?}");
+        }
+    }
+    let received: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'InboundMessageReceived'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(received, 4, "the other four customers' messages, once each");
+}
