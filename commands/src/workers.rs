@@ -145,6 +145,7 @@ pub fn all(deps: &Deps) -> Vec<Box<dyn Worker>> {
             allow_private: deps.allow_private,
             schedule: Arc::new(deps.retry_schedule.clone()),
             in_flight: Arc::default(),
+            wakeups: deps.wakeups.clone(),
         }),
     ]
 }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use omnistream_commands::infra::wakeup;
+use omnistream_commands::infra::wakeup::{self, Announcer};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -51,15 +51,16 @@ impl Intake {
     /// Starts the intake writing through `pool`. Call within a Tokio runtime.
     pub fn start(pool: PgPool) -> Self {
         let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(gather(pool, pending));
+        let announcer = Announcer::start(pool.clone());
+        tokio::spawn(gather(pool, pending, announcer));
         Self { queue }
     }
 
-    /// Starts the intake on a pool of its own: [`WRITERS`] connections made like `shared`'s,
-    /// without sqlx's ping before each use (a connection broken since is retried once instead).
+    /// Starts the intake on a pool of its own: [`WRITERS`] connections (and one to announce
+    /// stored batches) made like `shared`'s, without sqlx's ping before each use (a connection broken since is retried once instead).
     pub fn with_own_pool(shared: &PgPool) -> Self {
         let pool = PgPoolOptions::new()
-            .max_connections(WRITERS as u32)
+            .max_connections(WRITERS as u32 + 1)
             .acquire_timeout(Duration::from_secs(5))
             .test_before_acquire(false)
             .connect_lazy_with((*shared.connect_options()).clone());
@@ -80,7 +81,7 @@ impl Intake {
 }
 
 /// Gathers pending payloads into batches and writes up to [`WRITERS`] of them at once.
-async fn gather(pool: PgPool, mut pending: mpsc::Receiver<Pending>) {
+async fn gather(pool: PgPool, mut pending: mpsc::Receiver<Pending>, announcer: Announcer) {
     let writers = std::sync::Arc::new(Semaphore::new(WRITERS));
     while let Some(first) = pending.recv().await {
         // Wait for a writer first: the payloads that arrive meanwhile join this batch.
@@ -94,9 +95,13 @@ async fn gather(pool: PgPool, mut pending: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let pool = pool.clone();
+        let (pool, announcer) = (pool.clone(), announcer.clone());
         tokio::spawn(async move {
             let outcome = write(&pool, &batch).await;
+            if outcome.is_ok() {
+                // Processors of every process wake once per batch, after its commit.
+                announcer.announce(wakeup::INBOUND);
+            }
             metrics::histogram!("omnistream_ingest_batch_size").record(batch.len() as f64);
             for pending in batch {
                 let _ = pending.stored.send(
@@ -136,22 +141,17 @@ async fn insert(pool: &PgPool, batch: &[Pending]) -> Result<(), sqlx::Error> {
         content_types.push(payload.content_type.as_deref());
         ordering_keys.push(payload.ordering_key.as_str());
     }
-    // One notification per batch wakes the processors of every process at its commit.
     sqlx::query(
-        "WITH stored AS (
-             INSERT INTO inbound_webhooks (provider, body, content_type, ordering_key)
-             SELECT provider, body, content_type, ordering_key
-               FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::text[])
-                    WITH ORDINALITY AS p(provider, body, content_type, ordering_key, n)
-              ORDER BY n
-             RETURNING 1)
-         SELECT pg_notify($5, count(*)::text) FROM stored",
+        "INSERT INTO inbound_webhooks (provider, body, content_type, ordering_key)
+         SELECT provider, body, content_type, ordering_key
+           FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::text[])
+                WITH ORDINALITY AS p(provider, body, content_type, ordering_key, n)
+          ORDER BY n",
     )
     .bind(providers)
     .bind(bodies)
     .bind(content_types)
     .bind(ordering_keys)
-    .bind(wakeup::INBOUND)
     .execute(pool)
     .await?;
     Ok(())

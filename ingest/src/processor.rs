@@ -157,7 +157,7 @@ impl InboundProcessor {
             return Ok(Round::HandedBack);
         }
         if !appended.is_empty() {
-            self.wakeups.raise(wakeup::EVENTS);
+            self.wakeups.announce(wakeup::EVENTS);
         }
         for received_at in appended {
             stages::record_since(Stage::Appended, received_at);

@@ -1,6 +1,8 @@
-//! Wake-ups instead of sleeps. Statement triggers `NOTIFY` a channel when rows arrive in a
-//! queue (new events, stored webhooks, outbound jobs; see migration 0015); PostgreSQL delivers
-//! the notification at commit to every process listening. One listener connection per process
+//! Wake-ups instead of sleeps. A queue's writer announces new work once per committed batch
+//! (an intake batch of stored webhooks, a processor round's events, a projector batch of
+//! outbound jobs, a dispatcher batch of deliveries) with a `NOTIFY` that PostgreSQL delivers to
+//! every process listening. Busy writers announce after their commit through an
+//! [`Announcer`], so their commits never queue for the notification lock. One listener connection per process
 //! ([`Wakeups::listen`]) feeds every stage of that process, and each stage waits on its
 //! [`Wakeup`]: woken at once when its queue gets work, else after a fallback poll (which also
 //! covers a notification missed while the listener reconnects).
@@ -20,13 +22,16 @@ pub const EVENTS: &str = "omnistream_events";
 pub const INBOUND: &str = "omnistream_inbound";
 /// New outbound jobs.
 pub const OUTBOUND: &str = "omnistream_outbound";
+/// New outgoing-webhook deliveries.
+pub const DELIVERIES: &str = "omnistream_deliveries";
 /// Every channel a process listens to.
-pub const CHANNELS: [&str; 3] = [EVENTS, INBOUND, OUTBOUND];
+pub const CHANNELS: [&str; 4] = [EVENTS, INBOUND, OUTBOUND, DELIVERIES];
 
 /// The wake-up signals of one process, one per channel.
 #[derive(Clone, Default)]
 pub struct Wakeups {
     senders: Arc<HashMap<&'static str, watch::Sender<u64>>>,
+    announcer: Option<Announcer>,
 }
 
 impl Wakeups {
@@ -40,6 +45,7 @@ impl Wakeups {
             .collect();
         let wakeups = Self {
             senders: Arc::new(senders),
+            announcer: Some(Announcer::start(pool.clone())),
         };
         let listening = connect(&pool).await;
         if let Err(error) = &listening {
@@ -66,6 +72,15 @@ impl Wakeups {
     pub fn raise(&self, channel: &str) {
         if let Some(sender) = self.senders.get(channel) {
             sender.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Raises `channel`'s signal in this process at once and announces the work to the other
+    /// listening processes ([`Announcer`]), after the commit that queued it.
+    pub fn announce(&self, channel: &str) {
+        self.raise(channel);
+        if let Some(announcer) = &self.announcer {
+            announcer.announce(channel);
         }
     }
 
@@ -123,6 +138,59 @@ async fn connect(pool: &PgPool) -> sqlx::Result<PgListener> {
     Ok(listener)
 }
 
+/// Announces work on a channel after the commit that queued it: one `SELECT pg_notify` in
+/// flight per channel, whatever the number of commits meanwhile (a burst costs a few
+/// notifications), sent in a transaction of its own that writes nothing, so no committing
+/// writer waits for PostgreSQL's notification-queue lock (which a transaction that notifies
+/// holds through its WAL flush). Cheap to clone.
+#[derive(Clone)]
+pub struct Announcer {
+    pending: Arc<HashMap<&'static str, Arc<tokio::sync::Notify>>>,
+}
+
+impl Announcer {
+    /// Announces through `pool`, one task per channel. Call within a Tokio runtime; the tasks
+    /// end when every clone is dropped.
+    pub fn start(pool: PgPool) -> Self {
+        let pending: HashMap<&'static str, Arc<tokio::sync::Notify>> = CHANNELS
+            .into_iter()
+            .map(|channel| (channel, Arc::new(tokio::sync::Notify::new())))
+            .collect();
+        for (channel, notify) in &pending {
+            let (channel, notify, pool) = (*channel, notify.clone(), pool.clone());
+            tokio::spawn(async move {
+                loop {
+                    let woken =
+                        tokio::time::timeout(Duration::from_secs(60), notify.notified()).await;
+                    if Arc::strong_count(&notify) == 1 {
+                        return; // Every announcer is gone.
+                    }
+                    if woken.is_err() {
+                        continue;
+                    }
+                    if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(channel)
+                        .execute(&pool)
+                        .await
+                    {
+                        tracing::debug!(%error, channel, "could not announce; listeners poll");
+                    }
+                }
+            });
+        }
+        Self {
+            pending: Arc::new(pending),
+        }
+    }
+
+    /// Announces work on `channel` to every listening process, soon.
+    pub fn announce(&self, channel: &str) {
+        if let Some(notify) = self.pending.get(channel) {
+            notify.notify_one();
+        }
+    }
+}
+
 /// What one stage waits on.
 pub struct Wakeup {
     signal: Option<watch::Receiver<u64>>,
@@ -161,6 +229,7 @@ mod tests {
                     .map(|channel| (channel, watch::Sender::new(0)))
                     .collect(),
             ),
+            announcer: None,
         };
         let mut inbound = wakeups.subscribe(INBOUND);
         let mut events = wakeups.subscribe(EVENTS);

@@ -19,8 +19,6 @@ use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use crate::infra::wakeup;
-
 /// Commands' events held back for one commit. Cheap to clone: clones share the unit.
 #[derive(Clone)]
 pub struct UnitOfWork {
@@ -90,9 +88,8 @@ impl UnitOfWork {
     }
 
     /// Appends the unit's events (one statement, in the order they were produced) and
-    /// snapshots on `connection`, inside the caller's transaction, and notifies listeners of
-    /// new events once, at that transaction's commit. Returns how many events were appended;
-    /// the unit is empty afterwards.
+    /// snapshots on `connection`, inside the caller's transaction. Returns how many events were
+    /// appended; the unit is empty afterwards.
     pub async fn append_in(&self, connection: &mut PgConnection) -> Result<usize, AppendError> {
         let Pending {
             events, snapshots, ..
@@ -106,14 +103,11 @@ impl UnitOfWork {
             columns.push(event);
         }
         let appended = sqlx::query(
-            "WITH appended AS (
-                 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                 SELECT t, i, s, e, v, p::json, m::json
-                 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
-                      WITH ORDINALITY AS u(t, i, s, e, v, p, m, n)
-                 ORDER BY n
-                 RETURNING 1)
-             SELECT pg_notify($8, count(*)::text) FROM appended",
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT t, i, s, e, v, p::json, m::json
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+                  WITH ORDINALITY AS u(t, i, s, e, v, p, m, n)
+             ORDER BY n",
         )
         .bind(columns.aggregate_types)
         .bind(columns.aggregate_ids)
@@ -122,7 +116,6 @@ impl UnitOfWork {
         .bind(columns.event_versions)
         .bind(columns.payloads)
         .bind(columns.metadata)
-        .bind(wakeup::EVENTS)
         .execute(&mut *connection)
         .await;
         match appended {

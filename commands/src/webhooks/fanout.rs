@@ -203,13 +203,17 @@ pub async fn fan_out_in(
         return Ok(0);
     }
     // In the order planned, so a conversation's deliveries take ascending `order_seq`.
+    // One notification per batch wakes the senders of every process at its commit.
     sqlx::query(
-        "INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, status, attempt,
-             next_retry_at, source_event)
-         SELECT id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, 'pending', 1, now(), source_event
-           FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[])
-                WITH ORDINALITY AS p(id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, source_event, n)
-          ORDER BY n",
+        "WITH queued AS (
+             INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, status, attempt,
+                 next_retry_at, source_event)
+             SELECT id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, 'pending', 1, now(), source_event
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::text[], $8::text[])
+                    WITH ORDINALITY AS p(id, tenant_id, webhook_id, event_id, event_type, payload, ordering_key, source_event, n)
+              ORDER BY n
+             RETURNING 1)
+         SELECT pg_notify($9, count(*)::text) FROM queued",
     )
     .bind(planned.iter().map(|_| Uuid::new_v4()).collect::<Vec<_>>())
     .bind(planned.iter().map(|p| p.tenant).collect::<Vec<_>>())
@@ -219,6 +223,7 @@ pub async fn fan_out_in(
     .bind(planned.iter().map(|p| &p.envelope).collect::<Vec<_>>())
     .bind(planned.iter().map(|p| p.ordering_key.as_str()).collect::<Vec<_>>())
     .bind(planned.iter().map(|p| p.source_event.as_str()).collect::<Vec<_>>())
+    .bind(crate::infra::wakeup::DELIVERIES)
     .execute(&mut *tx)
     .await?;
     Ok(planned.len())

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::infra::secrets::SecretBox;
 use crate::infra::stages::{self, Stage};
+use crate::infra::wakeup::{self, Wakeups};
 use crate::webhooks::wire::attempt;
 
 /// How the relay publishes an event (see `projections::relay`): only its identity is used; the
@@ -48,6 +49,80 @@ pub struct WebhookSender {
     pub schedule: Arc<Vec<Duration>>,
     /// Attempts in flight per endpoint.
     pub in_flight: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, usize>>>,
+    /// Wakes the sender when deliveries are queued.
+    pub wakeups: Wakeups,
+}
+
+/// Claimed deliveries waiting for a slot, one queue per endpoint in claim order, taken in
+/// turns so that one busy endpoint cannot hold the slots.
+#[derive(Default)]
+struct ClaimedQueue {
+    endpoints: std::collections::VecDeque<(Uuid, std::collections::VecDeque<Queued>)>,
+    len: usize,
+}
+
+struct Queued {
+    delivery: DueDelivery,
+    claimed: std::time::Instant,
+}
+
+impl ClaimedQueue {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn endpoints(&self) -> impl Iterator<Item = &Uuid> {
+        self.endpoints.iter().map(|(webhook, _)| webhook)
+    }
+
+    fn queued_for(&self, webhook: Uuid) -> usize {
+        self.endpoints
+            .iter()
+            .find(|(id, _)| *id == webhook)
+            .map_or(0, |(_, queued)| queued.len())
+    }
+
+    fn extend(&mut self, claimed: Vec<DueDelivery>) {
+        let claimed_at = std::time::Instant::now();
+        for delivery in claimed {
+            let queued = Queued {
+                claimed: claimed_at,
+                delivery,
+            };
+            let webhook = queued.delivery.webhook_id;
+            match self.endpoints.iter_mut().find(|(id, _)| *id == webhook) {
+                Some((_, deliveries)) => deliveries.push_back(queued),
+                None => self.endpoints.push_back((webhook, [queued].into())),
+            }
+            self.len += 1;
+        }
+    }
+
+    /// The first delivery of the next endpoint (in turn) with fewer than
+    /// [`MAX_IN_FLIGHT_PER_ENDPOINT`] attempts in flight; deliveries queued too long are dropped.
+    fn next_startable(&mut self, in_flight: impl Fn(Uuid) -> usize) -> Option<DueDelivery> {
+        for _ in 0..self.endpoints.len() {
+            let (webhook, mut deliveries) = self.endpoints.pop_front()?;
+            if in_flight(webhook) >= MAX_IN_FLIGHT_PER_ENDPOINT {
+                self.endpoints.push_back((webhook, deliveries));
+                continue;
+            }
+            while let Some(queued) = deliveries.pop_front() {
+                self.len -= 1;
+                if queued.claimed.elapsed() <= QUEUED_AT_MOST {
+                    if !deliveries.is_empty() {
+                        self.endpoints.push_back((webhook, deliveries));
+                    }
+                    return Some(queued.delivery);
+                }
+            }
+        }
+        None
+    }
 }
 
 /// The longest wait a receiver's `Retry-After` can impose.
@@ -58,6 +133,23 @@ const MAX_IN_FLIGHT_PER_ENDPOINT: usize = 8;
 
 /// Attempts in flight in this process.
 const MAX_IN_FLIGHT: usize = 64;
+
+/// Claimed deliveries waiting for a slot, at most (after a claim).
+const QUEUE_TARGET: usize = 4 * MAX_IN_FLIGHT;
+
+/// The queue is refilled when it holds fewer than this.
+const REFILL_BELOW: usize = 2 * MAX_IN_FLIGHT;
+
+/// Deliveries of one endpoint queued and in flight in this process, at most.
+const QUEUED_PER_ENDPOINT: usize = 4 * MAX_IN_FLIGHT_PER_ENDPOINT;
+
+/// How long a claimed delivery may wait in the queue before it is started: one waiting
+/// longer is dropped (its lease, 20 s, may be close to running out) and claimed again once its
+/// lease has ended.
+const QUEUED_AT_MOST: Duration = Duration::from_secs(5);
+
+/// The longest pause with nothing to do when no wake-up comes.
+const IDLE_POLL: Duration = Duration::from_millis(50);
 
 /// Successes waiting to be recorded, at most (a full queue holds the attempts back).
 const SUCCESS_QUEUE: usize = 4096;
@@ -76,30 +168,42 @@ struct Success {
 impl WebhookSender {
     /// Delivers until `shutdown`; at most [`MAX_IN_FLIGHT`] attempts in flight.
     ///
-    /// Due deliveries are claimed every 2 ms while there are any; when none is due the loop
-    /// waits for an attempt to end or a batch of successes to be recorded (either may make more
-    /// deliveries due), or 50 ms for new ones.
+    /// A queue of claimed deliveries runs ahead of the slots: it is refilled when it runs low
+    /// (not when a slot frees), so a slot that frees starts the next attempt at once. A claim
+    /// is made when new deliveries were queued (a wake-up), when recorded successes may have
+    /// made a conversation's next delivery due, or every 50 ms.
     pub async fn run(self, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-        let progress = Arc::new(Notify::new());
-        let (successes, recorded) = mpsc::channel(SUCCESS_QUEUE);
-        tokio::spawn(self.clone().record_successes(recorded, progress.clone()));
+        let ended = Arc::new(Notify::new());
+        let recorded = Arc::new(Notify::new());
+        let (successes, to_record) = mpsc::channel(SUCCESS_QUEUE);
+        tokio::spawn(self.clone().record_successes(to_record, recorded.clone()));
+        let mut wakeup = self.wakeups.subscribe(wakeup::DELIVERIES);
+        let mut queue = ClaimedQueue::default();
+        let mut may_claim = true;
         loop {
-            let full: Vec<Uuid> = self.in_flight_full();
-            let claimed = match self.claim(slots.available_permits() as i64, &full).await {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    tracing::warn!(%error, "webhook sender round failed");
-                    Vec::new()
+            if may_claim && queue.len() < REFILL_BELOW {
+                let full = self.endpoints_at_queue_limit(&queue);
+                match self.claim((QUEUE_TARGET - queue.len()) as i64, &full).await {
+                    Ok(claimed) => {
+                        may_claim = claimed.len() as i64 >= (QUEUE_TARGET - queue.len()) as i64;
+                        queue.extend(claimed);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "claiming webhook deliveries failed");
+                        may_claim = false;
+                    }
                 }
-            };
-            let idle = claimed.is_empty();
-            for delivery in claimed {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
+            }
+            while let Some(permit) = (!queue.is_empty())
+                .then(|| slots.clone().try_acquire_owned().ok())
+                .flatten()
+            {
+                let Some(delivery) = queue.next_startable(|webhook| self.in_flight_of(webhook))
+                else {
                     break;
                 };
-                let (sender, successes, progress) =
-                    (self.clone(), successes.clone(), progress.clone());
+                let (sender, successes, ended) = (self.clone(), successes.clone(), ended.clone());
                 let webhook = delivery.webhook_id;
                 sender.track(webhook, 1);
                 tokio::spawn(async move {
@@ -108,23 +212,36 @@ impl WebhookSender {
                     }
                     sender.track(webhook, -1);
                     drop(permit);
-                    progress.notify_one();
+                    ended.notify_one();
                 });
             }
-            if idle {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = progress.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                }
+            if may_claim && queue.len() < REFILL_BELOW {
+                continue;
             }
-            // A short pause lets several attempts end, so that one claim takes several rows.
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+                _ = ended.notified() => {}
+                _ = recorded.notified() => may_claim = true,
+                _ = wakeup.wait(IDLE_POLL) => may_claim = true,
             }
         }
-        // Attempts still in flight go on; the recorder ends once they have all reported.
+        // Attempts still in flight go on; the recorder ends once they have all reported. Queued
+        // deliveries not started are taken again when their lease ends.
+    }
+
+    /// Endpoints with as many deliveries queued and in flight here as they may have.
+    fn endpoints_at_queue_limit(&self, queue: &ClaimedQueue) -> Vec<Uuid> {
+        let in_flight = self.in_flight.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut endpoints: Vec<Uuid> = in_flight.keys().chain(queue.endpoints()).copied().collect();
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        endpoints
+            .into_iter()
+            .filter(|webhook| {
+                in_flight.get(webhook).copied().unwrap_or(0) + queue.queued_for(*webhook)
+                    >= QUEUED_PER_ENDPOINT
+            })
+            .collect()
     }
 
     /// Records successful attempts in batches: one statement for everything that arrived
@@ -180,7 +297,7 @@ impl WebhookSender {
         }
         // Endpoints take turns: each active endpoint not at its in-flight limit offers its
         // first few due deliveries (an index scan in order_seq order that stops after
-        // MAX_IN_FLIGHT_PER_ENDPOINT rows), so one slow endpoint cannot take every slot and a
+        // QUEUED_PER_ENDPOINT rows), so one slow endpoint cannot take every slot and a
         // round costs a few index probes per endpoint, however large the backlog. `OFFSET 0`
         // keeps the ordering probe a per-row subplan on webhook_deliveries_order_idx: as an
         // anti-join, planned on a young table's statistics, it scanned the endpoint's whole
@@ -209,7 +326,7 @@ impl WebhookSender {
                        CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret, w.headers",
         )
         .bind(limit)
-        .bind(MAX_IN_FLIGHT_PER_ENDPOINT as i64)
+        .bind(QUEUED_PER_ENDPOINT as i64)
         .bind(full)
         .fetch_all(&self.pool)
         .await?)
@@ -225,17 +342,11 @@ impl WebhookSender {
         }
     }
 
-    fn in_flight_full(&self) -> Vec<Uuid> {
+    fn in_flight_of(&self, webhook: Uuid) -> usize {
         self.in_flight
             .lock()
-            .map(|counts| {
-                counts
-                    .iter()
-                    .filter(|(_, n)| **n >= MAX_IN_FLIGHT_PER_ENDPOINT)
-                    .map(|(id, _)| *id)
-                    .collect()
-            })
-            .unwrap_or_default()
+            .map(|counts| counts.get(&webhook).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     async fn deliver(

@@ -100,6 +100,7 @@ async fn drain(pool: &sqlx::PgPool, receivers: &[Receiver], expected: usize) -> 
         allow_private: true,
         schedule: Arc::new(vec![Duration::from_secs(60)]),
         in_flight: Arc::default(),
+        wakeups: omnistream_commands::infra::wakeup::Wakeups::polling(),
     };
     let stop = CancellationToken::new();
     let started = Instant::now();
