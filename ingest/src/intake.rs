@@ -57,7 +57,8 @@ impl Intake {
     }
 
     /// Starts the intake on a pool of its own: [`WRITERS`] connections (and one to announce
-    /// stored batches) made like `shared`'s, without sqlx's ping before each use (a connection broken since is retried once instead).
+    /// stored batches) made like `shared`'s, without sqlx's ping before each use (a connection
+    /// broken since is retried once instead).
     pub fn with_own_pool(shared: &PgPool) -> Self {
         let pool = PgPoolOptions::new()
             .max_connections(WRITERS as u32 + 1)
