@@ -28,7 +28,8 @@ use crate::channels::email;
 use crate::channels::meta::verify_signature;
 use crate::intake::{InboundPayload, Intake};
 
-/// Webhooks being stored at once, at most; more would only wait for a database connection.
+/// Webhook requests being read, checked and stored at once, at most; more would only wait for
+/// the CPU or a database connection.
 pub const MAX_STORING: usize = 1024;
 
 /// What the receivers need.
@@ -264,6 +265,10 @@ async fn receive_signed(state: &IngestState, provider: &str, request: Request) -
     else {
         return unsigned();
     };
+    let _admitted = match admit(state) {
+        Ok(permit) => permit,
+        Err(refusal) => return refusal,
+    };
     let body = match read_body(request, MAX_META_BYTES).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
@@ -280,6 +285,17 @@ async fn receive_signed(state: &IngestState, provider: &str, request: Request) -
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Admits one more webhook request within [`MAX_STORING`], before its body is read: beyond
+/// it, 429 `overloaded` at once. Counted from the body's first byte to the stored row, so an
+/// overloaded server refuses quickly instead of holding every waiting request's connection and
+/// body while the CPU catches up.
+fn admit(state: &IngestState) -> Result<tokio::sync::SemaphorePermit<'_>, Response> {
+    state
+        .storing
+        .try_acquire()
+        .map_err(|_| overloaded("too many webhooks at once; retry"))
 }
 
 /// 429 `overloaded` with `Retry-After: 1`.
@@ -300,9 +316,9 @@ enum StoreRefusal {
     Unavailable(Response),
 }
 
-/// Records a payload in the raw inbound log, within the [`MAX_STORING`] admission limit. The
-/// error is the response to give instead (429 over the limit, 503 when the database fails):
-/// the provider retries either, so nothing is lost.
+/// Records a payload in the raw inbound log (the request was [admitted](admit) before its body
+/// was read). The error is the response to give instead (503 when the database fails): the
+/// provider retries, so nothing is lost.
 ///
 /// With a Mailgun `token`, the token is recorded in the same transaction and the payload is
 /// refused when the token was already used ([`StoreRefusal::Replayed`]): Mailgun signs only the
@@ -335,11 +351,6 @@ async fn store_once(
     token: Option<&MailgunToken>,
 ) -> Result<(), StoreRefusal> {
     let admitted_at = std::time::Instant::now();
-    let Ok(_admitted) = state.storing.try_acquire() else {
-        return Err(StoreRefusal::Unavailable(overloaded(
-            "too many webhooks at once; retry",
-        )));
-    };
     let unavailable = |cause: sqlx::Error| {
         tracing::error!(error = %cause, provider, "could not store an inbound webhook");
         StoreRefusal::Unavailable(error(
@@ -478,6 +489,10 @@ async fn receive_email(State(state): State<Receivers>, request: Request) -> Resp
     };
     let content_type =
         header(request.headers(), axum::http::header::CONTENT_TYPE.as_str()).map(str::to_owned);
+    let _admitted = match admit(&state.config) {
+        Ok(permit) => permit,
+        Err(refusal) => return refusal,
+    };
     let (body, token) = match credential {
         EmailCredential::Secret => match read_body(request, email::MAX_EMAIL_BYTES).await {
             Ok(body) => (body, None),

@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{CommandContext, UnitOfWork};
+use crate::infra::wakeup::{self, Announcer};
 
 /// Events between two snapshots: loading a stream reads one snapshot and at most this many
 /// events, however long the stream is.
@@ -40,6 +41,9 @@ pub enum CommandError<E: std::error::Error> {
 /// that its owner commits.
 pub struct AggregateService<A: Aggregate> {
     engine: Engine<A>,
+    /// Announces appended events to the projectors of every process (none in a unit: its
+    /// owner announces once it has committed).
+    announcer: Option<Announcer>,
 }
 
 enum Engine<A: Aggregate> {
@@ -53,7 +57,10 @@ impl<A: Aggregate> Clone for AggregateService<A> {
             Engine::Direct(cqrs) => Engine::Direct(cqrs.clone()),
             Engine::Unit(cqrs) => Engine::Unit(cqrs.clone()),
         };
-        Self { engine }
+        Self {
+            engine,
+            announcer: self.announcer.clone(),
+        }
     }
 }
 
@@ -77,6 +84,16 @@ where
                 SNAPSHOT_EVERY,
                 (),
             ))),
+            announcer: None,
+        }
+    }
+
+    /// This service, announcing each command's events once committed (see [`Announcer`]), so
+    /// that the projectors and stream tailers of every process wake instead of polling.
+    pub fn announcing(self, announcer: Announcer) -> Self {
+        Self {
+            announcer: Some(announcer),
+            ..self
         }
     }
 
@@ -85,6 +102,7 @@ where
         let store = PersistedEventStore::new_snapshot_store(unit.clone(), SNAPSHOT_EVERY);
         Self {
             engine: Engine::Unit(Arc::new(CqrsFramework::new(store, vec![], ()))),
+            announcer: None,
         }
     }
 
@@ -110,7 +128,12 @@ where
                 }
             };
             match executed {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if let Some(announcer) = &self.announcer {
+                        announcer.announce(wakeup::EVENTS);
+                    }
+                    return Ok(());
+                }
                 Err(AggregateError::UserError(rule)) => return Err(CommandError::Rule(rule)),
                 Err(AggregateError::AggregateConflict) => {
                     let jitter =

@@ -24,6 +24,7 @@ use omnistream_commands::channels::meta::GraphClient;
 use omnistream_commands::conversation::ConversationDeps;
 use omnistream_commands::infra::media::{MediaLinks, MediaStore};
 use omnistream_commands::infra::secrets::SecretBox;
+use omnistream_commands::infra::wakeup::Announcer;
 use omnistream_commands::store::{ContactService, ConversationService};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -114,6 +115,7 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let secrets = SecretBox::new(settings.encryption_key.expose());
+        let announcer = Announcer::start(pool.clone());
         let state = AppState {
             pool: pool.clone(),
             config: Arc::new(settings.config.clone()),
@@ -128,11 +130,11 @@ impl Application {
             },
             conversation: ConversationDeps {
                 pool: pool.clone(),
-                conversations: ConversationService::new(pool.clone()),
+                conversations: ConversationService::new(pool.clone()).announcing(announcer.clone()),
                 media: MediaStore::new(pool.clone(), &settings.config.data_dir)
                     .allowing_private_sources(settings.config.outgoing_webhooks_allow_private),
             },
-            contacts: ContactService::new(pool.clone()),
+            contacts: ContactService::new(pool.clone()).announcing(announcer.clone()),
             channels: ChannelClients {
                 graph: GraphClient::new(settings.config.meta_graph_base_url.clone()),
                 instagram: GraphClient::new(settings.config.instagram_base_url.clone()),

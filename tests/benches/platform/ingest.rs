@@ -77,6 +77,8 @@ const BATCH_ROWS: usize = 64;
 /// Rate and length of the cost steps.
 const COST_RATE: u32 = 300;
 const COST_DURATION: Duration = Duration::from_secs(5);
+/// Rate of the cost step under load: batches fill (at [`COST_RATE`] most hold one webhook).
+const LOADED_COST_RATE: u32 = 1500;
 
 /// Waits until every stored webhook is processed and the read side has caught up.
 async fn drain(pool: &sqlx::PgPool) {
@@ -95,19 +97,19 @@ async fn drain(pool: &sqlx::PgPool) {
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
-/// Sends `COST_RATE`/s for `COST_DURATION` from customers `first..`, drains, and returns what
+/// Sends `rate`/s for `COST_DURATION` from customers `first..`, drains, and returns what
 /// each acknowledged webhook cost end to end (ack, processing, projections, relay).
 async fn cost_step(
     server: &ServeProcess,
     pool: &sqlx::PgPool,
     client: &reqwest::Client,
     phone_number_id: &str,
-    label: &str,
+    (label, rate): (&str, u32),
 ) -> (Cost, Vec<(f64, String)>) {
     let url = format!("{}/webhooks/meta", server.base_url);
     let statements = pgstats::reset_statements(pool).await;
     let before = pgstats::settled_snapshot(pool).await;
-    let report = open_loop_for(COST_RATE, COST_DURATION, |n| {
+    let report = open_loop_for(rate, COST_DURATION, |n| {
         signed_webhook(
             client,
             &url,
@@ -185,9 +187,25 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client) -> (Section, u
     let rss_idle = memory_mb(&server.pid, "VmRSS:");
     // What one webhook costs, from a customer new to the platform and then from the same
     // customers again (their conversations exist).
-    let (new_cost, new_top) = cost_step(server, &pool, client, &phone_ids[0], "new").await;
-    let (existing_cost, _) = cost_step(server, &pool, client, &phone_ids[0], "existing").await;
-    eprintln!("B1 cost: new {new_cost:?}, existing {existing_cost:?}");
+    let (new_cost, new_top) =
+        cost_step(server, &pool, client, &phone_ids[0], ("new", COST_RATE)).await;
+    let (existing_cost, _) = cost_step(
+        server,
+        &pool,
+        client,
+        &phone_ids[0],
+        ("existing", COST_RATE),
+    )
+    .await;
+    let (loaded_cost, loaded_top) = cost_step(
+        server,
+        &pool,
+        client,
+        &phone_ids[1],
+        ("loaded", LOADED_COST_RATE),
+    )
+    .await;
+    eprintln!("B1 cost: new {new_cost:?}, existing {existing_cost:?}, loaded {loaded_cost:?}");
     let url = format!("{}/webhooks/meta", server.base_url);
     let mut runs = Vec::new();
     let mut sequence = 0usize;
@@ -224,10 +242,12 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client) -> (Section, u
     let best = best_rate(&runs);
     let ratio = f64::from(best) / raw_rate;
     let batched_ratio = f64::from(best) / raw_batched_rate;
-    let top_table: String = new_top
-        .iter()
-        .map(|(calls, query)| format!("| {calls:.2} | `{}` |\n", query.replace('|', "\\|")))
-        .collect();
+    let top_table = |top: &[(f64, String)]| -> String {
+        top.iter()
+            .map(|(calls, query)| format!("| {calls:.2} | `{}` |\n", query.replace('|', "\\|")))
+            .collect()
+    };
+    let (top_table, loaded_top_table) = (top_table(&new_top), top_table(&loaded_top));
     let markdown = format!(
         "## B1: signed WhatsApp webhooks, acknowledged once durably stored\n\n\
          `omnistream serve` (release build) in its own process. Limit measured in the same run: raw single-row INSERT \
@@ -237,10 +257,12 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client) -> (Section, u
          {}\nHighest rate holding the target: **{best}/s** = {ratio:.2}× the raw single-row INSERT rate, \
          {batched_ratio:.2}× the raw batched rate.\n\n\
          ### B1 cost per acknowledged webhook, end to end\n\n\
-         {COST_RATE} webhooks/s for {}s, then drained (processed, projected, relayed). Counters of this database \
+         {COST_RATE} webhooks/s for {}s (the last step: {LOADED_COST_RATE}/s from new customers, where batches fill), \
+         then drained (processed, projected, relayed). Counters of this database \
          (`pg_stat_database`), of the server (`pg_stat_wal`, `pg_stat_statements`) and of the machine (`/proc/stat`).\n\n\
-         {}{}{}\n\
+         {}{}{}{}\n\
          Statements called most per new-customer webhook:\n\n| calls / webhook | statement |\n|---|---|\n{top_table}\n\
+         Statements called most per new-customer webhook at {LOADED_COST_RATE}/s:\n\n| calls / webhook | statement |\n|---|---|\n{loaded_top_table}\n\
          ## M: peak RSS of `omnistream serve` during B1\n\n\
          | idle after start (MB) | peak during B1 (MB) | target |\n|---|---|---|\n| {rss_idle:.0} | {rss_peak:.0} | < {RSS_TARGET_MB:.0} MB |\n",
         latency_table(&runs),
@@ -248,10 +270,12 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client) -> (Section, u
         pgstats::COST_HEADER,
         pgstats::cost_row("new customer", &new_cost),
         pgstats::cost_row("existing customer", &existing_cost),
+        pgstats::cost_row(&format!("new customer at {LOADED_COST_RATE}/s"), &loaded_cost),
     );
     let json = json!({"runs": runs, "highest_rate_within_target": best, "raw_insert_per_second": raw_rate,
                       "raw_batched_insert_rows_per_second": raw_batched_rate, "batched_ratio": batched_ratio,
                       "cost_new_customer": new_cost, "cost_existing_customer": existing_cost,
+                      "cost_new_customer_loaded": loaded_cost,
                       "ratio": ratio, "serve_rss_idle_mb": rss_idle, "serve_peak_rss_mb": rss_peak,
                       "peak_rss_target_mb": RSS_TARGET_MB});
     (
