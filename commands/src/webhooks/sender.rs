@@ -478,3 +478,71 @@ impl WebhookSender {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due(webhook: Uuid, seq: i64) -> DueDelivery {
+        DueDelivery {
+            id: Uuid::new_v4(),
+            created_at: Utc::now(),
+            tenant_id: Uuid::nil(),
+            webhook_id: webhook,
+            event_id: format!("evt_{seq}"),
+            event_type: "message.received".into(),
+            payload: Value::Null,
+            ordering_key: format!("conversation {seq}"),
+            order_seq: seq,
+            source_event: None,
+            attempt: 1,
+            url: "http://127.0.0.1:9/".into(),
+            secret: String::new(),
+            previous_secret: None,
+            headers: Value::Null,
+        }
+    }
+
+    #[test]
+    fn endpoints_take_turns_in_claim_order_and_a_full_one_is_passed_over() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut queue = ClaimedQueue::default();
+        queue.extend(vec![due(a, 1), due(a, 2), due(a, 3), due(b, 4)]);
+        assert_eq!(queue.len(), 4);
+        assert_eq!(queue.queued_for(a), 3);
+        let none_in_flight = |_| 0;
+        let order: Vec<i64> = std::iter::from_fn(|| queue.next_startable(none_in_flight))
+            .map(|d| d.order_seq)
+            .collect();
+        assert_eq!(order, [1, 4, 2, 3], "a, b, then a's rest");
+        assert!(queue.is_empty());
+
+        queue.extend(vec![due(a, 5), due(b, 6)]);
+        let a_full = |webhook| {
+            if webhook == a {
+                MAX_IN_FLIGHT_PER_ENDPOINT
+            } else {
+                0
+            }
+        };
+        assert_eq!(queue.next_startable(a_full).map(|d| d.order_seq), Some(6));
+        assert!(queue.next_startable(a_full).is_none(), "a waits for a slot");
+        assert_eq!(queue.len(), 1);
+        assert_eq!(
+            queue.next_startable(none_in_flight).map(|d| d.order_seq),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn a_delivery_queued_too_long_is_dropped_for_its_lease_to_end() {
+        let a = Uuid::from_u128(1);
+        let mut queue = ClaimedQueue::default();
+        queue.extend(vec![due(a, 1), due(a, 2)]);
+        if let Some((_, deliveries)) = queue.endpoints.front_mut() {
+            deliveries[0].claimed -= QUEUED_AT_MOST + Duration::from_secs(1);
+        }
+        assert_eq!(queue.next_startable(|_| 0).map(|d| d.order_seq), Some(2));
+        assert!(queue.is_empty());
+    }
+}

@@ -69,15 +69,16 @@ async fn main() {
         }
         app.stop();
     }
-    let mut b2_rate: u32 = std::env::var("BENCH_B2_RATE")
+    // `BENCH_B2_RATE` fixes B2's rate; otherwise it is half of B1's best (250/s without B1).
+    let b2_rate_set: Option<u32> = std::env::var("BENCH_B2_RATE")
         .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(250);
+        .and_then(|r| r.parse().ok());
+    let mut b2_rate = b2_rate_set.unwrap_or(250);
     if wanted("b1") {
         let server = server::ServeProcess::start("ingest").await;
         let (b1, best_ingest) = ingest::run(&server, &client).await;
         sections.push(b1);
-        b2_rate = (best_ingest / 2).max(50);
+        b2_rate = b2_rate_set.unwrap_or((best_ingest / 2).max(50));
         let database = server.database_url.clone();
         server.stop().await;
         pgstats::clean_up_after(&database).await;
