@@ -132,7 +132,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 const MAX_IN_FLIGHT_PER_ENDPOINT: usize = 8;
 
 /// Attempts in flight in this process.
-const MAX_IN_FLIGHT: usize = 64;
+const MAX_IN_FLIGHT: usize = 128;
 
 /// Claimed deliveries waiting for a slot, at most (after a claim).
 const QUEUE_TARGET: usize = 4 * MAX_IN_FLIGHT;

@@ -320,7 +320,7 @@ pub async fn run() -> Section {
     eprintln!("B6 wide: raw {wide_raw:.0}/s, ours {wide_ours:.0}/s; end to end {e2e_rate:.0}/s");
     let markdown = format!(
         "## B6: outgoing-webhook fan-out\n\n\
-         {EVENTS} events to {RECEIVERS} healthy local receivers ({} signed deliveries, the real sender, {CONCURRENCY} in flight), \
+         {EVENTS} events to {RECEIVERS} healthy local receivers ({} signed deliveries, the real sender: up to 128 in flight, 8 per endpoint), \
          then {EVENTS} more with an 11th receiver that accepts connections and never answers. Limit measured in the same run: \
          pooled reqwest POSTs of the same size to the same receivers, {CONCURRENCY} in flight. Targets: ≥ 0.7× the raw rate; \
          the dead receiver costs the healthy ones ≤ 10 %.\n\n\

@@ -53,7 +53,12 @@ async fn main() {
     }
 
     if wanted("api") || wanted("b3") || wanted("b5") {
-        let app = TestApp::spawn_with(|config| config.database_max_connections = 16).await;
+        // The load generator is one peer: the per-peer cap would close its extra connections.
+        let app = TestApp::spawn_with(|config| {
+            config.database_max_connections = 16;
+            config.server_limits.max_connections_per_peer = 8192;
+        })
+        .await;
         let admin = app.register("Bench").await;
         for _ in 0..20 {
             app.create_agent(&admin, "agent", json!({})).await;

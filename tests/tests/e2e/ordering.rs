@@ -29,18 +29,10 @@ pub(crate) fn processor(app: &TestApp) -> InboundProcessor {
     }
 }
 
-/// `(status, attempts)` of each stored payload, oldest first.
-async fn payloads(app: &TestApp) -> Vec<(String, i32)> {
-    sqlx::query_as("SELECT status, attempts FROM inbound_webhooks ORDER BY id")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap()
-}
-
-#[tokio::test]
-async fn a_customers_payloads_wait_behind_one_that_waits_for_a_retry_on_every_processor() {
+/// The API and the receivers of a new platform whose organisation `name` has WhatsApp number
+/// `phone_number_id` connected; no processor runs (a test runs its own).
+pub(crate) async fn platform_without_processor(name: &str, phone_number_id: &str) -> TestApp {
     let database_url = omnistream_tests::create_test_database().await;
-    // The API and the receivers only: the processors below are the only ones.
     let roles = Roles {
         api: true,
         ingest: true,
@@ -52,17 +44,31 @@ async fn a_customers_payloads_wait_behind_one_that_waits_for_a_retry_on_every_pr
         config.meta_graph_base_url = graph;
     })
     .await;
-    let admin = app.register("Ordered").await;
+    let admin = app.register(name).await;
     let account = admin
         .client(&app)
         .post(
             "/api/integrations/accounts",
             json!({"channel": "whatsapp", "is_active": true, "display_name": "Line",
-                   "config": {"phone_number_id": PHONE_NUMBER_ID, "waba_id": "100000000000009",
+                   "config": {"phone_number_id": phone_number_id, "waba_id": "100000000000009",
                               "access_token": "EAAG-secret-access-token-9999"}}),
         )
         .await;
     assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
+    app
+}
+
+/// `(status, attempts)` of each stored payload, oldest first.
+async fn payloads(app: &TestApp) -> Vec<(String, i32)> {
+    sqlx::query_as("SELECT status, attempts FROM inbound_webhooks ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_customers_payloads_wait_behind_one_that_waits_for_a_retry_on_every_processor() {
+    let app = platform_without_processor("Ordered", PHONE_NUMBER_ID).await;
     let now = chrono::Utc::now().timestamp();
     for (customer, wamid, text) in [
         ("6281700001", "wamid.O1", "first"),

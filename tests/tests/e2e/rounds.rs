@@ -2,43 +2,13 @@
 //! together, once; a round that cannot commit at once is handed back and run a command at a
 //! time, so one payload whose events cannot be stored holds up nobody else.
 
-use omnistream_gateway::app::Roles;
-use omnistream_tests::fake_meta::{whatsapp_text_webhook, FakeMeta};
+use omnistream_tests::fake_meta::whatsapp_text_webhook;
 use omnistream_tests::TestApp;
 use reqwest::StatusCode;
-use serde_json::json;
 
-use crate::ordering::processor;
+use crate::ordering::{platform_without_processor, processor};
 
 const PHONE_NUMBER_ID: &str = "700000000000021";
-
-/// The API and the receivers of a new platform with a WhatsApp line; no processor runs.
-async fn platform_without_processor() -> TestApp {
-    let database_url = omnistream_tests::create_test_database().await;
-    let roles = Roles {
-        api: true,
-        ingest: true,
-        worker: false,
-    };
-    let fake = FakeMeta::start().await;
-    let graph = fake.base_url.clone();
-    let app = TestApp::spawn_on(database_url, roles, move |config| {
-        config.meta_graph_base_url = graph;
-    })
-    .await;
-    let admin = app.register("Rounds").await;
-    let account = admin
-        .client(&app)
-        .post(
-            "/api/integrations/accounts",
-            json!({"channel": "whatsapp", "is_active": true, "display_name": "Line",
-                   "config": {"phone_number_id": PHONE_NUMBER_ID, "waba_id": "100000000000021",
-                              "access_token": "EAAG-secret-access-token-2121"}}),
-        )
-        .await;
-    assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
-    app
-}
 
 /// Posts one text message per `(customer, wamid, text)`.
 async fn post_messages(app: &TestApp, messages: &[(String, String, String)]) {
@@ -54,7 +24,7 @@ async fn post_messages(app: &TestApp, messages: &[(String, String, String)]) {
 
 #[tokio::test]
 async fn a_rounds_events_and_outcomes_commit_in_one_transaction_in_arrival_order() {
-    let app = platform_without_processor().await;
+    let app = platform_without_processor("Rounds", PHONE_NUMBER_ID).await;
     let mut messages: Vec<(String, String, String)> = (0..30)
         .map(|n| {
             (
@@ -121,7 +91,7 @@ async fn a_rounds_events_and_outcomes_commit_in_one_transaction_in_arrival_order
 
 #[tokio::test]
 async fn a_payload_whose_events_cannot_be_stored_holds_up_nobody_else() {
-    let app = platform_without_processor().await;
+    let app = platform_without_processor("Rounds", PHONE_NUMBER_ID).await;
     // PostgreSQL's JSON refuses the NUL character: this message's event can never be stored.
     let messages: Vec<(String, String, String)> = (0..5)
         .map(|n| {
