@@ -28,7 +28,11 @@ pub struct UnitOfWork {
 struct Inner {
     /// Reads what is already in the log.
     log: PostgresEventRepository,
+    pool: PgPool,
     pending: Mutex<Pending>,
+    /// Events read with a stream's snapshot, kept for the load that asks for them next:
+    /// by aggregate type and id, with the sequence they follow.
+    loaded: Mutex<HashMap<(String, String), (usize, Vec<SerializedEvent>)>>,
 }
 
 /// What the unit's commands appended so far.
@@ -64,8 +68,10 @@ impl UnitOfWork {
     pub fn new(pool: PgPool) -> Self {
         Self {
             inner: Arc::new(Inner {
-                log: PostgresEventRepository::new(pool),
+                log: PostgresEventRepository::new(pool.clone()),
+                pool,
                 pending: Mutex::default(),
+                loaded: Mutex::default(),
             }),
         }
     }
@@ -78,6 +84,15 @@ impl UnitOfWork {
     /// Whether the unit holds no events.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn loaded(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (usize, Vec<SerializedEvent>)>> {
+        self.inner
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -129,6 +144,18 @@ impl UnitOfWork {
         }
         Ok(count)
     }
+}
+
+/// A row of [`UnitOfWork::get_snapshot`]'s read: the snapshot, or an event after it.
+#[derive(sqlx::FromRow)]
+struct StreamRow {
+    is_snapshot: bool,
+    sequence: i64,
+    current_snapshot: Option<i64>,
+    event_type: Option<String>,
+    event_version: Option<String>,
+    payload: Value,
+    metadata: Option<Value>,
 }
 
 /// The unit's events as one array per column of the log.
@@ -212,21 +239,75 @@ impl PersistedEventRepository for UnitOfWork {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        let logged = self
-            .inner
-            .log
-            .get_last_events::<A>(aggregate_id, last_sequence)
-            .await?;
+        let key = (A::TYPE.to_owned(), aggregate_id.to_owned());
+        let loaded = self.loaded().remove(&key);
+        let logged = match loaded {
+            Some((after, events)) if after == last_sequence => events,
+            _ => {
+                self.inner
+                    .log
+                    .get_last_events::<A>(aggregate_id, last_sequence)
+                    .await?
+            }
+        };
         self.with_pending::<A>(aggregate_id, last_sequence, logged)
     }
 
-    /// The snapshot in the log: one written by this unit is not read back (the unit's events
-    /// after the logged snapshot are, which yields the same aggregate).
+    /// The snapshot in the log, read in one statement with the events after it (which the
+    /// next [`get_last_events`](Self::get_last_events) of the stream returns without a second
+    /// round trip). A snapshot written by this unit is not read back (the unit's events after
+    /// the logged snapshot are, which yields the same aggregate).
     async fn get_snapshot<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        self.inner.log.get_snapshot::<A>(aggregate_id).await
+        let rows: Vec<StreamRow> = sqlx::query_as(
+            "WITH snapshot AS (
+                 SELECT last_sequence, current_snapshot, payload FROM snapshots
+                 WHERE aggregate_type = $1 AND aggregate_id = $2
+                 ORDER BY last_sequence DESC LIMIT 1)
+             SELECT true AS is_snapshot, last_sequence AS sequence, current_snapshot,
+                    NULL::text AS event_type, NULL::text AS event_version, payload, NULL::json AS metadata
+               FROM snapshot
+             UNION ALL
+             SELECT false, sequence, NULL, event_type, event_version, payload, metadata FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2
+                AND sequence > COALESCE((SELECT last_sequence FROM snapshot), 0)
+             ORDER BY 1 DESC, 2",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|error| PersistenceError::ConnectionError(Box::new(error)))?;
+        let mut snapshot = None;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            if row.is_snapshot {
+                snapshot = Some(SerializedSnapshot {
+                    aggregate_id: aggregate_id.to_owned(),
+                    aggregate: row.payload,
+                    current_sequence: row.sequence as usize,
+                    current_snapshot: row.current_snapshot.unwrap_or_default() as usize,
+                });
+            } else {
+                events.push(SerializedEvent::new(
+                    aggregate_id.to_owned(),
+                    row.sequence as usize,
+                    A::TYPE.to_owned(),
+                    row.event_type.unwrap_or_default(),
+                    row.event_version.unwrap_or_default(),
+                    row.payload,
+                    row.metadata.unwrap_or_default(),
+                ));
+            }
+        }
+        let after = snapshot.as_ref().map_or(0, |s| s.current_sequence);
+        self.loaded().insert(
+            (A::TYPE.to_owned(), aggregate_id.to_owned()),
+            (after, events),
+        );
+        Ok(snapshot)
     }
 
     async fn persist<A: Aggregate>(

@@ -130,3 +130,52 @@ async fn a_payload_whose_events_cannot_be_stored_holds_up_nobody_else() {
     .unwrap();
     assert_eq!(received, 4, "the other four customers' messages, once each");
 }
+
+#[tokio::test]
+async fn a_long_conversation_is_loaded_from_its_snapshot_and_continues_in_sequence() {
+    let app = platform_without_processor("Rounds", PHONE_NUMBER_ID).await;
+    let message = |n: usize| {
+        (
+            "6281730000".to_owned(),
+            format!("wamid.L{n}"),
+            format!("line {n}"),
+        )
+    };
+    // One round of 120 messages: the unit writes the conversation's first snapshot.
+    post_messages(&app, &(0..120).map(message).collect::<Vec<_>>()).await;
+    let processor = processor(&app);
+    assert_eq!(processor.process_due().await.unwrap(), 120);
+    let snapshots: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE aggregate_type = 'Conversation'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(snapshots, 1, "a snapshot after 100 events");
+    // The next round loads the conversation from that snapshot and the events after it.
+    post_messages(&app, &(120..150).map(message).collect::<Vec<_>>()).await;
+    assert_eq!(processor.process_due().await.unwrap(), 30);
+
+    let sequences: Vec<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM events WHERE aggregate_type = 'Conversation' ORDER BY sequence",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        sequences,
+        (1..=151).collect::<Vec<i64>>(),
+        "opened, then 150 messages"
+    );
+    let texts: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->'InboundMessageReceived'->>'provider_message_id' FROM events
+         WHERE event_type = 'InboundMessageReceived' ORDER BY sequence",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        texts,
+        (0..150).map(|n| format!("wamid.L{n}")).collect::<Vec<_>>(),
+        "each message once, in the order sent"
+    );
+}
