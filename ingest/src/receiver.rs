@@ -265,9 +265,8 @@ async fn receive_signed(state: &IngestState, provider: &str, request: Request) -
     else {
         return unsigned();
     };
-    let _admitted = match admit(state) {
-        Ok(permit) => permit,
-        Err(refusal) => return refusal,
+    let Some(_admitted) = admit(state) else {
+        return too_many_at_once();
     };
     let body = match read_body(request, MAX_META_BYTES).await {
         Ok(body) => body,
@@ -287,15 +286,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Admits one more webhook request within [`MAX_STORING`], before its body is read: beyond
-/// it, 429 `overloaded` at once. Counted from the body's first byte to the stored row, so an
-/// overloaded server refuses quickly instead of holding every waiting request's connection and
-/// body while the CPU catches up.
-fn admit(state: &IngestState) -> Result<tokio::sync::SemaphorePermit<'_>, Response> {
-    state
-        .storing
-        .try_acquire()
-        .map_err(|_| overloaded("too many webhooks at once; retry"))
+/// Admits one more webhook request within [`MAX_STORING`], before its body is read; `None`
+/// beyond it ([`too_many_at_once`]). Counted from the body's first byte to the stored row, so
+/// an overloaded server refuses quickly instead of holding every waiting request's connection
+/// and body while the CPU catches up.
+fn admit(state: &IngestState) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    state.storing.try_acquire().ok()
+}
+
+/// The answer to a request beyond [`MAX_STORING`]: 429 with `Retry-After`.
+fn too_many_at_once() -> Response {
+    overloaded("too many webhooks at once; retry")
 }
 
 /// 429 `overloaded` with `Retry-After: 1`.
@@ -489,9 +490,8 @@ async fn receive_email(State(state): State<Receivers>, request: Request) -> Resp
     };
     let content_type =
         header(request.headers(), axum::http::header::CONTENT_TYPE.as_str()).map(str::to_owned);
-    let _admitted = match admit(&state.config) {
-        Ok(permit) => permit,
-        Err(refusal) => return refusal,
+    let Some(_admitted) = admit(&state.config) else {
+        return too_many_at_once();
     };
     let (body, token) = match credential {
         EmailCredential::Secret => match read_body(request, email::MAX_EMAIL_BYTES).await {

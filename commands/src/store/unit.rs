@@ -32,8 +32,11 @@ struct Inner {
     pending: Mutex<Pending>,
     /// Events read with a stream's snapshot, kept for the load that asks for them next:
     /// by aggregate type and id, with the sequence they follow.
-    loaded: Mutex<HashMap<(String, String), (usize, Vec<SerializedEvent>)>>,
+    loaded: Mutex<HashMap<StreamKey, (usize, Vec<SerializedEvent>)>>,
 }
+
+/// A stream of the log: its aggregate type and id.
+type StreamKey = (String, String);
 
 /// What the unit's commands appended so far.
 #[derive(Default)]
@@ -41,8 +44,8 @@ struct Pending {
     /// In the order they were appended (the log's positions keep it).
     events: Vec<SerializedEvent>,
     /// The last sequence appended to each stream, by aggregate type and id.
-    heads: HashMap<(String, String), usize>,
-    snapshots: HashMap<(String, String), SnapshotUpdate>,
+    heads: HashMap<StreamKey, usize>,
+    snapshots: HashMap<StreamKey, SnapshotUpdate>,
 }
 
 /// A snapshot to write with the unit (postgres-es's layout and rules).
@@ -88,7 +91,7 @@ impl UnitOfWork {
 
     fn loaded(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (usize, Vec<SerializedEvent>)>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<StreamKey, (usize, Vec<SerializedEvent>)>> {
         self.inner
             .loaded
             .lock()
