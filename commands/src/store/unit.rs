@@ -193,31 +193,21 @@ async fn write_snapshot(
     aggregate_id: &str,
     snapshot: SnapshotUpdate,
 ) -> Result<(), AppendError> {
-    let written = if snapshot.current_snapshot == 1 {
-        sqlx::query(
-            "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
-             VALUES ($1, $2, $3, $4, $5::json)",
-        )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .bind(snapshot.last_sequence as i64)
-        .bind(snapshot.current_snapshot as i64)
-        .bind(&snapshot.payload)
-        .execute(&mut *connection)
-        .await
+    let sql = if snapshot.current_snapshot == 1 {
+        "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+         VALUES ($1, $2, $3, $4, $5::json)"
     } else {
-        sqlx::query(
-            "UPDATE snapshots SET last_sequence = $3, payload = $5::json, current_snapshot = $4
-             WHERE aggregate_type = $1 AND aggregate_id = $2 AND current_snapshot = $4 - 1",
-        )
+        "UPDATE snapshots SET last_sequence = $3, payload = $5::json, current_snapshot = $4
+         WHERE aggregate_type = $1 AND aggregate_id = $2 AND current_snapshot = $4 - 1"
+    };
+    let written = sqlx::query(sql)
         .bind(aggregate_type)
         .bind(aggregate_id)
         .bind(snapshot.last_sequence as i64)
         .bind(snapshot.current_snapshot as i64)
         .bind(&snapshot.payload)
         .execute(&mut *connection)
-        .await
-    };
+        .await;
     match written {
         Ok(done) if done.rows_affected() == 1 => Ok(()),
         Ok(_) => Err(AppendError::Conflict),
