@@ -5,6 +5,7 @@
 
 mod context;
 pub mod ids;
+mod reads;
 mod service;
 mod unit;
 

@@ -19,6 +19,8 @@ use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
+use super::reads::{StreamKey, StreamReads};
+
 /// Commands' events held back for one commit. Cheap to clone: clones share the unit.
 #[derive(Clone)]
 pub struct UnitOfWork {
@@ -28,15 +30,12 @@ pub struct UnitOfWork {
 struct Inner {
     /// Reads what is already in the log.
     log: PostgresEventRepository,
-    pool: PgPool,
+    reads: StreamReads,
     pending: Mutex<Pending>,
     /// Events read with a stream's snapshot, kept for the load that asks for them next:
     /// by aggregate type and id, with the sequence they follow.
     loaded: Mutex<HashMap<StreamKey, (usize, Vec<SerializedEvent>)>>,
 }
-
-/// A stream of the log: its aggregate type and id.
-type StreamKey = (String, String);
 
 /// What the unit's commands appended so far.
 #[derive(Default)]
@@ -72,7 +71,7 @@ impl UnitOfWork {
         Self {
             inner: Arc::new(Inner {
                 log: PostgresEventRepository::new(pool.clone()),
-                pool,
+                reads: StreamReads::new(pool),
                 pending: Mutex::default(),
                 loaded: Mutex::default(),
             }),
@@ -82,6 +81,11 @@ impl UnitOfWork {
     /// How many events the unit holds.
     pub fn len(&self) -> usize {
         self.pending().events.len()
+    }
+
+    /// How many statements the unit's loads took: loads made at about the same time share one.
+    pub fn read_statements(&self) -> usize {
+        self.inner.reads.statements()
     }
 
     /// Whether the unit holds no events.
@@ -147,18 +151,6 @@ impl UnitOfWork {
         }
         Ok(count)
     }
-}
-
-/// A row of [`UnitOfWork::get_snapshot`]'s read: the snapshot, or an event after it.
-#[derive(sqlx::FromRow)]
-struct StreamRow {
-    is_snapshot: bool,
-    sequence: i64,
-    current_snapshot: Option<i64>,
-    event_type: Option<String>,
-    event_version: Option<String>,
-    payload: Value,
-    metadata: Option<Value>,
 }
 
 /// The unit's events as one array per column of the log.
@@ -246,61 +238,20 @@ impl PersistedEventRepository for UnitOfWork {
         self.with_pending::<A>(aggregate_id, last_sequence, logged)
     }
 
-    /// The snapshot in the log, read in one statement with the events after it (which the
-    /// next [`get_last_events`](Self::get_last_events) of the stream returns without a second
-    /// round trip). A snapshot written by this unit is not read back (the unit's events after
-    /// the logged snapshot are, which yields the same aggregate).
+    /// The snapshot in the log, read with the events after it (which the next
+    /// [`get_last_events`](Self::get_last_events) of the stream returns without another round
+    /// trip), in one statement with the other loads the unit's commands make meanwhile
+    /// ([`StreamReads`]). A snapshot written by this unit is not read back (the unit's events
+    /// after the logged snapshot are, which yields the same aggregate).
     async fn get_snapshot<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        let rows: Vec<StreamRow> = sqlx::query_as(
-            "WITH snapshot AS (
-                 SELECT last_sequence, current_snapshot, payload FROM snapshots
-                 WHERE aggregate_type = $1 AND aggregate_id = $2
-                 ORDER BY last_sequence DESC LIMIT 1)
-             SELECT true AS is_snapshot, last_sequence AS sequence, current_snapshot,
-                    NULL::text AS event_type, NULL::text AS event_version, payload, NULL::json AS metadata
-               FROM snapshot
-             UNION ALL
-             SELECT false, sequence, NULL, event_type, event_version, payload, metadata FROM events
-              WHERE aggregate_type = $1 AND aggregate_id = $2
-                AND sequence > COALESCE((SELECT last_sequence FROM snapshot), 0)
-             ORDER BY 1 DESC, 2",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .fetch_all(&self.inner.pool)
-        .await
-        .map_err(|error| PersistenceError::ConnectionError(Box::new(error)))?;
-        let mut snapshot = None;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            if row.is_snapshot {
-                snapshot = Some(SerializedSnapshot {
-                    aggregate_id: aggregate_id.to_owned(),
-                    aggregate: row.payload,
-                    current_sequence: row.sequence as usize,
-                    current_snapshot: row.current_snapshot.unwrap_or_default() as usize,
-                });
-            } else {
-                events.push(SerializedEvent::new(
-                    aggregate_id.to_owned(),
-                    row.sequence as usize,
-                    A::TYPE.to_owned(),
-                    row.event_type.unwrap_or_default(),
-                    row.event_version.unwrap_or_default(),
-                    row.payload,
-                    row.metadata.unwrap_or_default(),
-                ));
-            }
-        }
-        let after = snapshot.as_ref().map_or(0, |s| s.current_sequence);
-        self.loaded().insert(
-            (A::TYPE.to_owned(), aggregate_id.to_owned()),
-            (after, events),
-        );
-        Ok(snapshot)
+        let key = (A::TYPE.to_owned(), aggregate_id.to_owned());
+        let read = self.inner.reads.read(key.clone()).await?;
+        let after = read.snapshot.as_ref().map_or(0, |s| s.current_sequence);
+        self.loaded().insert(key, (after, read.events));
+        Ok(read.snapshot)
     }
 
     async fn persist<A: Aggregate>(

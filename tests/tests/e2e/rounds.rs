@@ -2,6 +2,9 @@
 //! together, once; a round that cannot commit at once is handed back and run a command at a
 //! time, so one payload whose events cannot be stored holds up nobody else.
 
+use omnistream_commands::store::{ids, CommandContext, ContactService, UnitOfWork};
+use omnistream_domain::contact::ContactCommand;
+use omnistream_domain::{Channel, TenantId};
 use omnistream_tests::fake_meta::whatsapp_text_webhook;
 use omnistream_tests::TestApp;
 use reqwest::StatusCode;
@@ -178,4 +181,47 @@ async fn a_long_conversation_is_loaded_from_its_snapshot_and_continues_in_sequen
         (0..150).map(|n| format!("wamid.L{n}")).collect::<Vec<_>>(),
         "each message once, in the order sent"
     );
+}
+
+#[tokio::test]
+async fn loads_a_units_commands_make_together_share_one_statement() {
+    let app = platform_without_processor("Rounds", PHONE_NUMBER_ID).await;
+    let tenant = TenantId::new();
+    let context = CommandContext::system(tenant);
+    let unit = UnitOfWork::new(app.pool.clone());
+    let contacts = ContactService::in_unit(&unit);
+    let record = |n: u32| {
+        let external_id = format!("62817400{n:02}");
+        let command = ContactCommand::RecordIdentity {
+            tenant_id: tenant.as_uuid(),
+            channel: Channel::Whatsapp,
+            external_id: external_id.clone(),
+            profile_name: Some(format!("Customer {n}")),
+            phone_number: None,
+            at: chrono::Utc::now(),
+        };
+        let id = ids::contact(tenant, Channel::Whatsapp, &external_id);
+        let (contacts, context) = (&contacts, &context);
+        async move { contacts.execute(context, id, command).await }
+    };
+    let outcomes = futures::future::join_all((0..10).map(record)).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    // join_all polls all ten before the first load's leader reads: one statement (two at
+    // most, should the leader's pause end before the last has asked).
+    assert!(
+        unit.read_statements() <= 2,
+        "10 loads made together took {} statements",
+        unit.read_statements()
+    );
+
+    let mut transaction = app.pool.begin().await.unwrap();
+    assert_eq!(unit.append_in(&mut transaction).await.unwrap(), 10);
+    transaction.commit().await.unwrap();
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT aggregate_id) FROM events WHERE aggregate_type = 'Contact'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, 10);
 }
