@@ -22,7 +22,7 @@ const BATCH: i64 = 200;
 /// least one), so a round never holds hundreds of them in memory.
 const BATCH_BYTES: i64 = 64 * 1024 * 1024;
 /// Ordering groups (see [`InboundChannel::ordering_key`]) processed at once.
-const CONCURRENCY: usize = 8;
+const CONCURRENCY: usize = 32;
 /// The longest pause with nothing to do: a payload stored by this process wakes the processor
 /// at once; those stored by another ingest process are found by this poll.
 const IDLE_POLL: Duration = Duration::from_millis(25);
@@ -178,8 +178,8 @@ impl InboundProcessor {
         let claimed: Vec<Claimed> = sqlx::query_as(
             "UPDATE inbound_webhooks SET attempts = attempts + 1, next_attempt_at = now() + interval '15 seconds'
              WHERE id IN (SELECT id FROM (
-                              SELECT id, sum(octet_length(body)) OVER (ORDER BY id) - octet_length(body) AS before
-                              FROM (SELECT w.id, w.body FROM inbound_webhooks w
+                              SELECT id, sum(size) OVER (ORDER BY id) - size AS before
+                              FROM (SELECT w.id, octet_length(w.body) AS size FROM inbound_webhooks w
                                     WHERE w.status = 'pending' AND w.next_attempt_at <= now()
                                       AND NOT EXISTS (SELECT 1 FROM inbound_webhooks earlier
                                                       WHERE earlier.status = 'pending' AND earlier.ordering_key = w.ordering_key

@@ -131,6 +131,56 @@ async fn cost_step(
     (before.cost_until(&after, acknowledged), top)
 }
 
+/// Rate and length of the processor step: faster than the processor, so that it lags and its
+/// own rate shows.
+const PROCESSOR_RATE: u32 = 5000;
+const PROCESSOR_DURATION: Duration = Duration::from_secs(2);
+
+/// New customers' webhooks acknowledged at [`PROCESSOR_RATE`]; returns how many, and how many a
+/// second were processed into conversations, from the first ack to the last one processed.
+async fn processor_rate(
+    server: &ServeProcess,
+    pool: &sqlx::PgPool,
+    client: &reqwest::Client,
+    phone_number_id: &str,
+) -> (usize, f64) {
+    let url = format!("{}/webhooks/meta", server.base_url);
+    let statements = pgstats::reset_statements(pool).await;
+    let started = Instant::now();
+    let report = open_loop_for(PROCESSOR_RATE, PROCESSOR_DURATION, |n| {
+        signed_webhook(
+            client,
+            &url,
+            phone_number_id,
+            &format!("629{n:09}"),
+            &format!("wamid.rate.{n}"),
+            "hello",
+        )
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM inbound_webhooks WHERE status = 'pending'")
+                .fetch_one(pool)
+                .await
+                .unwrap_or(0);
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let acknowledged = report.sent - report.errors;
+    let rate = acknowledged as f64 / started.elapsed().as_secs_f64();
+    if statements {
+        for (ms, query) in pgstats::slowest_statements(pool, acknowledged, 8).await {
+            eprintln!("B1 processor step, slowest: {ms:.3} ms/webhook {query}");
+        }
+    }
+    drain(pool).await;
+    (acknowledged, rate)
+}
+
 /// Connects WhatsApp number `phone_number_id` to the organization directly in its database.
 pub async fn connect_whatsapp(pool: &sqlx::PgPool, organization: &str, phone_number_id: &str) {
     sqlx::query(
@@ -206,6 +256,8 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client) -> (Section, u
     )
     .await;
     eprintln!("B1 cost: new {new_cost:?}, existing {existing_cost:?}, loaded {loaded_cost:?}");
+    let (processed, processor_rate) = processor_rate(server, &pool, client, &phone_ids[2]).await;
+    eprintln!("B1 processor: {processed} new customers at {processor_rate:.0}/s");
     let url = format!("{}/webhooks/meta", server.base_url);
     let mut runs = Vec::new();
     let mut sequence = 0usize;
@@ -261,6 +313,9 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client) -> (Section, u
          then drained (processed, projected, relayed). Counters of this database \
          (`pg_stat_database`), of the server (`pg_stat_wal`, `pg_stat_statements`) and of the machine (`/proc/stat`).\n\n\
          {}{}{}{}\n\
+         The processor: {processed} new customers' webhooks acknowledged at {PROCESSOR_RATE}/s for {}s were processed \
+         into conversations at **{processor_rate:.0}/s** (from the first ack to the last payload processed; \
+         target ≥ 2,000/s).\n\n\
          Statements called most per new-customer webhook:\n\n| calls / webhook | statement |\n|---|---|\n{top_table}\n\
          Statements called most per new-customer webhook at {LOADED_COST_RATE}/s:\n\n| calls / webhook | statement |\n|---|---|\n{loaded_top_table}\n\
          ## M: peak RSS of `omnistream serve` during B1\n\n\
@@ -271,11 +326,13 @@ pub async fn run(server: &ServeProcess, client: &reqwest::Client) -> (Section, u
         pgstats::cost_row("new customer", &new_cost),
         pgstats::cost_row("existing customer", &existing_cost),
         pgstats::cost_row(&format!("new customer at {LOADED_COST_RATE}/s"), &loaded_cost),
+        PROCESSOR_DURATION.as_secs(),
     );
     let json = json!({"runs": runs, "highest_rate_within_target": best, "raw_insert_per_second": raw_rate,
                       "raw_batched_insert_rows_per_second": raw_batched_rate, "batched_ratio": batched_ratio,
                       "cost_new_customer": new_cost, "cost_existing_customer": existing_cost,
                       "cost_new_customer_loaded": loaded_cost,
+                      "processor_new_customers_per_second": processor_rate,
                       "ratio": ratio, "serve_rss_idle_mb": rss_idle, "serve_peak_rss_mb": rss_peak,
                       "peak_rss_target_mb": RSS_TARGET_MB});
     (

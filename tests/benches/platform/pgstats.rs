@@ -207,6 +207,26 @@ pub async fn top_statements(pool: &PgPool, items: usize, limit: i64) -> Vec<(f64
         .collect()
 }
 
+/// The `limit` statements of `pool`'s database that took the most time, with milliseconds per
+/// item.
+pub async fn slowest_statements(pool: &PgPool, items: usize, limit: i64) -> Vec<(f64, String)> {
+    let rows: Vec<(f64, String)> = sqlx::query_as(
+        "SELECT total_exec_time, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements
+          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+          ORDER BY total_exec_time DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default();
+    rows.into_iter()
+        .map(|(total_ms, query)| {
+            let short: String = query.chars().take(110).collect();
+            (total_ms / items.max(1) as f64, short)
+        })
+        .collect()
+}
+
 /// A markdown table row of `cost` labelled `step`.
 pub fn cost_row(step: &str, cost: &Cost) -> String {
     format!(
