@@ -80,8 +80,8 @@ const COST_DURATION: Duration = Duration::from_secs(5);
 /// Rate of the cost step under load: batches fill (at [`COST_RATE`] most hold one webhook).
 const LOADED_COST_RATE: u32 = 1500;
 
-/// Waits until every stored webhook is processed and the read side has caught up.
-async fn drain(pool: &sqlx::PgPool) {
+/// Waits until no stored webhook is pending (at most 300 s).
+async fn wait_until_processed(pool: &sqlx::PgPool, poll: Duration) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while Instant::now() < deadline {
         let pending: i64 =
@@ -92,8 +92,13 @@ async fn drain(pool: &sqlx::PgPool) {
         if pending == 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(poll).await;
     }
+}
+
+/// Waits until every stored webhook is processed and the read side has caught up.
+async fn drain(pool: &sqlx::PgPool) {
+    wait_until_processed(pool, Duration::from_millis(200)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
@@ -158,18 +163,7 @@ async fn processor_rate(
         )
     })
     .await;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM inbound_webhooks WHERE status = 'pending'")
-                .fetch_one(pool)
-                .await
-                .unwrap_or(0);
-        if pending == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_processed(pool, Duration::from_millis(20)).await;
     let acknowledged = report.sent - report.errors;
     let rate = acknowledged as f64 / started.elapsed().as_secs_f64();
     if statements {

@@ -190,39 +190,36 @@ pub async fn reset_statements(pool: &PgPool) -> bool {
 
 /// The `limit` statements of `pool`'s database called most often, with their calls per item.
 pub async fn top_statements(pool: &PgPool, items: usize, limit: i64) -> Vec<(f64, String)> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT calls, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements
-          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-          ORDER BY calls DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .unwrap_or_default();
-    rows.into_iter()
-        .map(|(calls, query)| {
-            let short: String = query.chars().take(110).collect();
-            (calls as f64 / items.max(1) as f64, short)
-        })
-        .collect()
+    ranked_statements(pool, "calls", items, limit).await
 }
 
 /// The `limit` statements of `pool`'s database that took the most time, with milliseconds per
 /// item.
 pub async fn slowest_statements(pool: &PgPool, items: usize, limit: i64) -> Vec<(f64, String)> {
-    let rows: Vec<(f64, String)> = sqlx::query_as(
-        "SELECT total_exec_time, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements
+    ranked_statements(pool, "total_exec_time", items, limit).await
+}
+
+/// The `limit` statements ranked by `column` of `pg_stat_statements` (one of ours, never
+/// input), with that column per item.
+async fn ranked_statements(
+    pool: &PgPool,
+    column: &'static str,
+    items: usize,
+    limit: i64,
+) -> Vec<(f64, String)> {
+    let rows: Vec<(f64, String)> = sqlx::query_as(&format!(
+        "SELECT {column}::float8, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements
           WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-          ORDER BY total_exec_time DESC LIMIT $1",
-    )
+          ORDER BY {column} DESC LIMIT $1"
+    ))
     .bind(limit)
     .fetch_all(pool)
     .await
     .unwrap_or_default();
     rows.into_iter()
-        .map(|(total_ms, query)| {
+        .map(|(value, query)| {
             let short: String = query.chars().take(110).collect();
-            (total_ms / items.max(1) as f64, short)
+            (value / items.max(1) as f64, short)
         })
         .collect()
 }
